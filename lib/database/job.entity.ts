@@ -1,0 +1,67 @@
+import { EntitySchema } from 'typeorm';
+import { createTableNaming } from './table-naming';
+import type { BackoffOptions } from '../interfaces/job-options.interface';
+import type { JobError, JobState } from '../interfaces/job.interface';
+
+/**
+ * A row of the job table as TypeORM sees it. Use it to query jobs with TypeORM
+ * (`dataSource.getRepository(JobEntity).findBy({ state: JobState.Failed })`); the queue itself uses
+ * its own SQL. Prefer `QueueService` for anything that changes a job: it keeps the state machine.
+ */
+export interface JobRow {
+  id: string;
+  queue: string;
+  name: string;
+  data: unknown;
+  state: JobState;
+  priority: number;
+  runAt: Date;
+  attempts: number;
+  maxAttempts: number | null;
+  backoff: BackoffOptions | null;
+  timeoutMs: number | null;
+  result: unknown;
+  lastError: JobError | null;
+  lockedBy: string | null;
+  lockedUntil: Date | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+/**
+ * The TypeORM entity of a job table with the given names. Register it in the DataSource's
+ * `entities` to read jobs through TypeORM. Do not let `synchronize: true` manage it: the table,
+ * its partial indexes and storage settings come from the queue's migration.
+ */
+export function createJobEntity(options: { schema?: string; tableName?: string } = {}): EntitySchema<JobRow> {
+  const naming = createTableNaming(options.schema, options.tableName);
+  return new EntitySchema<JobRow>({
+    name: naming.schema === 'public' && naming.table === 'queue_jobs' ? 'QueueJob' : `QueueJob_${naming.schema}_${naming.table}`,
+    schema: naming.schema,
+    tableName: naming.table,
+    columns: {
+      id: { type: 'bigint', primary: true, generated: 'increment' },
+      queue: { type: 'text' },
+      name: { type: 'text' },
+      data: { type: 'jsonb', default: () => "'{}'" },
+      state: { type: 'text', default: 'pending' },
+      priority: { type: 'integer', default: 0 },
+      runAt: { name: 'run_at', type: 'timestamptz', default: () => 'now()' },
+      attempts: { type: 'integer', default: 0 },
+      maxAttempts: { name: 'max_attempts', type: 'integer', nullable: true },
+      backoff: { type: 'jsonb', nullable: true },
+      timeoutMs: { name: 'timeout_ms', type: 'integer', nullable: true },
+      result: { type: 'jsonb', nullable: true },
+      lastError: { name: 'last_error', type: 'jsonb', nullable: true },
+      lockedBy: { name: 'locked_by', type: 'text', nullable: true },
+      lockedUntil: { name: 'locked_until', type: 'timestamptz', nullable: true },
+      createdAt: { name: 'created_at', type: 'timestamptz', default: () => 'now()' },
+      startedAt: { name: 'started_at', type: 'timestamptz', nullable: true },
+      finishedAt: { name: 'finished_at', type: 'timestamptz', nullable: true },
+    },
+  });
+}
+
+/** The entity of the default table `public.queue_jobs`. */
+export const JobEntity = createJobEntity();

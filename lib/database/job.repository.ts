@@ -1,0 +1,234 @@
+import { createHash } from 'node:crypto';
+import type { Pool, PoolClient, QueryConfig } from 'pg';
+import type { DataSource, EntityManager } from 'typeorm';
+import { buildJobStatements, type JobStatements } from './sql/job.statements';
+import { toJob, type RawJobRow } from './job-row.mapper';
+import { translateDatabaseError } from './database-errors';
+import type { TableNaming } from './table-naming';
+import type { Job, JobCounts, JobState } from '../interfaces/job.interface';
+import type { BackoffOptions } from '../interfaces/job-options.interface';
+import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionComment } from './migrations/job-table.ddl';
+
+/** A job to insert, already validated and serialised. */
+export interface NewJobRow {
+  queue: string;
+  name: string;
+  /** JSON text. */
+  data: string;
+  priority: number;
+  runAt: Date | null;
+  delayMs: number;
+  maxAttempts: number | null;
+  /** JSON text or null. */
+  backoff: string | null;
+  timeoutMs: number | null;
+}
+
+/** The end of one attempt, as the completer writes it. */
+export interface AttemptOutcome {
+  id: string;
+  attempt: number;
+  state: 'completed' | 'failed' | 'pending';
+  /** JSON text of the result (completed only). */
+  result: string | null;
+  /** JSON text of the error (failed, retried). */
+  error: string | null;
+  /** Delay before the next attempt (pending only). */
+  delayMs: number;
+  /** Hand back without counting the attempt (graceful shutdown). */
+  refund: boolean;
+}
+
+/** Defaults fixed into a job when it is first claimed. */
+export interface ClaimDefaults {
+  maxAttempts: number;
+  backoff: BackoffOptions;
+  timeoutMs: number | null;
+}
+
+/**
+ * The only place that talks SQL to the job table. Hot-path statements go straight to the pg pool
+ * that TypeORM's DataSource owns, as named prepared statements: no extra connections, no per-query
+ * QueryRunner, one parse per connection. Statements inside a user's transaction go through the
+ * user's `EntityManager`.
+ */
+export class JobRepository {
+  readonly statements: JobStatements;
+  private readonly names = new Map<string, string>();
+
+  constructor(
+    readonly dataSource: DataSource,
+    readonly naming: TableNaming,
+  ) {
+    this.statements = buildJobStatements(naming);
+  }
+
+  /** TypeORM's pg pool (the master pool when replication is configured). */
+  get pool(): Pool {
+    const pool = (this.dataSource.driver as unknown as { master?: Pool }).master;
+    if (!pool) throw translateDatabaseError('query', new Error('Driver not Connected: the TypeORM DataSource is not initialized or was destroyed'));
+    return pool;
+  }
+
+  /** A new connection outside the pool, with the pool's settings (used for LISTEN). */
+  createDedicatedClient(): PoolClient {
+    const pool = this.pool as Pool & { options: object; Client: new (options: object) => PoolClient };
+    return new pool.Client(pool.options);
+  }
+
+  async insert(rows: NewJobRow[], manager?: EntityManager): Promise<Job[]> {
+    const params = [
+      rows.map((r) => r.queue),
+      rows.map((r) => r.name),
+      rows.map((r) => r.data),
+      rows.map((r) => r.priority),
+      rows.map((r) => r.runAt),
+      rows.map((r) => r.delayMs),
+      rows.map((r) => r.maxAttempts),
+      rows.map((r) => r.backoff),
+      rows.map((r) => r.timeoutMs),
+    ];
+    const result = await this.run<RawJobRow>('insert', this.statements.insert, params, manager);
+    return result.map((row) => toJob(row));
+  }
+
+  async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {
+    const rows = await this.run<RawJobRow>('claim', this.statements.claim, [
+      queue,
+      limit,
+      workerId,
+      lockDurationMs,
+      defaults.maxAttempts,
+      JSON.stringify(defaults.backoff),
+      defaults.timeoutMs,
+    ]);
+    return rows.map((row) => toJob(row));
+  }
+
+  /** Writes outcomes; returns the ids actually written (the others were fenced out). */
+  async finish(outcomes: AttemptOutcome[], workerId: string, manager?: EntityManager): Promise<Set<string>> {
+    const rows = await this.run<{ id: string }>(
+      'finish',
+      this.statements.finish,
+      [
+        outcomes.map((o) => o.id),
+        outcomes.map((o) => o.attempt),
+        outcomes.map((o) => o.state),
+        outcomes.map((o) => o.result),
+        outcomes.map((o) => o.error),
+        outcomes.map((o) => o.delayMs),
+        outcomes.map((o) => (o.refund ? 1 : 0)),
+        workerId,
+      ],
+      manager,
+    );
+    return new Set(rows.map((r) => String(r.id)));
+  }
+
+  /** Renews leases; returns the ids this worker still holds. */
+  async heartbeat(jobs: { id: string; attempt: number }[], workerId: string, lockDurationMs: number): Promise<Set<string>> {
+    const rows = await this.run<{ id: string }>('heartbeat', this.statements.heartbeat, [
+      jobs.map((j) => j.id),
+      jobs.map((j) => j.attempt),
+      workerId,
+      lockDurationMs,
+    ]);
+    return new Set(rows.map((r) => String(r.id)));
+  }
+
+  async rescueExpired(queues: string[], limit: number): Promise<{ id: string; state: JobState }[]> {
+    return this.run('rescue', this.statements.rescue, [queues, limit]);
+  }
+
+  async cancel(id: string): Promise<(Job & { previousState: JobState }) | null> {
+    const [row] = await this.run<RawJobRow & { prev_state: JobState }>('cancel', this.statements.cancel, [id]);
+    return row ? { ...toJob(row), previousState: row.prev_state } : null;
+  }
+
+  async retry(id: string): Promise<Job | null> {
+    const [row] = await this.run<RawJobRow>('retry', this.statements.retry, [id]);
+    return row ? toJob(row) : null;
+  }
+
+  async findById<T, R>(id: string): Promise<Job<T, R> | null> {
+    const [row] = await this.run<RawJobRow>('getJob', this.statements.getById, [id]);
+    return row ? toJob<T, R>(row) : null;
+  }
+
+  async countByState(queue?: string): Promise<JobCounts> {
+    const rows =
+      queue === undefined
+        ? await this.run<{ state: JobState; n: number }>('getCounts', this.statements.countAll, [])
+        : await this.run<{ state: JobState; n: number }>('getCounts', this.statements.countQueue, [queue]);
+    const counts: JobCounts = { pending: 0, active: 0, completed: 0, failed: 0, cancelled: 0 };
+    for (const { state, n } of rows) counts[state] = n;
+    return counts;
+  }
+
+  /** Deletes up to `limit` finished jobs older than `ageMs`; returns how many. */
+  async deleteFinished(ageMs: number, limit: number): Promise<number> {
+    const result = await this.execute('retention', this.statements.deleteFinished, [ageMs, limit]);
+    return result.rowCount ?? 0;
+  }
+
+  /**
+   * Creates or upgrades the job table. The version sits in the table comment and is read first
+   * without any lock, so nodes that start against an up-to-date table take no DDL lock at all.
+   */
+  async migrate(): Promise<void> {
+    const read = async (client: { query: Pool['query'] }) =>
+      parseSchemaVersion((await client.query(this.statements.readSchemaVersion, [this.naming.qualified])).rows[0]?.comment ?? null);
+    try {
+      if ((await read(this.pool)) >= LATEST_SCHEMA_VERSION) return;
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(this.statements.migrationLock, [`nestjs-pg-queue:${this.naming.qualified}`]);
+        const version = await read(client);
+        for (const step of SCHEMA_STEPS) {
+          if (step.version <= version) continue;
+          for (const sql of step.up(this.naming)) await client.query(sql);
+        }
+        await client.query(`COMMENT ON TABLE ${this.naming.qualified} IS '${schemaVersionComment(LATEST_SCHEMA_VERSION)}'`);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      throw translateDatabaseError('migration', error);
+    }
+  }
+
+  private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager): Promise<Row[]> {
+    if (manager) {
+      try {
+        return (await manager.query(text, values)) as Row[];
+      } catch (error) {
+        throw translateDatabaseError(operation, error);
+      }
+    }
+    return (await this.execute(operation, text, values)).rows as Row[];
+  }
+
+  private async execute(operation: string, text: string, values: unknown[]) {
+    const query: QueryConfig = { name: this.statementName(text), text, values };
+    try {
+      return await this.pool.query(query);
+    } catch (error) {
+      throw translateDatabaseError(operation, error);
+    }
+  }
+
+  /** A stable prepared-statement name per statement text (one per table and operation). */
+  private statementName(text: string): string {
+    let name = this.names.get(text);
+    if (!name) {
+      name = `pgq_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+      this.names.set(text, name);
+    }
+    return name;
+  }
+}

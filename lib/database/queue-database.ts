@@ -1,0 +1,58 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { JobRepository } from './job.repository';
+import { RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
+import type { ResolvedQueueOptions } from '../queue-options.resolver';
+
+/**
+ * Owns the {@link JobRepository}. The DataSource is looked up in `onModuleInit`, once every provider
+ * (including `@nestjs/typeorm`'s async DataSource factory) exists, and the table is migrated there,
+ * before any worker starts in `onApplicationBootstrap`.
+ */
+@Injectable()
+export class QueueDatabase implements OnModuleInit {
+  private jobs?: JobRepository;
+  private ready?: Promise<JobRepository>;
+
+  constructor(
+    @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.getRepository();
+  }
+
+  /** The repository, initialising on first use (a provider's own onModuleInit may enqueue early). */
+  getRepository(): Promise<JobRepository> {
+    this.ready ??= this.initialise().catch((error) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+
+  /** The repository once initialised; for the worker, which starts after init. */
+  get repository(): JobRepository {
+    if (!this.jobs) throw new Error('QueueDatabase used before onModuleInit');
+    return this.jobs;
+  }
+
+  private async initialise(): Promise<JobRepository> {
+    const repository = new JobRepository(this.resolveDataSource(), this.options.naming);
+    if (this.options.migrationsRun) await repository.migrate();
+    this.jobs = repository;
+    return repository;
+  }
+
+  private resolveDataSource(): DataSource {
+    const configured = this.options.dataSource;
+    if (configured instanceof DataSource || (typeof configured === 'object' && configured !== null)) return configured;
+    const token = getDataSourceToken(configured);
+    const dataSource = this.moduleRef.get<DataSource>(token, { strict: false });
+    if (!dataSource) throw new Error(`nestjs-pg-queue: no TypeORM DataSource ${configured ? `named "${configured}"` : ''} found; import TypeOrmModule.forRoot() or pass dataSource`);
+    return dataSource;
+  }
+}

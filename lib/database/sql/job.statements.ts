@@ -1,0 +1,165 @@
+import type { TableNaming } from '../table-naming';
+
+/**
+ * Every SQL statement of the queue, one named statement per operation, built once per table.
+ * Arrays go in as `unnest($n::type[])` parameters so a batch of any size is one round trip with a
+ * fixed statement text (prepared once per connection).
+ */
+export function buildJobStatements(n: TableNaming) {
+  const Q = n.qualified;
+  // NOTE: notifications carry the queue and, for delayed jobs, how soon the earliest one is due, so
+  // an idle worker can arm a timer instead of waiting for its next poll. Computed by the database
+  // (`run_at - now()`) so clock skew between app hosts and the database does not matter.
+  const notifyJobs = (rows: string) =>
+    `SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
+       GREATEST(0, ceil(extract(epoch FROM min(run_at) - now()) * 1000)))::text)
+     FROM ${rows} GROUP BY queue`;
+  const finishedStates = `'completed', 'failed', 'cancelled'`;
+
+  return {
+    /** Insert jobs (any number) and wake listeners once per queue. Returns the rows in input order. */
+    insert: `
+      WITH inserted AS (
+        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms")
+        SELECT u.queue, u.name, u.data, u.priority,
+               COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
+               u.max_attempts, u.backoff, u.timeout_ms
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[], $6::bigint[], $7::int[], $8::jsonb[], $9::int[])
+          AS u(queue, name, data, priority, run_at, delay_ms, max_attempts, backoff, timeout_ms)
+        RETURNING *
+      ), woken AS (${notifyJobs('inserted')})
+      SELECT inserted.*, (SELECT count(*) FROM woken) AS "_woken" FROM inserted ORDER BY id`,
+
+    /**
+     * Claim up to $2 due jobs of queue $1 for worker $3 with a lease of $4 ms. Run options still
+     * unset are fixed here from the processor's defaults ($5-$7), so they hold on every later attempt.
+     */
+    claim: `
+      WITH next AS (
+        SELECT id FROM ${Q}
+        WHERE state = 'pending' AND queue = $1 AND run_at <= now()
+        ORDER BY priority DESC, run_at, id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+      )
+      UPDATE ${Q} AS j SET
+        state = 'active', attempts = j.attempts + 1, locked_by = $3,
+        locked_until = now() + $4 * interval '1 millisecond', started_at = now(),
+        max_attempts = COALESCE(j.max_attempts, $5), backoff = COALESCE(j.backoff, $6::jsonb),
+        timeout_ms = COALESCE(j.timeout_ms, $7)
+      FROM next WHERE j.id = next.id
+      RETURNING j.*`,
+
+    /**
+     * Record the outcomes of many attempts in one statement. Fenced: a row is written only if it is
+     * still active, leased to this worker ($8) and on the same attempt, so a worker that lost its
+     * lease cannot overwrite a newer attempt. `refund` = 1 hands a job back without counting the
+     * attempt (graceful shutdown). Returns the ids written.
+     */
+    finish: `
+      WITH written AS (
+        UPDATE ${Q} AS j SET
+          state = u.state,
+          result = CASE WHEN u.state = 'completed' THEN u.result ELSE j.result END,
+          last_error = COALESCE(u.error, j.last_error),
+          attempts = j.attempts - u.refund,
+          run_at = CASE WHEN u.state = 'pending' THEN now() + u.delay_ms * interval '1 millisecond' ELSE j.run_at END,
+          finished_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END,
+          locked_by = NULL, locked_until = NULL
+        FROM unnest($1::bigint[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $7::int[])
+          AS u(id, attempt, state, result, error, delay_ms, refund)
+        WHERE j.id = u.id AND j.attempts = u.attempt AND j.state = 'active' AND j.locked_by = $8
+        RETURNING j.id, j.queue, j.state, j.run_at
+      ), woken AS (${notifyJobs(`written WHERE state = 'pending'`)})
+      SELECT id, (SELECT count(*) FROM woken) AS "_woken" FROM written`,
+
+    /**
+     * Renew the leases of the jobs worker $3 runs (ids $1 at attempts $2). Rows locked right now (being
+     * finished, cancelled) are skipped rather than waited for, so heartbeats never deadlock with
+     * completions. Returns the ids this worker still holds; any other id has lost its lease.
+     */
+    heartbeat: `
+      WITH mine AS (
+        SELECT j.id FROM ${Q} AS j
+        JOIN unnest($1::bigint[], $2::int[]) AS h(id, attempt) ON j.id = h.id AND j.attempts = h.attempt
+        WHERE j.state = 'active' AND j.locked_by = $3
+      ), renewed AS (
+        UPDATE ${Q} SET locked_until = now() + $4 * interval '1 millisecond'
+        WHERE id IN (
+          SELECT id FROM ${Q} WHERE id IN (SELECT id FROM mine) AND state = 'active' AND locked_by = $3
+          FOR UPDATE SKIP LOCKED
+        )
+      )
+      SELECT id FROM mine`,
+
+    /**
+     * Rescue active jobs of queues $1 whose lease lapsed: back to pending with the attempt counted,
+     * or failed once attempts are exhausted, so a job that kills its process ends instead of looping.
+     */
+    rescue: `
+      WITH expired AS (
+        SELECT id FROM ${Q}
+        WHERE state = 'active' AND locked_until < now() AND queue = ANY($1::text[])
+        ORDER BY locked_until
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+      ), rescued AS (
+        UPDATE ${Q} AS j SET
+          state = CASE WHEN j.attempts >= COALESCE(j.max_attempts, 1) THEN 'failed' ELSE 'pending' END,
+          finished_at = CASE WHEN j.attempts >= COALESCE(j.max_attempts, 1) THEN now() END,
+          run_at = now(),
+          last_error = jsonb_build_object(
+            'name', 'JobLeaseExpiredError',
+            'message', 'The lease of worker ' || COALESCE(j.locked_by, '?') || ' lapsed at ' || j.locked_until
+              || ': the process died, froze or lost its database connection during attempt ' || j.attempts,
+            'attempt', j.attempts, 'at', now()),
+          locked_by = NULL, locked_until = NULL
+        FROM expired WHERE j.id = expired.id
+        RETURNING j.id, j.queue, j.state, j.run_at
+      ), woken AS (${notifyJobs(`rescued WHERE state = 'pending'`)})
+      SELECT id, state, (SELECT count(*) FROM woken) AS "_woken" FROM rescued`,
+
+    /** Cancel a pending or active job; an active one's worker is told through NOTIFY to abort it. */
+    cancel: `
+      WITH prev AS (
+        SELECT id, state AS prev_state FROM ${Q} WHERE id = $1 FOR UPDATE
+      ), cancelled AS (
+        UPDATE ${Q} AS j SET state = 'cancelled', finished_at = now(), locked_by = NULL, locked_until = NULL
+        FROM prev WHERE j.id = prev.id AND prev.prev_state IN ('pending', 'active')
+        RETURNING j.*, prev.prev_state
+      )
+      SELECT cancelled.*,
+        CASE WHEN prev_state = 'active'
+          THEN pg_notify('${n.channel}', json_build_object('t', 'cancel', 'id', id::text)::text) END AS "_woken"
+      FROM cancelled`,
+
+    /** Put a failed or cancelled job back to pending with a fresh attempt budget. */
+    retry: `
+      WITH revived AS (
+        UPDATE ${Q} SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, result = NULL,
+          locked_by = NULL, locked_until = NULL
+        WHERE id = $1 AND state IN ('failed', 'cancelled')
+        RETURNING *
+      ), woken AS (${notifyJobs('revived')})
+      SELECT revived.*, (SELECT count(*) FROM woken) AS "_woken" FROM revived`,
+
+    getById: `SELECT * FROM ${Q} WHERE id = $1`,
+
+    countAll: `SELECT state, count(*)::int AS n FROM ${Q} GROUP BY state`,
+    countQueue: `SELECT state, count(*)::int AS n FROM ${Q} WHERE queue = $1 GROUP BY state`,
+
+    /** Retention: delete up to $2 finished jobs that finished more than $1 ms ago. */
+    deleteFinished: `
+      WITH old AS (
+        SELECT id FROM ${Q}
+        WHERE state IN (${finishedStates}) AND finished_at < now() - $1 * interval '1 millisecond'
+        LIMIT $2 FOR UPDATE SKIP LOCKED
+      )
+      DELETE FROM ${Q} WHERE id IN (SELECT id FROM old)`,
+
+    readSchemaVersion: `SELECT obj_description(to_regclass($1), 'pg_class') AS comment`,
+    migrationLock: `SELECT pg_advisory_xact_lock(hashtext($1))`,
+  };
+}
+
+export type JobStatements = ReturnType<typeof buildJobStatements>;

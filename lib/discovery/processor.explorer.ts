@@ -1,0 +1,64 @@
+import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+import { ProcessorMetadataAccessor } from './processor-metadata.accessor';
+import { HandlerRegistry } from './handler.registry';
+import { HandleWithoutProcessorError } from '../errors/handle-without-processor.error';
+import { validateProcessorOptions } from '../producer/job-options.validator';
+import type { ActiveJob } from '../interfaces/job.interface';
+
+/**
+ * Walks the app's providers at boot, finds `@Processor` classes and their `@Handle` methods, and
+ * fills the {@link HandlerRegistry}. Misuse (duplicate handlers, `@Handle` without `@Processor`,
+ * bad processor options) fails the boot.
+ */
+@Injectable()
+export class ProcessorExplorer implements OnModuleInit {
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly accessor: ProcessorMetadataAccessor,
+    private readonly registry: HandlerRegistry,
+  ) {}
+
+  onModuleInit(): void {
+    this.explore();
+  }
+
+  explore(): void {
+    // NOTE: a provider exported and imported across modules is listed once per module; visit each
+    // instance once so it is not reported as its own duplicate.
+    const seen = new Set<object>();
+    for (const wrapper of this.discovery.getProviders()) {
+      if (!wrapper.instance || seen.has(wrapper.instance)) continue;
+      seen.add(wrapper.instance);
+      this.exploreProvider(wrapper);
+    }
+  }
+
+  private exploreProvider(wrapper: InstanceWrapper): void {
+    const { instance, metatype } = wrapper;
+    if (!instance || !metatype || typeof metatype !== 'function' || typeof instance !== 'object') return;
+    const target = instance.constructor as Function;
+    const processor = this.accessor.getProcessor(target);
+    if (!processor) {
+      const stray = this.accessor.getHandleMethods(target);
+      if (stray.length > 0) throw new HandleWithoutProcessorError(target.name, String(stray[0]));
+      return;
+    }
+    validateProcessorOptions(processor.queue, processor.options, target.name);
+    this.registry.addProcessor(processor.queue, target.name, processor.options);
+    const prototype = Object.getPrototypeOf(instance);
+    for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+      const method = prototype[methodName];
+      const jobName = this.accessor.getHandledName(method);
+      if (jobName === undefined) continue;
+      this.registry.addHandler(
+        processor.queue,
+        jobName,
+        (job: ActiveJob) => method.call(instance, job),
+        `${target.name}.${methodName}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,17 @@
+export { QueueModule } from './queue.module';
+export { QueueService } from './producer/queue.service';
+export { Processor } from './decorators/processor.decorator';
+export { Handle } from './decorators/handle.decorator';
+export { JobState } from './interfaces/job.interface';
+export type { Job, ActiveJob, JobError, JobCounts } from './interfaces/job.interface';
+export type { JobOptions, BulkJob, BackoffOptions, JobRunOptions, DefaultJobOptions } from './interfaces/job-options.interface';
+export type { ProcessorOptions } from './interfaces/processor-options.interface';
+export type {
+  QueueModuleOptions,
+  QueueModuleAsyncOptions,
+  QueueOptionsFactory,
+  WorkerOptions,
+} from './interfaces/queue-module-options.interface';
+export { JobEntity, createJobEntity, type JobRow } from './database/job.entity';
+export { QueueJobsMigration, createQueueMigration, type QueueMigrationOptions } from './database/migrations/create-queue-migration';
+export * from './errors';

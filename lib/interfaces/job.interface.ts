@@ -1,0 +1,97 @@
+import type { EntityManager } from 'typeorm';
+import type { BackoffOptions } from './job-options.interface';
+
+/**
+ * The states of a job. See docs/state-machine.md for the transitions.
+ *
+ * - `pending`: waiting to run: due now, scheduled for later, or waiting for a retry (`runAt` says when).
+ * - `active`: claimed by a worker that holds its lease.
+ * - `completed`: the handler returned; `result` holds what it returned.
+ * - `failed`: attempts exhausted, or failed for good (no handler); the dead-letter state.
+ * - `cancelled`: cancelled by `QueueService.cancel()`.
+ */
+export enum JobState {
+  Pending = 'pending',
+  Active = 'active',
+  Completed = 'completed',
+  Failed = 'failed',
+  Cancelled = 'cancelled',
+}
+
+/** The last failure of a job, as stored. A non-`Error` thrown value is recorded readably in `message`. */
+export interface JobError {
+  name: string;
+  message: string;
+  stack?: string;
+  /** The attempt that failed (1-based). */
+  attempt: number;
+  /** When the failure was recorded (ISO 8601). */
+  at: string;
+}
+
+/** A job as stored in the job table. Returned by `QueueService.add()`, `getJob()` and friends. */
+export interface Job<T = unknown, R = unknown> {
+  /** The job's id: a PostgreSQL `bigint`, as a string so no precision is lost. */
+  id: string;
+  queue: string;
+  name: string;
+  data: T;
+  state: JobState;
+  /** Attempts started so far: 0 while it never ran, 1 during and after the first run. */
+  attempts: number;
+  /**
+   * Attempts allowed. `null` while the job has not run and no explicit value was given: the
+   * processor's default (or the module's) is fixed at the first claim.
+   */
+  maxAttempts: number | null;
+  /** Higher runs first. */
+  priority: number;
+  /** When the job may run next (due time, or the retry time after a failure). */
+  runAt: Date;
+  /** The backoff used between attempts; `null` until fixed at the first claim, like `maxAttempts`. */
+  backoff: BackoffOptions | null;
+  /** The handler's time limit in ms; `null` means none. */
+  timeoutMs: number | null;
+  createdAt: Date;
+  /** When the latest attempt started. */
+  startedAt: Date | null;
+  /** When the job reached `completed`, `failed` or `cancelled`. */
+  finishedAt: Date | null;
+  /** What the handler returned (JSON), once `completed`. */
+  result: R | null;
+  /** The last failure, kept after a later success too so flaky jobs can be seen. */
+  lastError: JobError | null;
+  /** The worker holding the lease while `active`. */
+  lockedBy: string | null;
+  /** When the lease lapses unless renewed by a heartbeat. */
+  lockedUntil: Date | null;
+}
+
+/**
+ * The job a handler receives: the stored job plus what only exists while it runs.
+ */
+export interface ActiveJob<T = unknown, R = unknown> extends Job<T, R> {
+  /**
+   * Aborted when the job times out, is cancelled, loses its lease, or the worker shuts down past
+   * `shutdownTimeoutMs`. `signal.reason` is a `JobTimeoutError`, `JobCancelledError`,
+   * `JobLeaseLostError` or `WorkerShutdownError`. Pass it to `fetch()` and other abortable calls.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Runs `work` in a database transaction that also marks this job `completed` (with `work`'s return
+   * value as the result) before it commits: the job's database effects and its completion are
+   * committed together or not at all. If the lease was lost meanwhile (timed out, cancelled,
+   * rescued), the transaction is rolled back and a `JobLeaseLostError` is thrown.
+   * Call it at most once, as the last thing the handler does, and return its value.
+   */
+  transaction<X extends R>(work: (manager: EntityManager) => Promise<X>): Promise<X>;
+}
+
+/** Counts of jobs per state. */
+export interface JobCounts {
+  pending: number;
+  active: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+}

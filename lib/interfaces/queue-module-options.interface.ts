@@ -1,0 +1,64 @@
+import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import type { DefaultJobOptions } from './job-options.interface';
+
+/** Settings of the worker that runs this process's processors. */
+export interface WorkerOptions {
+  /**
+   * How often an idle queue looks for due jobs when no notification arrives (ms). It is the only way
+   * jobs are found with `listen: false`, and it bounds how late a delayed job can start. Default 1000.
+   */
+  pollIntervalMs?: number;
+  /**
+   * Length of the lease a worker holds on a claimed job (ms). Heartbeats renew it every third of it;
+   * a job whose lease lapses (its process died or froze) is rescued by any live worker. Default 30000.
+   */
+  lockDurationMs?: number;
+  /** How long `app.close()` lets running jobs finish before aborting them (ms). Default 10000. */
+  shutdownTimeoutMs?: number;
+  /**
+   * LISTEN for new-job and cancellation notifications on one dedicated connection. Set false behind
+   * PgBouncer in transaction mode: the worker then polls only. Default true.
+   */
+  listen?: boolean;
+}
+
+/** Options of `QueueModule.forRoot()`. */
+export interface QueueModuleOptions {
+  /**
+   * The TypeORM `DataSource` to use: an instance, or the name of a `@nestjs/typeorm` connection.
+   * Default: the app's default `@nestjs/typeorm` connection.
+   */
+  dataSource?: DataSource | string;
+  /** PostgreSQL schema of the job table (a plain lower-case identifier). Default `public`. */
+  schema?: string;
+  /** Name of the job table (a plain lower-case identifier). Default `queue_jobs`. */
+  tableName?: string;
+  /**
+   * Create or upgrade the job table at startup (idempotent, serialised with an advisory lock so many
+   * nodes can start at once). Set false when the app runs the exported migrations itself. Default true.
+   */
+  migrationsRun?: boolean;
+  /** Defaults for every job; processors and jobs override them. */
+  defaultJobOptions?: DefaultJobOptions;
+  /** `false` for a producer-only process (it enqueues but runs no processor). Default: a worker. */
+  worker?: WorkerOptions | false;
+  /**
+   * Delete `completed`, `failed` and `cancelled` jobs whose `finishedAt` is older than this (ms).
+   * Checked by workers about once a minute. Default: keep them.
+   */
+  retentionMs?: number;
+}
+
+/** A class that builds the options, for `forRootAsync({ useClass })`. */
+export interface QueueOptionsFactory {
+  createQueueOptions(): QueueModuleOptions | Promise<QueueModuleOptions>;
+}
+
+/** Options of `QueueModule.forRootAsync()`. */
+export interface QueueModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  useFactory?: (...args: any[]) => QueueModuleOptions | Promise<QueueModuleOptions>;
+  inject?: (InjectionToken | OptionalFactoryDependency)[];
+  useClass?: new (...args: any[]) => QueueOptionsFactory;
+  useExisting?: InjectionToken;
+}

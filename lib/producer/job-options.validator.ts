@@ -1,0 +1,65 @@
+import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
+import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
+import { MAX_INT32, MAX_NAME_LENGTH } from '../queue.constants';
+import type { BackoffOptions, JobOptions, JobRunOptions } from '../interfaces/job-options.interface';
+import type { ProcessorOptions } from '../interfaces/processor-options.interface';
+
+type ErrorFactory = (option: string, value: unknown, expected: string) => Error;
+const jobOptionError: ErrorFactory = (option, value, expected) => new InvalidJobOptionError(option, value, expected);
+const moduleOptionError: ErrorFactory = (option, value, expected) => new InvalidModuleOptionsError(option, value, expected);
+
+/** Queue and job names: non-empty, at most 128 characters, no control characters, no edge spaces. */
+export function assertName(kind: 'queue' | 'name', value: unknown, fail: ErrorFactory = jobOptionError): asserts value is string {
+  const expected = `a non-empty string of at most ${MAX_NAME_LENGTH} characters without control characters or leading/trailing spaces`;
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME_LENGTH || value.trim() !== value || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw fail(kind, value, expected);
+  }
+}
+
+export function assertInteger(option: string, value: unknown, min: number, max = MAX_INT32, fail: ErrorFactory = jobOptionError): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw fail(option, value, `an integer from ${min} to ${max}`);
+  }
+}
+
+function assertBackoff(prefix: string, backoff: unknown, fail: ErrorFactory): asserts backoff is BackoffOptions {
+  if (typeof backoff !== 'object' || backoff === null) throw fail(prefix, backoff, "an object { type: 'fixed' | 'exponential', delayMs }");
+  const b = backoff as Partial<BackoffOptions>;
+  if (b.type !== 'fixed' && b.type !== 'exponential') throw fail(`${prefix}.type`, b.type, "'fixed' or 'exponential'");
+  assertInteger(`${prefix}.delayMs`, b.delayMs, 0, MAX_INT32, fail);
+  if (b.maxDelayMs !== undefined) assertInteger(`${prefix}.maxDelayMs`, b.maxDelayMs, b.delayMs, MAX_INT32, fail);
+  if (b.jitter !== undefined && (typeof b.jitter !== 'number' || !(b.jitter >= 0 && b.jitter <= 1))) {
+    throw fail(`${prefix}.jitter`, b.jitter, 'a number from 0 to 1');
+  }
+}
+
+/** The options shared by module, processor and job levels. */
+export function validateRunOptions(options: JobRunOptions, prefix = '', fail: ErrorFactory = jobOptionError): void {
+  if (options.maxAttempts !== undefined) assertInteger(`${prefix}maxAttempts`, options.maxAttempts, 1, MAX_INT32, fail);
+  if (options.timeoutMs !== undefined) assertInteger(`${prefix}timeoutMs`, options.timeoutMs, 1, MAX_INT32, fail);
+  if (options.backoff !== undefined) assertBackoff(`${prefix}backoff`, options.backoff, fail);
+}
+
+/** Everything `add()` accepts; throws {@link InvalidJobOptionError} naming the first bad option. */
+export function validateJobOptions(options: JobOptions): void {
+  if (typeof options !== 'object' || options === null) throw jobOptionError('options', options, 'an object');
+  validateRunOptions(options);
+  if (options.priority !== undefined) assertInteger('priority', options.priority, -MAX_INT32, MAX_INT32);
+  if (options.runAt !== undefined && options.delayMs !== undefined) {
+    throw jobOptionError('runAt/delayMs', `${options.runAt} / ${options.delayMs}`, 'at most one of runAt and delayMs');
+  }
+  if (options.runAt !== undefined && (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime()))) {
+    throw jobOptionError('runAt', options.runAt, 'a valid Date');
+  }
+  if (options.delayMs !== undefined) assertInteger('delayMs', options.delayMs, 0, Number.MAX_SAFE_INTEGER);
+}
+
+/** `@Processor()` options, checked at boot. */
+export function validateProcessorOptions(queue: string, options: ProcessorOptions, className: string): void {
+  const fail: ErrorFactory = (option, value, expected) => moduleOptionError(`${className} @Processor ${option}`, value, expected);
+  assertName('queue', queue, fail);
+  if (options.concurrency !== undefined) assertInteger('concurrency', options.concurrency, 1, 10_000, fail);
+  if (options.defaultJobOptions) validateRunOptions(options.defaultJobOptions, 'defaultJobOptions.', fail);
+}
+
+export { moduleOptionError };

@@ -1,0 +1,151 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { QueueDatabase } from '../database/queue-database';
+import type { NewJobRow } from '../database/job.repository';
+import { QueueWakeups } from '../worker/queue-wakeups';
+import { assertJsonRoundTrip } from './job-data.validator';
+import { assertName, validateJobOptions } from './job-options.validator';
+import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
+import { JobNotFoundError } from '../errors/job-not-found.error';
+import { InvalidJobStateError } from '../errors/invalid-job-state.error';
+import { BULK_CHUNK_SIZE, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
+import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
+import type { BulkJob, JobOptions } from '../interfaces/job-options.interface';
+import type { ResolvedQueueOptions } from '../queue-options.resolver';
+
+const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
+
+/**
+ * Enqueues and inspects jobs. Inject it anywhere once `QueueModule.forRoot()` is imported.
+ * Every method validates its input first and throws a typed error (`InvalidJobDataError`,
+ * `InvalidJobOptionError`, ...) before anything reaches the database.
+ */
+@Injectable()
+export class QueueService {
+  constructor(
+    @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
+    private readonly database: QueueDatabase,
+    private readonly wakeups: QueueWakeups,
+  ) {}
+
+  /**
+   * Adds a job to `queue`, to be handled by the `@Handle(name)` of that queue's processor.
+   * With `options.manager`, the job is inserted in that transaction: it exists only if the
+   * transaction commits.
+   *
+   * @throws InvalidJobDataError when `data` cannot survive a JSON round trip
+   * @throws InvalidJobOptionError when a name or option is not valid
+   * @throws QueueUnavailableError when the database cannot be reached
+   */
+  async add<T = unknown>(queue: string, name: string, data: T, options: JobOptions = {}): Promise<Job<T>> {
+    const row = this.toRow(queue, name, data, options, 'data');
+    const repository = await this.database.getRepository();
+    const [job] = await repository.insert([row], options.manager);
+    if (!options.manager) this.wakeups.wake(queue, this.dueInMs(job));
+    return job as Job<T>;
+  }
+
+  /**
+   * Adds many jobs, thousands per round trip; all are validated before any is inserted. Returns
+   * the jobs in input order. Chunks are separate statements: if the database fails midway, the
+   * chunks before the failure stay enqueued.
+   */
+  async addBulk<T = unknown>(jobs: BulkJob<T>[]): Promise<Job<T>[]> {
+    if (!Array.isArray(jobs)) throw new InvalidJobOptionError('jobs', jobs, 'an array of { queue, name, data, options? }');
+    const rows = jobs.map((job, i) => {
+      if (typeof job !== 'object' || job === null) throw new InvalidJobOptionError(`jobs[${i}]`, job, 'an object { queue, name, data, options? }');
+      if (job.options && 'manager' in job.options) {
+        throw new InvalidJobOptionError(`jobs[${i}].options.manager`, '[EntityManager]', 'no manager: addBulk runs outside user transactions');
+      }
+      return this.toRow(job.queue, job.name, job.data, job.options ?? {}, `jobs[${i}].data`);
+    });
+    const repository = await this.database.getRepository();
+    const added: Job<T>[] = [];
+    for (let i = 0; i < rows.length; i += BULK_CHUNK_SIZE) {
+      added.push(...((await repository.insert(rows.slice(i, i + BULK_CHUNK_SIZE))) as Job<T>[]));
+    }
+    const soonest = new Map<string, number>();
+    for (const job of added) soonest.set(job.queue, Math.min(soonest.get(job.queue) ?? Infinity, this.dueInMs(job)));
+    soonest.forEach((inMs, queue) => this.wakeups.wake(queue, inMs));
+    return added;
+  }
+
+  /** The job with this id, or null. */
+  async getJob<T = unknown, R = unknown>(id: string): Promise<Job<T, R> | null> {
+    this.assertId(id);
+    return (await this.database.getRepository()).findById<T, R>(id);
+  }
+
+  /**
+   * Cancels a pending or active job. An active job's handler is aborted (`job.signal`) on whichever
+   * process runs it, and its outcome is discarded. Cancelling a cancelled job is a no-op.
+   *
+   * @throws JobNotFoundError, InvalidJobStateError (completed or failed jobs cannot be cancelled)
+   */
+  async cancel(id: string): Promise<Job> {
+    this.assertId(id);
+    const repository = await this.database.getRepository();
+    const cancelled = await repository.cancel(id);
+    if (cancelled) {
+      const { previousState: _, ...job } = cancelled;
+      return job;
+    }
+    const job = await repository.findById(id);
+    if (!job) throw new JobNotFoundError(id);
+    if (job.state === JobState.Cancelled) return job;
+    throw new InvalidJobStateError(id, 'cancel', job.state, [JobState.Pending, JobState.Active]);
+  }
+
+  /**
+   * Puts a failed or cancelled job back to pending, due now, with a fresh attempt budget
+   * (`attempts` back to 0; `lastError` is kept for reference).
+   *
+   * @throws JobNotFoundError, InvalidJobStateError
+   */
+  async retry(id: string): Promise<Job> {
+    this.assertId(id);
+    const repository = await this.database.getRepository();
+    const revived = await repository.retry(id);
+    if (revived) {
+      this.wakeups.wake(revived.queue);
+      return revived;
+    }
+    const job = await repository.findById(id);
+    if (!job) throw new JobNotFoundError(id);
+    throw new InvalidJobStateError(id, 'retry', job.state, [JobState.Failed, JobState.Cancelled]);
+  }
+
+  /** Number of jobs in each state, for one queue or all. */
+  async getCounts(queue?: string): Promise<JobCounts> {
+    if (queue !== undefined) assertName('queue', queue);
+    return (await this.database.getRepository()).countByState(queue);
+  }
+
+  private toRow(queue: string, name: string, data: unknown, options: JobOptions, dataPath: string): NewJobRow {
+    assertName('queue', queue);
+    assertName('name', name);
+    validateJobOptions(options);
+    assertJsonRoundTrip(data, dataPath);
+    const defaults = this.options.defaultJobOptions;
+    return {
+      queue,
+      name,
+      data: JSON.stringify(data),
+      priority: options.priority ?? defaults.priority ?? 0,
+      runAt: options.runAt ?? null,
+      delayMs: options.delayMs ?? 0,
+      // NOTE: left null unless set per job, so the processor's defaults (known only where it runs)
+      // can apply at the first claim.
+      maxAttempts: options.maxAttempts ?? null,
+      backoff: options.backoff ? JSON.stringify(options.backoff) : null,
+      timeoutMs: options.timeoutMs ?? null,
+    };
+  }
+
+  private dueInMs(job: Job): number {
+    return Math.max(0, job.runAt.getTime() - Date.now());
+  }
+
+  private assertId(id: unknown): asserts id is string {
+    if (typeof id !== 'string' || !BIGINT_ID.test(id)) throw new InvalidJobOptionError('id', id, 'a job id: a string of digits');
+  }
+}

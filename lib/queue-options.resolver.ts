@@ -1,0 +1,81 @@
+import type { DataSource } from 'typeorm';
+import { createTableNaming, type TableNaming } from './database/table-naming';
+import { assertInteger, moduleOptionError, validateRunOptions } from './producer/job-options.validator';
+import type { DefaultJobOptions } from './interfaces/job-options.interface';
+import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
+import {
+  DEFAULT_LOCK_DURATION_MS,
+  DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  MAX_INT32,
+} from './queue.constants';
+
+/** Worker settings with every default filled in and the derived intervals computed. */
+export interface ResolvedWorkerOptions {
+  pollIntervalMs: number;
+  lockDurationMs: number;
+  shutdownTimeoutMs: number;
+  listen: boolean;
+  /** How often leases are renewed: a third of the lease, and at least every second without LISTEN
+   * so a cancellation reaches the running job within about a second. */
+  heartbeatIntervalMs: number;
+  /** How often lapsed leases are looked for: half a lease, so a dead worker's job waits at most
+   * about 1.5 lease lengths. */
+  rescueIntervalMs: number;
+}
+
+/** The module options after validation, with defaults filled in. */
+export interface ResolvedQueueOptions {
+  dataSource?: DataSource | string;
+  naming: TableNaming;
+  migrationsRun: boolean;
+  defaultJobOptions: DefaultJobOptions;
+  worker: ResolvedWorkerOptions | false;
+  retentionMs?: number;
+}
+
+/** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
+export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQueueOptions {
+  if (typeof options !== 'object' || options === null) throw moduleOptionError('options', options, 'an object');
+  const naming = createTableNaming(options.schema, options.tableName);
+  const defaults = options.defaultJobOptions ?? {};
+  validateRunOptions(defaults, 'defaultJobOptions.', moduleOptionError);
+  if (defaults.priority !== undefined) assertInteger('defaultJobOptions.priority', defaults.priority, -MAX_INT32, MAX_INT32, moduleOptionError);
+  if (options.retentionMs !== undefined) assertInteger('retentionMs', options.retentionMs, 1, Number.MAX_SAFE_INTEGER, moduleOptionError);
+  if (options.migrationsRun !== undefined && typeof options.migrationsRun !== 'boolean') {
+    throw moduleOptionError('migrationsRun', options.migrationsRun, 'a boolean');
+  }
+  const ds = options.dataSource;
+  if (ds !== undefined && typeof ds !== 'string' && (typeof ds !== 'object' || ds === null || !('driver' in ds))) {
+    throw moduleOptionError('dataSource', '[not a DataSource]', 'a TypeORM DataSource or the name of a @nestjs/typeorm connection');
+  }
+  return {
+    dataSource: ds,
+    naming,
+    migrationsRun: options.migrationsRun ?? true,
+    defaultJobOptions: defaults,
+    worker: options.worker === false ? false : resolveWorkerOptions(options.worker ?? {}),
+    retentionMs: options.retentionMs,
+  };
+}
+
+function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], false | undefined>): ResolvedWorkerOptions {
+  if (typeof worker !== 'object' || worker === null) throw moduleOptionError('worker', worker, 'false or an object');
+  const pollIntervalMs = worker.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+  const lockDurationMs = worker.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
+  const shutdownTimeoutMs = worker.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  const listen = worker.listen ?? true;
+  assertInteger('worker.pollIntervalMs', pollIntervalMs, 10, MAX_INT32, moduleOptionError);
+  assertInteger('worker.lockDurationMs', lockDurationMs, 300, MAX_INT32, moduleOptionError);
+  assertInteger('worker.shutdownTimeoutMs', shutdownTimeoutMs, 0, MAX_INT32, moduleOptionError);
+  if (typeof listen !== 'boolean') throw moduleOptionError('worker.listen', listen, 'a boolean');
+  const third = Math.floor(lockDurationMs / 3);
+  return {
+    pollIntervalMs,
+    lockDurationMs,
+    shutdownTimeoutMs,
+    listen,
+    heartbeatIntervalMs: listen ? third : Math.min(third, 1000),
+    rescueIntervalMs: Math.floor(lockDurationMs / 2),
+  };
+}

@@ -1,0 +1,39 @@
+/** Injection token of the resolved {@link QueueModuleOptions}. */
+export const QUEUE_MODULE_OPTIONS = Symbol('nestjs-pg-queue:module-options');
+
+/** Metadata key set by `@Processor()` on a class. */
+export const PROCESSOR_METADATA = 'nestjs-pg-queue:processor';
+/** Metadata key set by `@Handle()` on a method. */
+export const HANDLE_METADATA = 'nestjs-pg-queue:handle';
+/**
+ * Metadata key set by `@Handle()` on the class that declares the method, so a `@Handle` in a class
+ * without `@Processor` can be found at boot and reported instead of being silently ignored.
+ */
+export const HANDLE_CLASS_METADATA = 'nestjs-pg-queue:handle-class';
+
+/** The key `@Handle()` without a name registers: the catch-all handler of a queue. */
+export const CATCH_ALL_HANDLER = '*';
+
+export const DEFAULT_SCHEMA = 'public';
+export const DEFAULT_TABLE_NAME = 'queue_jobs';
+
+export const DEFAULT_CONCURRENCY = 1;
+export const DEFAULT_MAX_ATTEMPTS = 3;
+export const DEFAULT_BACKOFF = { type: 'exponential', delayMs: 1000, maxDelayMs: 3_600_000, jitter: 0.2 } as const;
+
+export const DEFAULT_POLL_INTERVAL_MS = 1000;
+export const DEFAULT_LOCK_DURATION_MS = 30_000;
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
+/** Largest number of rows one `addBulk` statement inserts; bigger inputs are split into chunks. */
+export const BULK_CHUNK_SIZE = 5000;
+/** Largest number of jobs one claim statement takes, whatever the free concurrency. */
+export const MAX_CLAIM_BATCH = 1000;
+
+/** Longest queue or job name accepted. */
+export const MAX_NAME_LENGTH = 128;
+/** Largest value PostgreSQL `integer` columns hold. */
+export const MAX_INT32 = 2_147_483_647;
+
+/** Injection token of the validated options with defaults filled in. */
+export const RESOLVED_QUEUE_OPTIONS = Symbol('nestjs-pg-queue:resolved-options');

@@ -1,0 +1,70 @@
+import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { QUEUE_MODULE_OPTIONS, RESOLVED_QUEUE_OPTIONS } from './queue.constants';
+import { resolveQueueOptions } from './queue-options.resolver';
+import { QueueDatabase } from './database/queue-database';
+import { ProcessorMetadataAccessor } from './discovery/processor-metadata.accessor';
+import { ProcessorExplorer } from './discovery/processor.explorer';
+import { HandlerRegistry } from './discovery/handler.registry';
+import { QueueService } from './producer/queue.service';
+import { QueueWakeups } from './worker/queue-wakeups';
+import { QueueWorker } from './worker/worker.service';
+import type {
+  QueueModuleAsyncOptions,
+  QueueModuleOptions,
+  QueueOptionsFactory,
+} from './interfaces/queue-module-options.interface';
+
+/**
+ * Background jobs in PostgreSQL. Import it once, in the root module; `QueueService` is then
+ * injectable everywhere (the module is global) and every `@Processor` provider of the app is run
+ * by this process's worker (unless `worker: false`).
+ */
+@Module({})
+export class QueueModule {
+  static forRoot(options: QueueModuleOptions = {}): DynamicModule {
+    return QueueModule.build([{ provide: QUEUE_MODULE_OPTIONS, useValue: options }], []);
+  }
+
+  static forRootAsync(options: QueueModuleAsyncOptions): DynamicModule {
+    return QueueModule.build(QueueModule.createAsyncProviders(options), options.imports ?? []);
+  }
+
+  private static build(optionProviders: Provider[], imports: DynamicModule['imports'] = []): DynamicModule {
+    return {
+      module: QueueModule,
+      global: true,
+      imports: [DiscoveryModule, ...imports],
+      providers: [
+        ...optionProviders,
+        // NOTE: validated in a factory so a bad option fails the boot with a typed error.
+        { provide: RESOLVED_QUEUE_OPTIONS, useFactory: resolveQueueOptions, inject: [QUEUE_MODULE_OPTIONS] },
+        QueueDatabase,
+        ProcessorMetadataAccessor,
+        HandlerRegistry,
+        ProcessorExplorer,
+        QueueWakeups,
+        QueueService,
+        QueueWorker,
+      ],
+      exports: [QueueService],
+    };
+  }
+
+  private static createAsyncProviders(options: QueueModuleAsyncOptions): Provider[] {
+    if (options.useFactory) {
+      return [{ provide: QUEUE_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] }];
+    }
+    const token = options.useExisting ?? options.useClass;
+    if (!token) throw new Error('QueueModule.forRootAsync() needs useFactory, useClass or useExisting');
+    const providers: Provider[] = [
+      {
+        provide: QUEUE_MODULE_OPTIONS,
+        useFactory: (factory: QueueOptionsFactory) => factory.createQueueOptions(),
+        inject: [token],
+      },
+    ];
+    if (options.useClass) providers.push({ provide: options.useClass, useClass: options.useClass });
+    return providers;
+  }
+}

@@ -1,0 +1,72 @@
+import { Logger } from '@nestjs/common';
+import type { AttemptOutcome, JobRepository } from '../database/job.repository';
+import { isConnectionError } from '../database/database-errors';
+
+interface PendingWrite {
+  outcome: AttemptOutcome;
+  resolve: (written: boolean) => void;
+}
+
+const MAX_BATCH = 1000;
+const MAX_RETRY_DELAY_MS = 2000;
+
+/**
+ * Writes the outcomes of attempts (completed, failed, retry later, handed back) in batches: the
+ * first outcome is written at once, and those that arrive while a write is in flight go together
+ * in the next one — group commit, so no latency is added when idle and one statement serves many
+ * jobs under load. Each write is fenced per job (see `finish` in the job statements).
+ *
+ * While the database is unreachable, outcomes wait in memory and the write is retried; a job whose
+ * outcome is never written keeps its lease until it lapses and is then rescued (at-least-once).
+ */
+export class JobCompleter {
+  private readonly logger = new Logger('QueueCompleter');
+  private queue: PendingWrite[] = [];
+  private flushing?: Promise<void>;
+  private giveUpAt = Infinity;
+  private failures = 0;
+
+  constructor(
+    private readonly repository: JobRepository,
+    private readonly workerId: string,
+  ) {}
+
+  /** Resolves true once written, false if fenced out (lease lost) or dropped at shutdown. */
+  record(outcome: AttemptOutcome): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.queue.push({ outcome, resolve });
+      this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
+    });
+  }
+
+  /** After `deadline`, writes that fail are dropped instead of retried (shutdown). */
+  async drain(deadline: number): Promise<void> {
+    this.giveUpAt = deadline;
+    while (this.flushing) await this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      try {
+        const written = await this.repository.finish(
+          batch.map((p) => p.outcome),
+          this.workerId,
+        );
+        if (this.failures > 0) this.logger.log('Outcome writes resumed');
+        this.failures = 0;
+        for (const p of batch) p.resolve(written.has(p.outcome.id));
+      } catch (error) {
+        if (isConnectionError(error) && Date.now() < this.giveUpAt) {
+          this.failures++;
+          if (this.failures === 1) this.logger.warn(`Cannot write job outcomes (${(error as Error).message}); retrying`);
+          this.queue.unshift(...batch);
+          await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** this.failures, MAX_RETRY_DELAY_MS)));
+        } else {
+          this.logger.error(`Dropped the outcomes of ${batch.length} job(s); their leases will lapse and they will be rescued: ${(error as Error)?.stack ?? error}`);
+          for (const p of batch) p.resolve(false);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,17 @@
+import { inspect } from 'node:util';
+import type { JobError } from '../interfaces/job.interface';
+
+/** A thrown value as stored in `lastError`. A non-Error is described readably, never as `{}`. */
+export function serializeJobError(thrown: unknown, attempt: number): JobError {
+  const at = new Date().toISOString();
+  if (thrown instanceof Error) {
+    return { name: thrown.name, message: thrown.message, stack: thrown.stack, attempt, at };
+  }
+  const message = typeof thrown === 'string' ? thrown : inspect(thrown, { depth: 4, breakLength: Infinity });
+  return { name: 'NonErrorThrown', message: `Handler threw a non-Error value: ${message}`, attempt, at };
+}
+
+/** JSON text of an error for the `last_error` column (strips NULs jsonb would refuse). */
+export function jobErrorJson(error: JobError): string {
+  return JSON.stringify(error).replace(/\\u0000/g, '\\ufffd');
+}

@@ -1,0 +1,149 @@
+import { Logger } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import type { AttemptOutcome, JobRepository } from '../database/job.repository';
+import type { HandlerRegistry } from '../discovery/handler.registry';
+import type { JobCompleter } from './job-completer';
+import type { RunningJobs } from './running-jobs';
+import type { ActiveJob, Job } from '../interfaces/job.interface';
+import { backoffDelayMs } from './retry-policy';
+import { jobErrorJson, serializeJobError } from './job-error.serializer';
+import { assertJsonRoundTrip } from '../producer/job-data.validator';
+import { MissingHandlerError } from '../errors/missing-handler.error';
+import { JobTimeoutError } from '../errors/job-timeout.error';
+import { JobCancelledError } from '../errors/job-cancelled.error';
+import { JobLeaseLostError } from '../errors/job-lease-lost.error';
+import { WorkerShutdownError } from '../errors/worker-shutdown.error';
+import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
+
+const ABORTED = Symbol('aborted');
+
+/** Called after an attempt's outcome is settled, with the delay of a scheduled retry if any. */
+export type AfterAttempt = (job: Job, retryInMs: number | undefined) => void;
+
+/**
+ * Runs one attempt: finds the handler, hands it an {@link ActiveJob} with an AbortSignal, enforces
+ * the timeout, and turns whatever happens into an outcome for the completer. Nothing a handler does
+ * (throw, reject, hang, return junk) escapes as an exception.
+ */
+export class JobExecutor {
+  private readonly logger = new Logger('QueueWorker');
+
+  constructor(
+    private readonly registry: HandlerRegistry,
+    private readonly repository: JobRepository,
+    private readonly completer: JobCompleter,
+    private readonly running: RunningJobs,
+    private readonly workerId: string,
+    private readonly lockDurationMs: number,
+  ) {}
+
+  async execute(job: Job, afterAttempt?: AfterAttempt): Promise<void> {
+    const controller = new AbortController();
+    const entry = this.running.add(job, controller, this.lockDurationMs);
+    let retryInMs: number | undefined;
+    try {
+      const outcome = await this.attempt(job, controller);
+      if (outcome) {
+        if (outcome.state === 'pending' && !outcome.refund) retryInMs = outcome.delayMs;
+        const written = await this.completer.record(outcome);
+        if (!written && !(controller.signal.reason instanceof JobCancelledError)) {
+          this.logger.warn(new JobLeaseLostError(job.id, job.attempts).message);
+        }
+      }
+    } catch (error) {
+      // NOTE: attempt() catches handler errors; anything here is a bug of ours. Log it and let the
+      // lease lapse so the job is rescued, rather than crash the worker.
+      this.logger.error(`Internal error running job ${job.id}: ${(error as Error)?.stack ?? error}`);
+    } finally {
+      this.running.delete(entry);
+    }
+    afterAttempt?.(job, retryInMs);
+  }
+
+  /** The outcome to write, or undefined when there is nothing to write. */
+  private async attempt(job: Job, controller: AbortController): Promise<AttemptOutcome | undefined> {
+    const handler = this.registry.resolve(job.queue, job.name);
+    if (!handler) {
+      // Retrying cannot help: the code has no handler for this name.
+      return this.failure(job, new MissingHandlerError(job.queue, job.name), false);
+    }
+    let committedInTransaction = false;
+    const active: ActiveJob = Object.assign(job, {
+      signal: controller.signal,
+      transaction: async <X>(work: (manager: EntityManager) => Promise<X>): Promise<X> => {
+        const value = await this.completeInTransaction(job, controller, work);
+        committedInTransaction = true;
+        return value;
+      },
+    });
+    const aborted = new Promise<typeof ABORTED>((resolve) =>
+      controller.signal.addEventListener('abort', () => resolve(ABORTED), { once: true }),
+    );
+    const timer =
+      job.timeoutMs != null ? setTimeout(() => controller.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
+    try {
+      // NOTE: racing the abort means a handler that ignores its signal cannot hold the slot or the
+      // outcome hostage; its late result is ignored here and fenced out in the database.
+      const value = await Promise.race([Promise.resolve().then(() => handler(active)), aborted]);
+      if (committedInTransaction) return undefined;
+      if (value === ABORTED) return this.fromAbort(job, controller.signal.reason);
+      return this.success(job, value);
+    } catch (error) {
+      if (committedInTransaction) return undefined;
+      if (controller.signal.aborted) return this.fromAbort(job, controller.signal.reason);
+      return this.failure(job, error, true);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private success(job: Job, value: unknown): AttemptOutcome {
+    const result = value === undefined ? null : value;
+    try {
+      assertJsonRoundTrip(result, 'result');
+    } catch (error) {
+      return this.failure(job, error, true);
+    }
+    return { id: job.id, attempt: job.attempts, state: 'completed', result: JSON.stringify(result), error: null, delayMs: 0, refund: false };
+  }
+
+  private failure(job: Job, thrown: unknown, retryable: boolean): AttemptOutcome {
+    const maxAttempts = job.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+    const error = jobErrorJson(serializeJobError(thrown, job.attempts));
+    if (!retryable || job.attempts >= maxAttempts) {
+      return { id: job.id, attempt: job.attempts, state: 'failed', result: null, error, delayMs: 0, refund: false };
+    }
+    const delayMs = backoffDelayMs(job.backoff ?? DEFAULT_BACKOFF, job.attempts);
+    return { id: job.id, attempt: job.attempts, state: 'pending', result: null, error, delayMs, refund: false };
+  }
+
+  private fromAbort(job: Job, reason: unknown): AttemptOutcome | undefined {
+    if (reason instanceof JobCancelledError || reason instanceof JobLeaseLostError) return undefined;
+    if (reason instanceof WorkerShutdownError) {
+      return { id: job.id, attempt: job.attempts, state: 'pending', result: null, error: null, delayMs: 0, refund: true };
+    }
+    return this.failure(job, reason, true);
+  }
+
+  private async completeInTransaction<X>(job: Job, controller: AbortController, work: (manager: EntityManager) => Promise<X>): Promise<X> {
+    controller.signal.throwIfAborted();
+    return this.repository.dataSource.transaction(async (manager) => {
+      const value = await work(manager);
+      const result = value === undefined ? null : value;
+      assertJsonRoundTrip(result, 'result');
+      controller.signal.throwIfAborted();
+      const outcome: AttemptOutcome = {
+        id: job.id,
+        attempt: job.attempts,
+        state: 'completed',
+        result: JSON.stringify(result),
+        error: null,
+        delayMs: 0,
+        refund: false,
+      };
+      const written = await this.repository.finish([outcome], this.workerId, manager);
+      if (!written.has(job.id)) throw new JobLeaseLostError(job.id, job.attempts);
+      return value;
+    });
+  }
+}

@@ -1,0 +1,27 @@
+import { Logger } from '@nestjs/common';
+import type { JobRepository } from '../../database/job.repository';
+import { PeriodicTask } from './periodic-task';
+
+const RESCUE_BATCH = 1000;
+
+/**
+ * Puts back jobs whose lease lapsed (their worker died, froze or lost the database) in the queues
+ * this process runs: to pending with the attempt counted, or to failed once attempts are spent.
+ * Every worker runs one; SKIP LOCKED keeps them from stepping on each other.
+ */
+export class LeaseRescuer extends PeriodicTask {
+  private readonly log = new Logger('QueueRescuer');
+
+  constructor(repository: JobRepository, queues: string[], intervalMs: number) {
+    super('Lease rescuer', intervalMs, async () => {
+      let rescued: { id: string; state: string }[];
+      do {
+        rescued = await repository.rescueExpired(queues, RESCUE_BATCH);
+        if (rescued.length > 0) {
+          const failed = rescued.filter((r) => r.state === 'failed').length;
+          this.log.warn(`Rescued ${rescued.length} job(s) whose lease lapsed (${failed} failed: attempts exhausted)`);
+        }
+      } while (rescued.length === RESCUE_BATCH);
+    });
+  }
+}

@@ -1,0 +1,144 @@
+import { Logger } from '@nestjs/common';
+import type { ClaimDefaults, JobRepository } from '../database/job.repository';
+import type { Job } from '../interfaces/job.interface';
+import { MAX_CLAIM_BATCH } from '../queue.constants';
+
+export interface QueuePollerSettings {
+  queue: string;
+  concurrency: number;
+  workerId: string;
+  lockDurationMs: number;
+  pollIntervalMs: number;
+  defaults: ClaimDefaults;
+}
+
+const MAX_ERROR_BACKOFF_MS = 5000;
+
+/**
+ * Claims the due jobs of one queue, as many as it has free slots, in one statement, and hands each
+ * to `run`. It claims when woken (notification, in-process add, a finished job freeing a slot, a
+ * timer for a delayed job) and on a poll timer as the fallback. One claim is in flight at a time;
+ * wakes that arrive meanwhile fold into one more claim.
+ */
+export class QueuePoller {
+  private readonly logger = new Logger('QueueWorker');
+  private active = 0;
+  private claiming?: Promise<void>;
+  private again = false;
+  /** The last claim filled every free slot, so more jobs may be due: claim when a slot frees. */
+  private mayHaveMore = false;
+  private stopped = true;
+  private pollTimer?: NodeJS.Timeout;
+  private dueTimer?: NodeJS.Timeout;
+  private dueAt = Infinity;
+  private slotWake?: NodeJS.Immediate;
+  private failures = 0;
+  private retryAt = 0;
+
+  constructor(
+    private readonly settings: QueuePollerSettings,
+    private readonly repository: JobRepository,
+    private readonly run: (job: Job, done: (retryInMs?: number) => void) => void,
+  ) {}
+
+  get queue(): string {
+    return this.settings.queue;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.pollTimer = setInterval(() => this.wake(), this.settings.pollIntervalMs);
+    this.wake();
+  }
+
+  /** Stops claiming; resolves once no claim is in flight. Running jobs are not touched. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.pollTimer);
+    clearTimeout(this.dueTimer);
+    if (this.slotWake) clearImmediate(this.slotWake);
+    await this.claiming;
+  }
+
+  /** Look for due jobs now, or in `inMs` (a delayed job or a retry). */
+  wake(inMs = 0): void {
+    if (this.stopped) return;
+    if (inMs > 0) return this.wakeAt(Date.now() + inMs);
+    if (Date.now() < this.retryAt) return; // backing off after a database error
+    if (this.active >= this.settings.concurrency) {
+      this.mayHaveMore = true;
+      return;
+    }
+    if (this.claiming) {
+      this.again = true;
+      return;
+    }
+    this.claiming = this.claimLoop().finally(() => (this.claiming = undefined));
+  }
+
+  private wakeAt(at: number): void {
+    // NOTE: one timer per queue, armed for the earliest known due time; later ones are found by
+    // the claim that this one triggers or by the poll.
+    if (at >= this.dueAt) return;
+    clearTimeout(this.dueTimer);
+    this.dueAt = at;
+    this.dueTimer = setTimeout(() => {
+      this.dueAt = Infinity;
+      this.wake();
+    }, Math.max(0, at - Date.now()) + 1);
+  }
+
+  private async claimLoop(): Promise<void> {
+    do {
+      this.again = false;
+      const free = this.settings.concurrency - this.active;
+      if (free <= 0 || this.stopped) {
+        this.mayHaveMore = true;
+        return;
+      }
+      const limit = Math.min(free, MAX_CLAIM_BATCH);
+      let jobs: Job[];
+      try {
+        const { queue, workerId, lockDurationMs, defaults } = this.settings;
+        jobs = await this.repository.claim(queue, limit, workerId, lockDurationMs, defaults);
+      } catch (error) {
+        this.onClaimError(error);
+        return;
+      }
+      if (this.failures > 0) this.logger.log(`Queue "${this.queue}": claiming again after ${this.failures} failed attempt(s)`);
+      this.failures = 0;
+      this.retryAt = 0;
+      this.mayHaveMore = jobs.length === limit;
+      if (jobs.length === limit) this.again = true;
+      for (const job of jobs) this.dispatch(job);
+    } while (this.again && !this.stopped);
+  }
+
+  private dispatch(job: Job): void {
+    this.active++;
+    this.run(job, (retryInMs) => {
+      this.active--;
+      if (retryInMs !== undefined) this.wake(retryInMs);
+      if (this.mayHaveMore) this.scheduleSlotWake();
+    });
+  }
+
+  /** Coalesces the slots freed by one batch of completions into one claim. */
+  private scheduleSlotWake(): void {
+    if (this.slotWake || this.stopped) return;
+    this.slotWake = setImmediate(() => {
+      this.slotWake = undefined;
+      this.wake();
+    });
+  }
+
+  private onClaimError(error: unknown): void {
+    this.failures++;
+    const delay = Math.min(100 * 2 ** (this.failures - 1), MAX_ERROR_BACKOFF_MS);
+    this.retryAt = Date.now() + delay;
+    if (this.failures === 1 || this.failures % 20 === 0) {
+      this.logger.warn(`Queue "${this.queue}": claim failed (${(error as Error)?.message ?? error}); retrying in ${delay} ms`);
+    }
+    this.wakeAt(this.retryAt);
+  }
+}

@@ -1,0 +1,38 @@
+import 'reflect-metadata';
+import { Module, type INestApplicationContext, type Provider, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { QueueModule, type QueueModuleOptions } from '../../../lib';
+import { DATABASE_URL } from './database';
+
+export interface TestAppOptions {
+  schema: string;
+  providers?: (Provider | Type)[];
+  queue?: Omit<QueueModuleOptions, 'schema'>;
+  /** Extra TypeORM options, e.g. entities for transactional tests, or a different url. */
+  typeorm?: Record<string, unknown>;
+}
+
+/**
+ * Boots a real Nest application context: TypeORM on the test database (its own pool) plus
+ * QueueModule in the test file's schema. Close it with `app.close()`.
+ */
+export async function createTestApp(options: TestAppOptions): Promise<INestApplicationContext> {
+  @Module({
+    imports: [
+      TypeOrmModule.forRoot({
+        type: 'postgres',
+        url: DATABASE_URL,
+        synchronize: false,
+        logging: false,
+        poolSize: 10,
+        ...(options.typeorm ?? {}),
+      } as never),
+      QueueModule.forRoot({ schema: options.schema, ...options.queue }),
+    ],
+    providers: options.providers ?? [],
+  })
+  class TestAppModule {}
+
+  return NestFactory.createApplicationContext(TestAppModule, { logger: process.env.TEST_LOGS ? undefined : ['error'] });
+}
