@@ -37,6 +37,14 @@ export interface JobRow {
 export function createJobEntity(options: { schema?: string; tableName?: string } = {}): EntitySchema<JobRow> {
   const naming = createTableNaming(options.schema, options.tableName);
   return new EntitySchema<JobRow>({
+    // NOTE: the indexes and the check are declared as the migration creates them, so
+    // TypeORM's schema diff (`migration:generate`, `synchronize`) sees nothing to change.
+    indices: [
+      { name: `${naming.prefix}_claim_idx`, columns: ['queue', 'priority', 'runAt', 'id'], where: `"state" = 'pending'` },
+      { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
+      { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
+    ],
+    checks: [{ name: `${naming.prefix}_state_check`, expression: `"state" IN ('pending', 'active', 'completed', 'failed', 'cancelled')` }],
     name: naming.schema === 'public' && naming.table === 'queue_jobs' ? 'QueueJob' : `QueueJob_${naming.schema}_${naming.table}`,
     schema: naming.schema,
     tableName: naming.table,

@@ -7,7 +7,7 @@ import { translateDatabaseError } from './database-errors';
 import type { TableNaming } from './table-naming';
 import type { Job, JobCounts, JobState } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
-import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionComment } from './migrations/job-table.ddl';
+import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, writeSchemaVersion } from './migrations/job-table.ddl';
 
 /** A job to insert, already validated and serialised. */
 export interface NewJobRow {
@@ -172,12 +172,12 @@ export class JobRepository {
   }
 
   /**
-   * Creates or upgrades the job table. The version sits in the table comment and is read first
+   * Creates or upgrades the job table. The version sits in a constraint comment and is read first
    * without any lock, so nodes that start against an up-to-date table take no DDL lock at all.
    */
   async migrate(): Promise<void> {
     const read = async (client: { query: Pool['query'] }) =>
-      parseSchemaVersion((await client.query(this.statements.readSchemaVersion, [this.naming.qualified])).rows[0]?.comment ?? null);
+      parseSchemaVersion((await client.query(this.statements.readSchemaVersion, [this.naming.qualified, `${this.naming.prefix}_state_check`])).rows[0]?.comment ?? null);
     try {
       if ((await read(this.pool)) >= LATEST_SCHEMA_VERSION) return;
       const client = await this.pool.connect();
@@ -189,7 +189,7 @@ export class JobRepository {
           if (step.version <= version) continue;
           for (const sql of step.up(this.naming)) await client.query(sql);
         }
-        await client.query(`COMMENT ON TABLE ${this.naming.qualified} IS '${schemaVersionComment(LATEST_SCHEMA_VERSION)}'`);
+        await client.query(writeSchemaVersion(this.naming, LATEST_SCHEMA_VERSION));
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);

@@ -1,6 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { createTableNaming } from '../table-naming';
-import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, schemaVersionComment } from './job-table.ddl';
+import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, writeSchemaVersion } from './job-table.ddl';
 
 /** Options of {@link createQueueMigration}: the same `schema` and `tableName` given to `QueueModule`. */
 export interface QueueMigrationOptions {
@@ -26,7 +26,7 @@ export function createQueueMigration(options: QueueMigrationOptions = {}): new (
 
     async up(queryRunner: QueryRunner): Promise<void> {
       for (const step of SCHEMA_STEPS) for (const sql of step.up(naming)) await queryRunner.query(sql);
-      await queryRunner.query(`COMMENT ON TABLE ${naming.qualified} IS '${schemaVersionComment(LATEST_SCHEMA_VERSION)}'`);
+      await queryRunner.query(writeSchemaVersion(naming, LATEST_SCHEMA_VERSION));
     }
 
     async down(queryRunner: QueryRunner): Promise<void> {

@@ -54,9 +54,17 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
 
 export const LATEST_SCHEMA_VERSION = SCHEMA_STEPS[SCHEMA_STEPS.length - 1].version;
 
-/** The table comment that records the schema version, read before taking any lock. */
+/**
+ * The schema version is recorded as the comment of the state check constraint (TypeORM's schema
+ * diff ignores constraint comments, but would flag a table comment the entity cannot declare).
+ * It is read before taking any lock.
+ */
 export function schemaVersionComment(version: number): string {
   return `nestjs-pg-queue job table, schema version ${version}`;
+}
+
+export function writeSchemaVersion(n: TableNaming, version: number): string {
+  return `COMMENT ON CONSTRAINT "${n.prefix}_state_check" ON ${n.qualified} IS '${schemaVersionComment(version)}'`;
 }
 
 export function parseSchemaVersion(comment: string | null): number {

@@ -157,7 +157,7 @@ export function buildJobStatements(n: TableNaming) {
       )
       DELETE FROM ${Q} WHERE id IN (SELECT id FROM old)`,
 
-    readSchemaVersion: `SELECT obj_description(to_regclass($1), 'pg_class') AS comment`,
+    readSchemaVersion: `SELECT obj_description(oid, 'pg_constraint') AS comment FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2`,
     migrationLock: `SELECT pg_advisory_xact_lock(hashtext($1))`,
   };
 }

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Module, type INestApplicationContext, type Provider, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { QueueModule, type QueueModuleOptions } from '../../../lib';
 import { DATABASE_URL } from './database';
 
@@ -11,6 +12,11 @@ export interface TestAppOptions {
   queue?: Omit<QueueModuleOptions, 'schema'>;
   /** Extra TypeORM options, e.g. entities for transactional tests, or a different url. */
   typeorm?: Record<string, unknown>;
+  /**
+   * Use this DataSource (owned by the test) instead of importing TypeOrmModule: for boots that are
+   * expected to fail, where Nest would leave an app-owned pool open.
+   */
+  dataSource?: DataSource;
 }
 
 /**
@@ -20,19 +26,29 @@ export interface TestAppOptions {
 export async function createTestApp(options: TestAppOptions): Promise<INestApplicationContext> {
   @Module({
     imports: [
-      TypeOrmModule.forRoot({
+      ...(options.dataSource ? [] : [TypeOrmModule.forRoot({
         type: 'postgres',
         url: DATABASE_URL,
         synchronize: false,
         logging: false,
         poolSize: 10,
         ...(options.typeorm ?? {}),
-      } as never),
-      QueueModule.forRoot({ schema: options.schema, ...options.queue }),
+      } as never)]),
+      QueueModule.forRoot({ schema: options.schema, dataSource: options.dataSource, ...options.queue }),
     ],
     providers: options.providers ?? [],
   })
   class TestAppModule {}
 
-  return NestFactory.createApplicationContext(TestAppModule, { logger: process.env.TEST_LOGS ? undefined : ['error'] });
+  return NestFactory.createApplicationContext(TestAppModule, {
+    logger: process.env.TEST_LOGS ? undefined : false,
+    // NOTE: a failed boot must reject (so tests can assert the error), not exit the test process.
+    abortOnError: false,
+  });
+}
+
+/** A DataSource owned by the test (destroy it in afterAll). */
+export async function createTestDataSource(extra: Record<string, unknown> = {}): Promise<DataSource> {
+  const dataSource = new DataSource({ type: 'postgres', url: DATABASE_URL, ...extra } as never);
+  return dataSource.initialize();
 }
