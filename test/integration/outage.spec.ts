@@ -1,0 +1,111 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { Handle, JobState, Processor, QueueService, QueueUnavailableError, type Job } from '../../lib';
+import { createTestApp } from './helpers/app';
+import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
+import { TcpProxy } from './helpers/tcp-proxy';
+import { waitFor } from './helpers/wait-for';
+
+const schema = uniqueSchema('outage');
+const target = new URL(DATABASE_URL);
+
+@Processor('outage', { concurrency: 10 })
+class OutageProcessor {
+  @Handle('work')
+  async work(job: Job<{ i: number }>) {
+    await new Promise((r) => setTimeout(r, 5));
+    return job.data.i;
+  }
+}
+
+describe('database outages', () => {
+  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+  let producer: INestApplicationContext;
+  let queue: QueueService;
+
+  beforeAll(async () => {
+    await proxy.start();
+    // The producer talks to the database directly; only the app under test goes through the proxy.
+    producer = await createTestApp({ schema, queue: { worker: false } });
+    queue = producer.get(QueueService);
+  });
+
+  afterAll(async () => {
+    await proxy.stop();
+    await producer?.close();
+    await dropSchema(schema);
+  });
+
+  const count = async (state: string) =>
+    (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs WHERE state = $1`, [state]))[0].n;
+
+  it('a worker rides out an outage on its own, and add() fails fast and clearly meanwhile', async () => {
+    const app = await createTestApp({
+      schema,
+      providers: [OutageProcessor],
+      typeorm: { url: TcpProxy.urlThrough(DATABASE_URL, proxy.port), connectTimeoutMS: 2000 },
+      queue: { worker: { pollIntervalMs: 100, lockDurationMs: 3000 } },
+    });
+    try {
+      await queue.addBulk(Array.from({ length: 300 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i } })));
+      await waitFor('some jobs done', async () => (await count('completed')) > 20);
+
+      await proxy.cut();
+      const t0 = Date.now();
+      const error = await app.get(QueueService).add('outage', 'work', { i: -1 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(QueueUnavailableError);
+      expect((error as Error).message).toMatch(/Queue database unavailable during insert/);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      // Jobs added during the outage by another service are picked up after it.
+      await queue.addBulk(Array.from({ length: 100 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i: 1000 + i } })));
+      await new Promise((r) => setTimeout(r, 1500)); // the outage lasts a while: longer than a poll and a heartbeat
+      await proxy.restore();
+
+      await waitFor('every job completed after the outage', async () => (await count('completed')) === 400, 30_000);
+      expect(await count('active')).toBe(0);
+      expect(await count('pending')).toBe(0);
+    } finally {
+      await proxy.restore().catch(() => undefined);
+      await app.close();
+    }
+  });
+
+  it('an app closes in bounded time while the database is down', async () => {
+    const app = await createTestApp({
+      schema,
+      providers: [OutageProcessor],
+      typeorm: { url: TcpProxy.urlThrough(DATABASE_URL, proxy.port), connectTimeoutMS: 2000 },
+      queue: { worker: { pollIntervalMs: 100, shutdownTimeoutMs: 1000, lockDurationMs: 1500 } },
+    });
+    await queue.addBulk(Array.from({ length: 200 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i } })));
+    await waitFor('worker busy', async () => (await count('active')) > 0 || (await count('pending')) < 200);
+    await proxy.cut();
+    const t0 = Date.now();
+    await app.close();
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await proxy.restore();
+    // Whatever it held when it lost the database is rescued by the next worker: nothing is lost.
+    const next = await createTestApp({ schema, providers: [OutageProcessor], queue: { worker: { pollIntervalMs: 100, lockDurationMs: 1000 } } });
+    try {
+      await waitFor('all jobs completed by the next worker', async () => (await count('pending')) + (await count('active')) === 0, 30_000);
+      expect(await count('failed')).toBe(0);
+    } finally {
+      await next.close();
+    }
+  });
+
+  it('a producer-only app closes in bounded time while the database is down', async () => {
+    const app = await createTestApp({
+      schema,
+      typeorm: { url: TcpProxy.urlThrough(DATABASE_URL, proxy.port), connectTimeoutMS: 2000 },
+      queue: { worker: false },
+    });
+    const job = await app.get(QueueService).add('outage', 'work', { i: 0 });
+    await proxy.cut();
+    const t0 = Date.now();
+    await app.close();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await proxy.restore();
+    // What it enqueued before the outage is still there.
+    expect((await queue.getJob(job.id))?.state).toBe(JobState.Pending);
+  });
+});
