@@ -4,6 +4,7 @@ import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { JobRepository } from './job.repository';
 import { RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
+import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 
 /**
@@ -50,9 +51,21 @@ export class QueueDatabase implements OnModuleInit {
   private resolveDataSource(): DataSource {
     const configured = this.options.dataSource;
     if (configured instanceof DataSource || (typeof configured === 'object' && configured !== null)) return configured;
-    const token = getDataSourceToken(configured);
-    const dataSource = this.moduleRef.get<DataSource>(token, { strict: false });
-    if (!dataSource) throw new Error(`nestjs-pg-queue: no TypeORM DataSource ${configured ? `named "${configured}"` : ''} found; import TypeOrmModule.forRoot() or pass dataSource`);
+    let dataSource: DataSource | undefined;
+    try {
+      dataSource = this.moduleRef.get<DataSource>(getDataSourceToken(configured), { strict: false });
+    } catch {
+      dataSource = undefined;
+    }
+    if (!dataSource) {
+      throw new InvalidModuleOptionsError(
+        'dataSource',
+        configured ?? '(default)',
+        configured
+          ? `the name of a connection registered with TypeOrmModule.forRoot({ name: '${configured}', ... })`
+          : 'a TypeORM DataSource: import TypeOrmModule.forRoot() in the app, or pass QueueModule.forRoot({ dataSource })',
+      );
+    }
     return dataSource;
   }
 }

@@ -78,8 +78,9 @@ export class QueuePoller {
 
   private wakeAt(at: number): void {
     // NOTE: one timer per queue, armed for the earliest known due time; later ones are found by
-    // the claim that this one triggers or by the poll.
-    if (at >= this.dueAt) return;
+    // the claim that this one triggers or by the poll. Anything due after the next poll is left to
+    // the poll (this also keeps far-future times away from setTimeout's 24.8-day limit).
+    if (at >= this.dueAt || at - Date.now() >= this.settings.pollIntervalMs) return;
     clearTimeout(this.dueTimer);
     this.dueAt = at;
     this.dueTimer = setTimeout(() => {

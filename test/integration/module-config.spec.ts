@@ -6,6 +6,7 @@ import {
   createJobEntity,
   createQueueMigration,
   Handle,
+  InvalidModuleOptionsError,
   JobState,
   Processor,
   QueueModule,
@@ -129,6 +130,14 @@ describe('module configuration', () => {
       await sql(`DROP TABLE IF EXISTS public."${schema}_migrations"`);
       await dataSource.destroy();
     }
+  });
+
+  it('a named connection that does not exist fails the boot, naming it', async () => {
+    @Module({ imports: [QueueModule.forRoot({ dataSource: 'nope', schema, worker: false })] })
+    class MissingConnectionModule {}
+    const error = await boot(MissingConnectionModule).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidModuleOptionsError);
+    expect((error as Error).message).toContain("name: 'nope'");
   });
 
   it('migrationsRun: false without the table fails clearly on use', async () => {
