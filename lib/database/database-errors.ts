@@ -9,11 +9,17 @@ const UNAVAILABLE_MESSAGES = /Connection terminated|connection error|timeout exc
 
 /** True when `error` says the database is unreachable rather than that a statement failed. */
 export function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
+  // NOTE: duck-typed, not `instanceof Error`: socket errors are created by Node's own realm, which
+  // differs from the caller's under vm-based runners (jest), where `instanceof Error` is false.
+  if (typeof error !== 'object' || error === null) return false;
+  // NOTE: the repository hands out connection failures already translated; the completer must
+  // still see them as such (to keep and retry outcomes rather than drop them).
+  if (error instanceof QueueUnavailableError) return true;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && (UNAVAILABLE_CODES.test(code) || UNAVAILABLE_SYSCALLS.has(code))) return true;
-  if (error instanceof AggregateError && error.errors.some(isConnectionError)) return true;
-  return UNAVAILABLE_MESSAGES.test(error.message);
+  const { errors, message } = error as { errors?: unknown; message?: unknown };
+  if (Array.isArray(errors) && errors.some(isConnectionError)) return true;
+  return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message);
 }
 
 /** Turns a connection failure into a {@link QueueUnavailableError}; other errors pass unchanged. */

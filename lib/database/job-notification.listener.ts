@@ -95,7 +95,7 @@ export class JobNotificationListener {
     this.failures++;
     const delay = Math.min(100 * 2 ** (this.failures - 1), MAX_RECONNECT_DELAY_MS);
     if (this.failures === 1 || this.failures % 10 === 0) {
-      this.logger.warn(`LISTEN connection lost (${error instanceof Error ? error.message : String(error)}); reconnecting in ${delay} ms, polling meanwhile`);
+      this.logger.warn(`LISTEN connection lost (${(error as { message?: unknown })?.message ?? String(error)}); reconnecting in ${delay} ms, polling meanwhile`);
     }
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;

@@ -125,15 +125,25 @@ export class JobRepository {
     return new Set(rows.map((r) => String(r.id)));
   }
 
-  /** Renews leases; returns the ids this worker still holds. */
-  async heartbeat(jobs: { id: string; attempt: number }[], workerId: string, lockDurationMs: number): Promise<Set<string>> {
-    const rows = await this.run<{ id: string }>('heartbeat', this.statements.heartbeat, [
+  /**
+   * Renews leases; returns the ids this worker still holds, and those that were cancelled while
+   * it ran them (every other id lost its lease).
+   */
+  async heartbeat(
+    jobs: { id: string; attempt: number }[],
+    workerId: string,
+    lockDurationMs: number,
+  ): Promise<{ held: Set<string>; cancelled: Set<string> }> {
+    const rows = await this.run<{ id: string; state: JobState }>('heartbeat', this.statements.heartbeat, [
       jobs.map((j) => j.id),
       jobs.map((j) => j.attempt),
       workerId,
       lockDurationMs,
     ]);
-    return new Set(rows.map((r) => String(r.id)));
+    const held = new Set<string>();
+    const cancelled = new Set<string>();
+    for (const row of rows) (row.state === 'cancelled' ? cancelled : held).add(String(row.id));
+    return { held, cancelled };
   }
 
   async rescueExpired(queues: string[], limit: number): Promise<{ id: string; state: JobState }[]> {

@@ -13,6 +13,8 @@ import type { BulkJob, JobOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
+/** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
+const MAX_BIGINT = 9223372036854775807n;
 
 /**
  * Enqueues and inspects jobs. Inject it anywhere once `QueueModule.forRoot()` is imported.
@@ -146,6 +148,8 @@ export class QueueService {
   }
 
   private assertId(id: unknown): asserts id is string {
-    if (typeof id !== 'string' || !BIGINT_ID.test(id)) throw new InvalidJobOptionError('id', id, 'a job id: a string of digits');
+    if (typeof id !== 'string' || !BIGINT_ID.test(id) || BigInt(id) > MAX_BIGINT) {
+      throw new InvalidJobOptionError('id', id, 'a job id: a string of digits from 1 to 9223372036854775807');
+    }
   }
 }

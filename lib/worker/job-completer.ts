@@ -2,9 +2,13 @@ import { Logger } from '@nestjs/common';
 import type { AttemptOutcome, JobRepository } from '../database/job.repository';
 import { isConnectionError } from '../database/database-errors';
 
+/** What became of an outcome: written; fenced out (this worker no longer held the lease); or
+ * dropped (the database stayed unreachable past shutdown, or refused the write). */
+export type WriteResult = 'written' | 'fenced' | 'dropped';
+
 interface PendingWrite {
   outcome: AttemptOutcome;
-  resolve: (written: boolean) => void;
+  resolve: (result: WriteResult) => void;
 }
 
 const MAX_BATCH = 1000;
@@ -31,8 +35,8 @@ export class JobCompleter {
     private readonly workerId: string,
   ) {}
 
-  /** Resolves true once written, false if fenced out (lease lost) or dropped at shutdown. */
-  record(outcome: AttemptOutcome): Promise<boolean> {
+  /** Resolves once the outcome is written, fenced out or dropped. */
+  record(outcome: AttemptOutcome): Promise<WriteResult> {
     return new Promise((resolve) => {
       this.queue.push({ outcome, resolve });
       this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
@@ -55,7 +59,7 @@ export class JobCompleter {
         );
         if (this.failures > 0) this.logger.log('Outcome writes resumed');
         this.failures = 0;
-        for (const p of batch) p.resolve(written.has(p.outcome.id));
+        for (const p of batch) p.resolve(written.has(p.outcome.id) ? 'written' : 'fenced');
       } catch (error) {
         if (isConnectionError(error) && Date.now() < this.giveUpAt) {
           this.failures++;
@@ -64,7 +68,7 @@ export class JobCompleter {
           await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** this.failures, MAX_RETRY_DELAY_MS)));
         } else {
           this.logger.error(`Dropped the outcomes of ${batch.length} job(s); their leases will lapse and they will be rescued: ${(error as Error)?.stack ?? error}`);
-          for (const p of batch) p.resolve(false);
+          for (const p of batch) p.resolve('dropped');
         }
       }
     }

@@ -4,7 +4,9 @@ import type { JobError } from '../interfaces/job.interface';
 /** A thrown value as stored in `lastError`. A non-Error is described readably, never as `{}`. */
 export function serializeJobError(thrown: unknown, attempt: number): JobError {
   const at = new Date().toISOString();
-  if (thrown instanceof Error) {
+  // NOTE: duck-typed rather than `instanceof Error`, so errors from another realm (vm, jest)
+  // keep their message and stack.
+  if (isErrorLike(thrown)) {
     return { name: thrown.name, message: thrown.message, stack: thrown.stack, attempt, at };
   }
   const message = typeof thrown === 'string' ? thrown : inspect(thrown, { depth: 4, breakLength: Infinity });
@@ -14,4 +16,10 @@ export function serializeJobError(thrown: unknown, attempt: number): JobError {
 /** JSON text of an error for the `last_error` column (strips NULs jsonb would refuse). */
 export function jobErrorJson(error: JobError): string {
   return JSON.stringify(error).replace(/\\u0000/g, '\\ufffd');
+}
+
+function isErrorLike(value: unknown): value is Error {
+  if (value instanceof Error) return true;
+  const v = value as { name?: unknown; message?: unknown; stack?: unknown } | null;
+  return typeof v === 'object' && v !== null && typeof v.message === 'string' && typeof v.name === 'string' && typeof v.stack === 'string';
 }

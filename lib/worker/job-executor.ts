@@ -45,8 +45,8 @@ export class JobExecutor {
       const outcome = await this.attempt(job, controller);
       if (outcome) {
         if (outcome.state === 'pending' && !outcome.refund) retryInMs = outcome.delayMs;
-        const written = await this.completer.record(outcome);
-        if (!written && !(controller.signal.reason instanceof JobCancelledError)) {
+        const result = await this.completer.record(outcome);
+        if (result === 'fenced' && !(controller.signal.reason instanceof JobCancelledError)) {
           this.logger.warn(new JobLeaseLostError(job.id, job.attempts).message);
         }
       }

@@ -2,11 +2,12 @@ import { Logger } from '@nestjs/common';
 import type { JobRepository } from '../database/job.repository';
 import type { RunningJobs } from './running-jobs';
 import { JobLeaseLostError } from '../errors/job-lease-lost.error';
+import { JobCancelledError } from '../errors/job-cancelled.error';
 
 /**
  * Renews the leases of every job this process runs, with one statement per tick for all of them.
  * A job whose lease this worker no longer holds (rescued, cancelled, timed out elsewhere) is
- * aborted. When renewals fail (database unreachable), a job is aborted once its lease has surely
+ * aborted, with a JobCancelledError if it was cancelled. When renewals fail (database unreachable), a job is aborted once its lease has surely
  * lapsed, since another worker may then rescue and rerun it.
  */
 export class LeaseKeeper {
@@ -39,7 +40,7 @@ export class LeaseKeeper {
     if (jobs.length === 0) return;
     const sentAt = Date.now();
     try {
-      const held = await this.repository.heartbeat(
+      const { held, cancelled } = await this.repository.heartbeat(
         jobs.map((r) => ({ id: r.job.id, attempt: r.job.attempts })),
         this.workerId,
         this.lockDurationMs,
@@ -48,7 +49,11 @@ export class LeaseKeeper {
       this.failing = false;
       for (const r of jobs) {
         if (held.has(r.job.id)) r.leaseExpiresAt = sentAt + this.lockDurationMs;
-        else if (this.running.get(r.job.id) === r) r.controller.abort(new JobLeaseLostError(r.job.id, r.job.attempts));
+        else if (this.running.get(r.job.id) === r) {
+          // NOTE: without LISTEN (or when the NOTIFY was missed) this is how a cancellation reaches
+          // the handler: its signal must say cancelled, not lease lost.
+          r.controller.abort(cancelled.has(r.job.id) ? new JobCancelledError(r.job.id) : new JobLeaseLostError(r.job.id, r.job.attempts));
+        }
       }
     } catch (error) {
       if (!this.failing) this.logger.warn(`Lease renewal failed (${(error as Error)?.message ?? error})`);

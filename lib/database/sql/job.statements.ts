@@ -76,21 +76,22 @@ export function buildJobStatements(n: TableNaming) {
     /**
      * Renew the leases of the jobs worker $3 runs (ids $1 at attempts $2). Rows locked right now (being
      * finished, cancelled) are skipped rather than waited for, so heartbeats never deadlock with
-     * completions. Returns the ids this worker still holds; any other id has lost its lease.
+     * completions. Returns the ids this worker still holds (state 'active') and those cancelled
+     * during their attempt (state 'cancelled'); any other id has lost its lease.
      */
     heartbeat: `
       WITH mine AS (
-        SELECT j.id FROM ${Q} AS j
+        SELECT j.id, j.state FROM ${Q} AS j
         JOIN unnest($1::bigint[], $2::int[]) AS h(id, attempt) ON j.id = h.id AND j.attempts = h.attempt
-        WHERE j.state = 'active' AND j.locked_by = $3
+        WHERE (j.state = 'active' AND j.locked_by = $3) OR j.state = 'cancelled'
       ), renewed AS (
         UPDATE ${Q} SET locked_until = now() + $4 * interval '1 millisecond'
         WHERE id IN (
-          SELECT id FROM ${Q} WHERE id IN (SELECT id FROM mine) AND state = 'active' AND locked_by = $3
+          SELECT id FROM ${Q} WHERE id IN (SELECT id FROM mine WHERE state = 'active') AND state = 'active' AND locked_by = $3
           FOR UPDATE SKIP LOCKED
         )
       )
-      SELECT id FROM mine`,
+      SELECT id, state FROM mine`,
 
     /**
      * Rescue active jobs of queues $1 whose lease lapsed: back to pending with the attempt counted,
