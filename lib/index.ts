@@ -2,8 +2,8 @@ export { QueueModule } from './queue.module';
 export { QueueService } from './producer/queue.service';
 export { Processor } from './decorators/processor.decorator';
 export { Handle } from './decorators/handle.decorator';
-export { JobState } from './interfaces/job.interface';
-export type { Job, ActiveJob, JobError, JobCounts } from './interfaces/job.interface';
+export { JobState, Job, ActiveJob } from './interfaces/job.interface';
+export type { JobError, JobCounts } from './interfaces/job.interface';
 export type { JobOptions, BulkJob, BackoffOptions, JobRunOptions, DefaultJobOptions } from './interfaces/job-options.interface';
 export type { ProcessorOptions } from './interfaces/processor-options.interface';
 export type {

@@ -29,6 +29,15 @@ export interface JobError {
   at: string;
 }
 
+/**
+ * NOTE: `Job` and `ActiveJob` are interfaces merged with empty abstract classes so they also exist
+ * as values. Handlers name them in decorated method signatures, and with `isolatedModules` (on in
+ * new Nest apps) plus decorator metadata, TypeScript refuses a type-only symbol there unless it is
+ * imported with `import type` (TS1272). Jobs are plain objects: do not use `instanceof Job`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-extraneous-class, @typescript-eslint/no-unused-vars
+export abstract class Job<T = unknown, R = unknown> {}
+
 /** A job as stored in the job table. Returned by `QueueService.add()`, `getJob()` and friends. */
 export interface Job<T = unknown, R = unknown> {
   /** The job's id: a PostgreSQL `bigint`, as a string so no precision is lost. */
@@ -70,6 +79,8 @@ export interface Job<T = unknown, R = unknown> {
 /**
  * The job a handler receives: the stored job plus what only exists while it runs.
  */
+// eslint-disable-next-line @typescript-eslint/no-extraneous-class, @typescript-eslint/no-unused-vars
+export abstract class ActiveJob<T = unknown, R = unknown> {}
 export interface ActiveJob<T = unknown, R = unknown> extends Job<T, R> {
   /**
    * Aborted when the job times out, is cancelled, loses its lease, or the worker shuts down past

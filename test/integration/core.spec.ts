@@ -1,5 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
-import { Handle, JobState, Processor, QueueService, type ActiveJob, type Job } from '../../lib';
+// Job and ActiveJob imported as values on purpose: handlers' decorated signatures must compile
+// with isolatedModules and decorator metadata (TS1272 otherwise).
+import { ActiveJob, Handle, Job, JobState, Processor, QueueService } from '../../lib';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitForJobState } from './helpers/jobs';

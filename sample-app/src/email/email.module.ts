@@ -1,0 +1,5 @@
+import { Module } from '@nestjs/common';
+import { EmailProcessor } from './email.processor';
+
+@Module({ providers: [EmailProcessor] })
+export class EmailModule {}

@@ -1,0 +1,25 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { AddressInfo } from 'node:net';
+import { AppModule } from './app.module';
+import { loadConfig } from './config';
+
+async function bootstrap(): Promise<void> {
+  const config = loadConfig();
+  const app = await NestFactory.create(AppModule.forRoot(config));
+  // SIGTERM/SIGINT -> app.close(): the worker stops claiming and lets running jobs finish first.
+  app.enableShutdownHooks();
+  await app.listen(config.port);
+
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const url = `http://localhost:${port}`;
+  const logger = new Logger('SampleApp');
+  logger.log(`Listening on ${url}`);
+  logger.log(
+    `Try: curl -s -X POST ${url}/signup -H 'content-type: application/json' -d '{"email":"ada@example.com"}'` +
+      ` then curl -s ${url}/jobs/<jobId>`,
+  );
+}
+
+void bootstrap();

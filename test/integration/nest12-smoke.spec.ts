@@ -1,0 +1,102 @@
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
+
+/**
+ * The library is developed and tested on NestJS 11 (CommonJS) but declares Nest 12 (ESM-only) as a
+ * peer too. This packs it exactly as it would be published, installs the tarball into the tiny ESM
+ * Nest 12 app in test/nest12 (in a temp directory outside the repository, so nothing can resolve the
+ * repository's own Nest 11), and runs that app: it must boot, run one job and shut down cleanly,
+ * with a single copy of @nestjs/core shared by the app and the library.
+ */
+
+const ROOT = resolve(__dirname, '../..');
+const FIXTURE = join(ROOT, 'test/nest12');
+const LIBRARY_VERSION: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+
+interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end (or kills it after `timeoutMs`) and collects its output. */
+function run(command: string, args: string[], cwd: string, timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+      shell: process.platform === 'win32', // npm is npm.cmd there
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+  });
+}
+
+/** Runs a command that must succeed; a failure throws with the command's output. */
+async function mustRun(command: string, args: string[], cwd: string, timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  const result = await run(command, args, cwd, timeoutMs, env);
+  if (result.code !== 0) throw new Error(describeFailure(`${command} ${args.join(' ')}`, result, timeoutMs));
+  return result;
+}
+
+function describeFailure(what: string, result: RunResult, timeoutMs: number): string {
+  const ending = result.signal ? `was killed (${result.signal}${result.signal === 'SIGKILL' ? `, probably the ${timeoutMs} ms timeout` : ''})` : `exited with ${result.code}`;
+  return `\`${what}\` ${ending}\n--- stdout ---\n${result.stdout.slice(-4000)}\n--- stderr ---\n${result.stderr.slice(-4000)}`;
+}
+
+describe('packed library in a NestJS 12 ESM app', () => {
+  const schema = uniqueSchema('nest12');
+  let workDir: string | undefined;
+
+  afterAll(async () => {
+    await dropSchema(schema);
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('installs from the tarball next to Nest 12, runs a job and shuts down cleanly', async () => {
+    workDir = mkdtempSync(join(tmpdir(), 'nestjs-pg-queue-nest12-'));
+    const appDir = join(workDir, 'app');
+
+    await mustRun('npm', ['run', 'build'], ROOT, 120_000);
+    const packed = await mustRun('npm', ['pack', '--pack-destination', workDir, '--json'], ROOT, 60_000);
+    const tarball = join(workDir, basename(JSON.parse(packed.stdout)[0].filename));
+
+    cpSync(FIXTURE, appDir, {
+      recursive: true,
+      filter: (source) => !['node_modules', 'package-lock.json'].includes(basename(source)),
+    });
+    await mustRun('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error', tarball], appDir, 180_000);
+
+    const smoke = await run(process.execPath, ['main.js'], appDir, 90_000, { DATABASE_URL, SMOKE_SCHEMA: schema });
+    if (smoke.code !== 0) throw new Error(describeFailure('node main.js (Nest 12 smoke app)', smoke, 90_000));
+
+    const line = smoke.stdout.split('\n').reverse().find((l) => l.startsWith('{"smoke":'));
+    if (!line) throw new Error(`the smoke app printed no outcome line\n${smoke.stdout}`);
+    const outcome = JSON.parse(line);
+    expect(outcome).toMatchObject({
+      smoke: 'nest12',
+      ok: true,
+      libraryUsesAppNestCore: true,
+      versions: { 'nestjs-pg-queue': LIBRARY_VERSION },
+      job: { state: 'completed', attempts: 1, result: { pong: true, doubled: 42, attempt: 1 } },
+    });
+    expect(outcome.versions['@nestjs/core']).toMatch(/^12\./);
+    expect(outcome.versions['@nestjs/common']).toMatch(/^12\./);
+    expect(outcome.nestCoreCopies).toEqual([expect.stringMatching(/^node_modules[/\\]@nestjs[/\\]core@12\./)]);
+
+    // The job went to the isolated schema this test handed the app.
+    const rows = await sql<{ id: string; state: string }>(`SELECT id::text, state FROM "${schema}".queue_jobs`);
+    expect(rows).toEqual([{ id: outcome.job.id, state: 'completed' }]);
+  }, 240_000);
+});

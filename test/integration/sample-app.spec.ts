@@ -1,0 +1,162 @@
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { AddressInfo } from 'node:net';
+import { AppModule } from '../../sample-app/src/app.module';
+import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
+import { waitFor } from './helpers/wait-for';
+
+const schema = uniqueSchema('sample');
+
+interface HttpResult<T = any> {
+  status: number;
+  body: T;
+}
+
+describe('sample app over HTTP', () => {
+  let app: INestApplication;
+  let baseUrl: string;
+
+  async function request<T = any>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpResult<T>> {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  function waitForJob(id: string, state: string) {
+    return waitFor(`job ${id} to be ${state}`, async () => {
+      const { body } = await request('GET', `/jobs/${id}`);
+      return body?.state === state ? body : undefined;
+    });
+  }
+
+  async function jobRowCount(): Promise<number> {
+    return (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs`))[0].n;
+  }
+
+  beforeAll(async () => {
+    // TypeORM's synchronize creates tables, not schemas; the queue's migration creates its own.
+    await sql(`CREATE SCHEMA "${schema}"`);
+    app = await NestFactory.create(AppModule.forRoot({ databaseUrl: DATABASE_URL, schema, port: 0 }), {
+      logger: process.env.TEST_LOGS ? undefined : ['error'],
+    });
+    await app.listen(0, '127.0.0.1');
+    baseUrl = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await dropSchema(schema);
+  });
+
+  it('POST /signup saves the user and enqueues a welcome email that completes', async () => {
+    const res = await request('POST', '/signup', { email: '  Ada@Example.com ' });
+    expect(res.status).toBe(201);
+    expect(res.body.user).toMatchObject({ email: 'ada@example.com' });
+    expect(res.body.jobId).toMatch(/^\d+$/);
+
+    const users = await sql(`SELECT id, email FROM "${schema}".sample_users`);
+    expect(users).toEqual([{ id: res.body.user.id, email: 'ada@example.com' }]);
+
+    const job = await waitForJob(res.body.jobId, 'completed');
+    expect(job).toMatchObject({
+      queue: 'email',
+      name: 'welcome',
+      data: { userId: res.body.user.id, email: 'ada@example.com' },
+      attempts: 1,
+      maxAttempts: 5,
+      lastError: null,
+    });
+    expect(job.result.messageId).toEqual(expect.any(String));
+  });
+
+  it('a signup whose transaction rolls back (duplicate email -> 409) leaves no job behind', async () => {
+    const jobsBefore = await jobRowCount();
+    const [{ seq }] = await sql<{ seq: string }>(`SELECT pg_get_serial_sequence($1, 'id') AS seq`, [`"${schema}".queue_jobs`]);
+    const lastId = async () => BigInt((await sql<{ v: string }>(`SELECT last_value::text AS v FROM ${seq}`))[0].v);
+    const idBefore = await lastId();
+
+    const res = await request('POST', '/signup', { email: 'ADA@example.com' });
+    expect(res.status).toBe(409);
+    expect(res.body.message).toContain('ada@example.com');
+
+    // The job was inserted (it took an id) before the user INSERT failed, and was rolled back with it.
+    expect(await lastId()).toBe(idBefore + 1n);
+    expect(await jobRowCount()).toBe(jobsBefore);
+    const jobs = await sql(`SELECT id FROM "${schema}".queue_jobs WHERE data->>'email' = 'ada@example.com'`);
+    expect(jobs).toHaveLength(1);
+    expect(await sql(`SELECT id FROM "${schema}".sample_users`)).toHaveLength(1);
+  });
+
+  it('rejects a bad signup body with 400 and enqueues nothing', async () => {
+    const jobsBefore = await jobRowCount();
+    expect((await request('POST', '/signup', { email: 'not-an-email' })).status).toBe(400);
+    expect((await request('POST', '/signup', { email: 42 })).status).toBe(400);
+    expect((await request('POST', '/signup')).status).toBe(400);
+    expect(await jobRowCount()).toBe(jobsBefore);
+  });
+
+  it('GET /jobs/:id answers 404 for a missing job and 400 for ids that are not job ids', async () => {
+    const missing = await request('GET', '/jobs/999999999');
+    expect(missing.status).toBe(404);
+    for (const bad of ['abc', '0', '-1', '1.5', '9999999999999999999', '99999999999999999999']) {
+      const res = await request('GET', `/jobs/${bad}`);
+      expect({ bad, status: res.status, error: res.body.error }).toEqual({ bad, status: 400, error: 'InvalidJobOptionError' });
+    }
+  });
+
+  it('retries a failing job, shows its last error, and revives it with POST /jobs/:id/retry', async () => {
+    const added = await request('POST', '/jobs', {
+      queue: 'email',
+      name: 'flaky-report',
+      data: { reportId: 1, failureRate: 1 },
+      options: { maxAttempts: 2, backoff: { type: 'fixed', delayMs: 10 } },
+    });
+    expect(added.status).toBe(201);
+    expect(added.body).toMatchObject({ state: 'pending', maxAttempts: 2 });
+
+    const failed = await waitForJob(added.body.id, 'failed');
+    expect(failed).toMatchObject({ attempts: 2, maxAttempts: 2, result: null });
+    expect(failed.lastError).toMatchObject({ attempt: 2, message: 'Report service unavailable (simulated)' });
+    expect(Date.parse(failed.runAt)).not.toBeNaN();
+
+    const cancel = await request('POST', `/jobs/${added.body.id}/cancel`);
+    expect(cancel.status).toBe(409);
+    expect(cancel.body.error).toBe('InvalidJobStateError');
+
+    const retried = await request('POST', `/jobs/${added.body.id}/retry`);
+    expect(retried.status).toBe(200);
+    expect(retried.body).toMatchObject({ state: 'pending', attempts: 0 });
+    await waitForJob(added.body.id, 'failed');
+  });
+
+  it('runs a job that succeeds, with the processor defaults applied', async () => {
+    const added = await request('POST', '/jobs', { queue: 'email', name: 'flaky-report', data: { failureRate: 0 } });
+    const done = await waitForJob(added.body.id, 'completed');
+    expect(done).toMatchObject({ attempts: 1, maxAttempts: 5, backoff: { type: 'exponential', delayMs: 500 } });
+    expect(done.result.pages).toEqual(expect.any(Number));
+  });
+
+  it('cancels a delayed job, counts jobs per state, and maps bad input to 400 and unknown ids to 404', async () => {
+    const runAt = new Date(Date.now() + 3_600_000).toISOString();
+    const added = await request('POST', '/jobs', { queue: 'email', name: 'welcome', data: {}, options: { runAt } });
+    expect(added.body.runAt).toBe(runAt);
+    const cancelled = await request('POST', `/jobs/${added.body.id}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.state).toBe('cancelled');
+
+    const counts = await request('GET', '/jobs/counts?queue=email');
+    expect(counts.status).toBe(200);
+    expect(counts.body).toEqual({ pending: 0, active: 0, completed: 2, failed: 1, cancelled: 1 });
+
+    expect((await request('POST', '/jobs', { queue: 'email', name: 'welcome', options: { runAt: 'soon' } })).status).toBe(400);
+    expect((await request('POST', '/jobs', { queue: 'email', name: 'welcome', options: { priority: 1.5 } })).status).toBe(400);
+    expect((await request('POST', '/jobs', { queue: 'email', name: 'welcome', options: { manager: {} } })).status).toBe(400);
+    expect((await request('POST', '/jobs', { queue: '', name: 'welcome' })).status).toBe(400);
+    expect((await request('POST', '/jobs/999999999/retry')).status).toBe(404);
+    expect((await request('POST', '/jobs/999999999/cancel')).status).toBe(404);
+  });
+});
