@@ -7,8 +7,9 @@ import { JobCancelledError } from '../errors/job-cancelled.error';
 /**
  * Renews the leases of every job this process runs, with one statement per tick for all of them.
  * A job whose lease this worker no longer holds (rescued, cancelled, timed out elsewhere) is
- * aborted, with a JobCancelledError if it was cancelled. When renewals fail (database unreachable), a job is aborted once its lease has surely
- * lapsed, since another worker may then rescue and rerun it.
+ * aborted, with a JobCancelledError if it was cancelled. When renewals fail (database
+ * unreachable), a job is aborted once its lease has surely lapsed, since another worker may then
+ * rescue and rerun it.
  */
 export class LeaseKeeper {
   private readonly logger = new Logger('QueueWorker');

@@ -1,0 +1,92 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import type { QueueService } from '../../../lib';
+import { dropSchema, sql, uniqueSchema } from '../helpers/database';
+import { waitFor } from '../helpers/wait-for';
+import { ChildWorkers } from './fixtures/child-worker';
+import { countStates, createChaosSchema } from './fixtures/chaos-db';
+
+/**
+ * SIGTERM to a worker process with jobs in flight (a deploy): jobs that finish within
+ * shutdownTimeoutMs complete, the others go back to pending with their attempt not counted, and
+ * the process exits.
+ */
+const schema = uniqueSchema('chaos_term');
+
+describe('chaos: graceful shutdown on SIGTERM', () => {
+  let app: INestApplicationContext;
+  let queue: QueueService;
+  const workers = new ChildWorkers({ schema, appName: schema });
+
+  beforeAll(async () => {
+    ({ app, queue } = await createChaosSchema(schema));
+  });
+
+  afterAll(async () => {
+    await workers.killAll();
+    await app?.close();
+    await dropSchema(schema);
+  });
+
+  it('completes short jobs, hands long ones back to pending with attempts 0, and exits', async () => {
+    const q = 'term';
+    const shutdownTimeoutMs = 1000;
+    const settings = {
+      queue: q,
+      concurrency: 6,
+      logLevels: ['error', 'warn', 'log'] as ('error' | 'warn' | 'log')[],
+      worker: { lockDurationMs: 1500, pollIntervalMs: 50, shutdownTimeoutMs },
+    };
+    const worker = await workers.start(settings);
+    // Short jobs finish within the shutdown timeout; long ones (which ignore their signal) never would.
+    const jobs = await queue.addBulk([
+      ...Array.from({ length: 3 }, () => ({ queue: q, name: 'sleep', data: { ms: 600 } })),
+      ...Array.from({ length: 3 }, () => ({ queue: q, name: 'sleep', data: { ms: 60_000 } })),
+    ]);
+    const short = jobs.slice(0, 3).map((j) => j.id);
+    const long = jobs.slice(3).map((j) => j.id);
+    await waitFor('all six handlers to start', async () => {
+      const [{ n }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".markers WHERE kind = 'start' AND pid = $1`, [worker.pid]);
+      return n === 6;
+    });
+
+    const [{ now: termAt }] = await sql<{ now: Date }>('SELECT clock_timestamp() AS now');
+    const sentAt = Date.now();
+    worker.kill('SIGTERM');
+    const status = await worker.exited;
+    const exitMs = Date.now() - sentAt;
+
+    // Nest's shutdown hook closes the app, then re-raises the signal: a clean exit is either.
+    expect([{ code: 0, signal: null }, { code: null, signal: 'SIGTERM' }]).toContainEqual(status);
+    expect(exitMs).toBeGreaterThanOrEqual(shutdownTimeoutMs - 100);
+    expect(exitMs).toBeLessThan(shutdownTimeoutMs + 4000);
+    expect(worker.output).toMatch(/3 job\(s\) still running/);
+
+    expect(await countStates(schema, q)).toEqual({ completed: 3, pending: 3 });
+    const rows = await sql<{ id: string; state: string; attempts: number; result: unknown; last_error: unknown; locked_by: string | null; locked_until: Date | null }>(
+      `SELECT id, state, attempts, result, last_error, locked_by, locked_until FROM "${schema}".queue_jobs WHERE queue = $1 ORDER BY id`,
+      [q],
+    );
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const id of short) {
+      // Still running when SIGTERM came, and waited for.
+      const [{ ended }] = await sql<{ ended: Date }>(`SELECT at AS ended FROM "${schema}".markers WHERE job_id = $1 AND kind = 'end'`, [id]);
+      expect(ended.getTime()).toBeGreaterThan(termAt.getTime());
+      expect(byId.get(id)).toMatchObject({ state: 'completed', attempts: 1, result: { pid: worker.pid }, last_error: null, locked_by: null });
+    }
+    for (const id of long) {
+      expect(byId.get(id)).toMatchObject({ state: 'pending', attempts: 0, result: null, last_error: null, locked_by: null, locked_until: null });
+    }
+    const [{ n: ended }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".markers WHERE kind = 'end' AND job_id = ANY($1::bigint[])`, [long]);
+    expect(ended).toBe(0);
+
+    // Handed back for the next worker at once, which counts its attempt as the first.
+    const next = await workers.start(settings);
+    await waitFor('the next worker to take the long jobs', async () => {
+      const taken = await sql<{ attempts: number; locked_by: string }>(
+        `SELECT attempts, locked_by FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[]) AND state = 'active'`,
+        [long],
+      );
+      return taken.length === 3 && taken.every((t) => t.attempts === 1 && t.locked_by.includes(`:${next.pid}:`));
+    });
+  });
+});
