@@ -10,6 +10,7 @@ export interface RawJobRow {
   priority: number;
   run_at: Date;
   attempts: number;
+  claims: number;
   max_attempts: number | null;
   backoff: Job['backoff'];
   timeout_ms: number | null;
@@ -30,6 +31,7 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     data: row.data as T,
     state: row.state as JobState,
     attempts: row.attempts,
+    claims: row.claims,
     maxAttempts: row.max_attempts,
     priority: row.priority,
     runAt: row.run_at,

@@ -17,6 +17,7 @@ export interface JobRow {
   priority: number;
   runAt: Date;
   attempts: number;
+  claims: number;
   maxAttempts: number | null;
   backoff: BackoffOptions | null;
   timeoutMs: number | null;
@@ -57,6 +58,7 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       priority: { type: 'integer', default: 0 },
       runAt: { name: 'run_at', type: 'timestamptz', default: () => 'now()' },
       attempts: { type: 'integer', default: 0 },
+      claims: { type: 'integer', default: 0 },
       maxAttempts: { name: 'max_attempts', type: 'integer', nullable: true },
       backoff: { type: 'jsonb', nullable: true },
       timeoutMs: { name: 'timeout_ms', type: 'integer', nullable: true },

@@ -27,7 +27,8 @@ export interface NewJobRow {
 /** The end of one attempt, as the completer writes it. */
 export interface AttemptOutcome {
   id: string;
-  attempt: number;
+  /** The job's `claims` when this worker claimed it: the fencing token. */
+  claim: number;
   state: 'completed' | 'failed' | 'pending';
   /** JSON text of the result (completed only). */
   result: string | null;
@@ -112,7 +113,7 @@ export class JobRepository {
       this.statements.finish,
       [
         outcomes.map((o) => o.id),
-        outcomes.map((o) => o.attempt),
+        outcomes.map((o) => o.claim),
         outcomes.map((o) => o.state),
         outcomes.map((o) => o.result),
         outcomes.map((o) => o.error),
@@ -130,13 +131,13 @@ export class JobRepository {
    * it ran them (every other id lost its lease).
    */
   async heartbeat(
-    jobs: { id: string; attempt: number }[],
+    jobs: { id: string; claim: number }[],
     workerId: string,
     lockDurationMs: number,
   ): Promise<{ held: Set<string>; cancelled: Set<string> }> {
     const rows = await this.run<{ id: string; state: JobState }>('heartbeat', this.statements.heartbeat, [
       jobs.map((j) => j.id),
-      jobs.map((j) => j.attempt),
+      jobs.map((j) => j.claim),
       workerId,
       lockDurationMs,
     ]);

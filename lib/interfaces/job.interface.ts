@@ -49,6 +49,11 @@ export interface Job<T = unknown, R = unknown> {
   /** Attempts started so far: 0 while it never ran, 1 during and after the first run. */
   attempts: number;
   /**
+   * Times the job was claimed, ever. Unlike `attempts` it is never reset (by `retry()`) or refunded
+   * (by a graceful shutdown), so it identifies one claim: outcome writes are fenced on it.
+   */
+  claims: number;
+  /**
    * Attempts allowed. `null` while the job has not run and no explicit value was given: the
    * processor's default (or the module's) is fixed at the first claim.
    */

@@ -104,23 +104,23 @@ export class JobExecutor {
     } catch (error) {
       return this.failure(job, error, true);
     }
-    return { id: job.id, attempt: job.attempts, state: 'completed', result: JSON.stringify(result), error: null, delayMs: 0, refund: false };
+    return { id: job.id, claim: job.claims, state: 'completed', result: JSON.stringify(result), error: null, delayMs: 0, refund: false };
   }
 
   private failure(job: Job, thrown: unknown, retryable: boolean): AttemptOutcome {
     const maxAttempts = job.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
     const error = jobErrorJson(serializeJobError(thrown, job.attempts));
     if (!retryable || job.attempts >= maxAttempts) {
-      return { id: job.id, attempt: job.attempts, state: 'failed', result: null, error, delayMs: 0, refund: false };
+      return { id: job.id, claim: job.claims, state: 'failed', result: null, error, delayMs: 0, refund: false };
     }
     const delayMs = backoffDelayMs(job.backoff ?? DEFAULT_BACKOFF, job.attempts);
-    return { id: job.id, attempt: job.attempts, state: 'pending', result: null, error, delayMs, refund: false };
+    return { id: job.id, claim: job.claims, state: 'pending', result: null, error, delayMs, refund: false };
   }
 
   private fromAbort(job: Job, reason: unknown): AttemptOutcome | undefined {
     if (reason instanceof JobCancelledError || reason instanceof JobLeaseLostError) return undefined;
     if (reason instanceof WorkerShutdownError) {
-      return { id: job.id, attempt: job.attempts, state: 'pending', result: null, error: null, delayMs: 0, refund: true };
+      return { id: job.id, claim: job.claims, state: 'pending', result: null, error: null, delayMs: 0, refund: true };
     }
     return this.failure(job, reason, true);
   }
@@ -134,7 +134,7 @@ export class JobExecutor {
       controller.signal.throwIfAborted();
       const outcome: AttemptOutcome = {
         id: job.id,
-        attempt: job.attempts,
+        claim: job.claims,
         state: 'completed',
         result: JSON.stringify(result),
         error: null,

@@ -42,7 +42,7 @@ export class LeaseKeeper {
     const sentAt = Date.now();
     try {
       const { held, cancelled } = await this.repository.heartbeat(
-        jobs.map((r) => ({ id: r.job.id, attempt: r.job.attempts })),
+        jobs.map((r) => ({ id: r.job.id, claim: r.job.claims })),
         this.workerId,
         this.lockDurationMs,
       );

@@ -25,6 +25,7 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
         "priority" integer NOT NULL DEFAULT 0,
         "run_at" timestamptz NOT NULL DEFAULT now(),
         "attempts" integer NOT NULL DEFAULT 0,
+        "claims" integer NOT NULL DEFAULT 0,
         "max_attempts" integer,
         "backoff" jsonb,
         "timeout_ms" integer,

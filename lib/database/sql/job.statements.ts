@@ -43,7 +43,7 @@ export function buildJobStatements(n: TableNaming) {
         FOR UPDATE SKIP LOCKED
       )
       UPDATE ${Q} AS j SET
-        state = 'active', attempts = j.attempts + 1, locked_by = $3,
+        state = 'active', attempts = j.attempts + 1, claims = j.claims + 1, locked_by = $3,
         locked_until = now() + $4 * interval '1 millisecond', started_at = now(),
         max_attempts = COALESCE(j.max_attempts, $5), backoff = COALESCE(j.backoff, $6::jsonb),
         timeout_ms = COALESCE(j.timeout_ms, $7)
@@ -52,8 +52,9 @@ export function buildJobStatements(n: TableNaming) {
 
     /**
      * Record the outcomes of many attempts in one statement. Fenced: a row is written only if it is
-     * still active, leased to this worker ($8) and on the same attempt, so a worker that lost its
-     * lease cannot overwrite a newer attempt. `refund` = 1 hands a job back without counting the
+     * still active, leased to this worker ($8) and on the same claim (`claims` never goes back, so
+     * not even a retry() and re-claim by the same worker passes), so a worker that lost its lease
+     * cannot overwrite a newer attempt. `refund` = 1 hands a job back without counting the
      * attempt (graceful shutdown). Returns the ids written.
      */
     finish: `
@@ -67,14 +68,14 @@ export function buildJobStatements(n: TableNaming) {
           finished_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END,
           locked_by = NULL, locked_until = NULL
         FROM unnest($1::bigint[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $7::int[])
-          AS u(id, attempt, state, result, error, delay_ms, refund)
-        WHERE j.id = u.id AND j.attempts = u.attempt AND j.state = 'active' AND j.locked_by = $8
+          AS u(id, claim, state, result, error, delay_ms, refund)
+        WHERE j.id = u.id AND j.claims = u.claim AND j.state = 'active' AND j.locked_by = $8
         RETURNING j.id, j.queue, j.state, j.run_at
       ), woken AS (${notifyJobs(`written WHERE state = 'pending'`)})
       SELECT id, (SELECT count(*) FROM woken) AS "_woken" FROM written`,
 
     /**
-     * Renew the leases of the jobs worker $3 runs (ids $1 at attempts $2). Rows locked right now (being
+     * Renew the leases of the jobs worker $3 runs (ids $1 at claims $2). Rows locked right now (being
      * finished, cancelled) are skipped rather than waited for, so heartbeats never deadlock with
      * completions. Returns the ids this worker still holds (state 'active') and those cancelled
      * during their attempt (state 'cancelled'); any other id has lost its lease.
@@ -82,7 +83,7 @@ export function buildJobStatements(n: TableNaming) {
     heartbeat: `
       WITH mine AS (
         SELECT j.id, j.state FROM ${Q} AS j
-        JOIN unnest($1::bigint[], $2::int[]) AS h(id, attempt) ON j.id = h.id AND j.attempts = h.attempt
+        JOIN unnest($1::bigint[], $2::int[]) AS h(id, claim) ON j.id = h.id AND j.claims = h.claim
         WHERE (j.state = 'active' AND j.locked_by = $3) OR j.state = 'cancelled'
       ), renewed AS (
         UPDATE ${Q} SET locked_until = now() + $4 * interval '1 millisecond'
