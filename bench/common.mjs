@@ -1,0 +1,107 @@
+// Shared helpers of the benchmark: loading the compiled library, building Nest apps in plain
+// JavaScript, schema housekeeping, clocks and statistics. Used by run.mjs and worker-child.mjs.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(BENCH_DIR, '..');
+export const require = createRequire(path.join(ROOT, 'package.json'));
+export const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+export const QUEUE = 'bench';
+
+require('reflect-metadata');
+export const pg = require('pg');
+const { Module } = require('@nestjs/common');
+const { NestFactory } = require('@nestjs/core');
+const { TypeOrmModule } = require('@nestjs/typeorm');
+// The compiled library (npm run build), exactly as a user would get it.
+export const lib = require(path.join(ROOT, 'dist/lib/index.js'));
+export const { QueueWorker } = require(path.join(ROOT, 'dist/lib/worker/worker.service.js'));
+
+/** Wall-clock time in ms with sub-ms resolution, comparable between processes on one machine. */
+export const now = () => performance.timeOrigin + performance.now();
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A schema name no other run uses. */
+export function newSchema(tag) {
+  return `pgq_bench_${tag}_${randomBytes(4).toString('hex')}`;
+}
+
+export async function sql(text, values = []) {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    return (await client.query(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+export function dropSchema(schema) {
+  return sql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+}
+
+/** `"schema"."queue_jobs"`: the table QueueModule.forRoot({ schema }) creates. */
+export const table = (schema) => `"${schema}"."queue_jobs"`;
+
+/**
+ * Boots a Nest application context with TypeORM and QueueModule in `schema`. With `processor`, a
+ * provider `@Processor(QUEUE, { concurrency })` whose `@Handle('noop')` calls `processor.handler`.
+ * Decorators are applied as functions, since this is plain JavaScript.
+ */
+export async function createBenchApp({ schema, worker = false, processor, poolSize = 10 }) {
+  const { QueueModule, Processor, Handle } = lib;
+  const providers = [];
+  if (processor) {
+    class BenchProcessor {
+      noop(job) {
+        return processor.handler(job);
+      }
+    }
+    Processor(QUEUE, { concurrency: processor.concurrency })(BenchProcessor);
+    Handle('noop')(BenchProcessor.prototype, 'noop', Object.getOwnPropertyDescriptor(BenchProcessor.prototype, 'noop'));
+    providers.push(BenchProcessor);
+  }
+  class BenchAppModule {}
+  Module({
+    imports: [
+      TypeOrmModule.forRoot({ type: 'postgres', url: DATABASE_URL, synchronize: false, logging: false, poolSize }),
+      QueueModule.forRoot({ schema, worker }),
+    ],
+    providers,
+  })(BenchAppModule);
+  const app = await NestFactory.createApplicationContext(BenchAppModule, { logger: ['error', 'warn'] });
+  return { app, queue: app.get(lib.QueueService) };
+}
+
+/** Enqueues `count` no-op jobs with addBulk in chunks of 1000; data is `{ i }`. */
+export async function enqueueBulk(queue, count, from = 0) {
+  for (let i = 0; i < count; i += 1000) {
+    const n = Math.min(1000, count - i);
+    await queue.addBulk(Array.from({ length: n }, (_, k) => ({ queue: QUEUE, name: 'noop', data: { i: from + i + k } })));
+  }
+}
+
+/** Same percentile rule as the raw reference. */
+export function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1];
+}
+
+/** Median, min and max, rounded like the raw reference. */
+export function summarize(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const med = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const r = (x) => Math.round(x * 10) / 10;
+  return { median: r(med), min: r(s[0]), max: r(s[s.length - 1]), reps: s.length };
+}
+
+/** Latencies (ms) from two arrays of timestamps indexed by job. */
+export function latencies(sent, seen) {
+  const lat = Array.from(seen, (t, i) => t - sent[i]).sort((a, b) => a - b);
+  if (lat.some(Number.isNaN)) throw new Error('latency: some jobs were never seen');
+  return { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99) };
+}

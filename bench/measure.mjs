@@ -1,0 +1,242 @@
+// The measurements of the benchmark, one function per figure. Each works in a fresh schema that it
+// drops afterwards. Used by run.mjs (the benchmark) and profile.mjs (the diagnostics).
+import { fork } from 'node:child_process';
+import { PerformanceObserver } from 'node:perf_hooks';
+import path from 'node:path';
+import {
+  BENCH_DIR,
+  QUEUE,
+  createBenchApp,
+  dropSchema,
+  enqueueBulk,
+  latencies,
+  newSchema,
+  percentile,
+  now,
+  sleep,
+  sql,
+  table,
+} from './common.mjs';
+
+export const LATENCY_JOBS = 500;
+export const LATENCY_GAP_MS = 20;
+
+export const log = (...parts) => process.stderr.write(`[bench] ${parts.join(' ')}\n`);
+
+/** Schemas and child processes alive right now, for the cleanup on a signal or a failure. */
+const schemas = new Set();
+export const children = new Set();
+
+export async function withSchema(tag, work) {
+  const schema = newSchema(tag);
+  schemas.add(schema);
+  try {
+    return await work(schema);
+  } finally {
+    await dropSchema(schema);
+    schemas.delete(schema);
+  }
+}
+
+/** Kills the children this process started and drops the schemas still in use. */
+export async function cleanup() {
+  for (const child of children) child.kill('SIGTERM');
+  for (const schema of schemas) await dropSchema(schema).catch(() => undefined);
+}
+
+/** Forks worker-child.mjs with `cfg`; `next(type)` waits for its next message of that type. */
+export function startChild(cfg, execArgv = process.execArgv) {
+  const child = fork(path.join(BENCH_DIR, 'worker-child.mjs'), [JSON.stringify(cfg)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv,
+  });
+  children.add(child);
+  const waiting = new Map();
+  const inbox = [];
+  let failure;
+  const fail = (error) => {
+    failure ??= error;
+    for (const w of waiting.values()) w.reject(failure);
+    waiting.clear();
+  };
+  child.on('message', (m) => {
+    if (m?.type === 'error') return fail(new Error(`worker child failed: ${m.message}`));
+    const w = waiting.get(m?.type);
+    if (w) {
+      waiting.delete(m.type);
+      w.resolve(m);
+    } else inbox.push(m);
+  });
+  const exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      if (code !== 0) fail(new Error(`worker child exited with ${signal ?? code}`));
+      resolve(code);
+    }),
+  );
+  return {
+    child,
+    exited,
+    next(type, timeoutMs = 600_000) {
+      const queued = inbox.findIndex((m) => m.type === type);
+      if (queued >= 0) return Promise.resolve(inbox.splice(queued, 1)[0]);
+      if (failure) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for "${type}" from the worker child`)), timeoutMs);
+        waiting.set(type, {
+          resolve: (m) => (clearTimeout(timer), resolve(m)),
+          reject: (e) => (clearTimeout(timer), reject(e)),
+        });
+      });
+    },
+  };
+}
+
+/**
+ * jobs/s of `jobs` enqueues through a producer-only app: `seq` (one add() at a time),
+ * `concurrent10` (10 producers calling add() in a loop) or `bulk` (addBulk of 1000 at a time).
+ * `patch(app)` lets the diagnostics alter the app before the clock starts.
+ */
+export async function enqueue(mode, jobs, { patch } = {}) {
+  return withSchema('enq', async (schema) => {
+    const { app, queue } = await createBenchApp({ schema, worker: false });
+    try {
+      await patch?.(app);
+      const t0 = now();
+      if (mode === 'seq') {
+        for (let i = 0; i < jobs; i++) await queue.add(QUEUE, 'noop', { i });
+      } else if (mode === 'concurrent10') {
+        const per = Math.ceil(jobs / 10);
+        await Promise.all(
+          Array.from({ length: 10 }, async (_, p) => {
+            for (let i = p * per; i < Math.min(jobs, (p + 1) * per); i++) await queue.add(QUEUE, 'noop', { i });
+          }),
+        );
+      } else {
+        await enqueueBulk(queue, jobs);
+      }
+      const rate = (jobs / (now() - t0)) * 1000;
+      const [{ n }] = await sql(`SELECT count(*)::int AS n FROM ${table(schema)}`);
+      if (n !== jobs) throw new Error(`enqueue_${mode}: ${n} rows instead of ${jobs}`);
+      return rate;
+    } finally {
+      await app.close();
+    }
+  });
+}
+
+/**
+ * Pre-enqueues `jobs` jobs with addBulk (producer-only app), ANALYZEs the table like the raw
+ * reference does, then drains them in a child worker process. Returns the child's result
+ * (jobsPerSec, peakRssMb, ...).
+ */
+export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv }) {
+  return withSchema('drain', async (schema) => {
+    const { app, queue } = await createBenchApp({ schema, worker: false });
+    try {
+      await enqueueBulk(queue, jobs);
+    } finally {
+      await app.close();
+    }
+    if (analyze) await sql(`ANALYZE ${table(schema)}`);
+    const worker = startChild({ mode: 'drain', schema, jobs, concurrency, trace, poolSize, variants }, execArgv);
+    const result = await worker.next('result');
+    await worker.exited;
+    log(`drain ${jobs} c=${concurrency}: ${result.jobsPerSec.toFixed(0)} jobs/s (${result.ms.toFixed(0)} ms; all handled at ${result.handledMs.toFixed(0)} ms; worker boot ${result.bootMs.toFixed(0)} ms, not counted; peak RSS ${result.peakRssMb.toFixed(1)} MB)`);
+    return result;
+  });
+}
+
+/** Collects this process's GC pauses while `work` runs (to explain latency tails); logs the longest. */
+async function watchGc(label, work) {
+  const pauses = [];
+  const observer = new PerformanceObserver((list) => list.getEntries().forEach((e) => pauses.push(e.duration)));
+  observer.observe({ entryTypes: ['gc'] });
+  try {
+    return await work();
+  } finally {
+    observer.disconnect();
+    const longest = pauses.length ? Math.max(...pauses) : 0;
+    log(`${label}: ${pauses.length} GC pause(s) in this process, longest ${longest.toFixed(1)} ms, over 10 ms: ${pauses.filter((d) => d > 10).length}`);
+  }
+}
+
+/** Sends LATENCY_JOBS jobs LATENCY_GAP_MS apart without awaiting each add(), like the reference. */
+async function produceSpaced(queue) {
+  const sent = new Float64Array(LATENCY_JOBS);
+  const base = now() + 10;
+  const inflight = [];
+  for (let i = 0; i < LATENCY_JOBS; i++) {
+    const wait = base + i * LATENCY_GAP_MS - now();
+    if (wait > 0) await sleep(wait);
+    sent[i] = now();
+    inflight.push(queue.add(QUEUE, 'noop', { i }));
+  }
+  await Promise.all(inflight);
+  return sent;
+}
+
+/** Producer in this process, idle worker (LISTEN on) in a child: the wake-up must come by NOTIFY. */
+export async function latencyCrossProcess({ concurrency, trace = false, variants }) {
+  return withSchema('lat', async (schema) => {
+    const { app, queue } = await createBenchApp({ schema, worker: false });
+    const worker = startChild({ mode: 'latency', schema, jobs: LATENCY_JOBS, concurrency, trace, variants });
+    try {
+      await worker.next('ready', 60_000);
+      await sleep(200);
+      const sent = await watchGc('latency producer', () => produceSpaced(queue));
+      const { seen, stages } = await worker.next('seen', 10_000);
+      const result = latencies(sent, seen.map((t) => (t === null ? NaN : t)));
+      if (stages) result.stages = stageBreakdown(sent, seen, stages);
+      return result;
+    } finally {
+      if (worker.child.connected) worker.child.send({ type: 'stop' });
+      await worker.exited;
+      await app.close();
+    }
+  });
+}
+
+/** Median and p99 of each stage of the pickup (diagnostics). */
+function stageBreakdown(sent, seen, { notified, claimStart, claimEnd }) {
+  const stat = (f) => {
+    const v = Array.from(sent, (_, i) => f(i)).filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+    const r = (x) => Math.round(x * 100) / 100;
+    return { p50: r(percentile(v, 50)), p99: r(percentile(v, 99)), n: v.length };
+  };
+  return {
+    sendToNotify: stat((i) => notified[i] - sent[i]),
+    notifyToClaimStart: stat((i) => claimStart[i] - notified[i]),
+    claim: stat((i) => claimEnd[i] - claimStart[i]),
+    claimEndToHandler: stat((i) => seen[i] - claimEnd[i]),
+  };
+}
+
+/** Producer and worker in one app: the in-process wake-up after add() applies. */
+export async function latencyInProcess({ concurrency }) {
+  return withSchema('latin', async (schema) => {
+    const seen = new Float64Array(LATENCY_JOBS).fill(NaN);
+    let count = 0;
+    let allSeen;
+    const done = new Promise((resolve) => (allSeen = resolve));
+    const { app, queue } = await createBenchApp({
+      schema,
+      worker: { listen: true },
+      processor: {
+        concurrency,
+        handler: (job) => {
+          seen[job.data.i] = now();
+          if (++count === LATENCY_JOBS) allSeen();
+        },
+      },
+    });
+    try {
+      await sleep(200);
+      const sent = await watchGc('latency in-process', () => produceSpaced(queue));
+      await Promise.race([done, sleep(10_000)]);
+      return latencies(sent, seen);
+    } finally {
+      await app.close();
+    }
+  });
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+// Benchmark of nestjs-pg-queue against the raw-PostgreSQL reference (../shared/bench/raw-reference.mjs),
+// measured in the same run. See bench/README.md.
+//
+//   npm run bench                                   # builds dist/lib first
+//   node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss]
+//                      [--concurrency 100] [--rss-jobs 100000] [--no-raw]
+//   node bench/run.mjs --only sweep [--sweep 50,100,200,500,1000]   # drain vs processor concurrency
+//
+// stdout: one JSON line per figure (ours, then the raw reference's, then the ratios); progress on stderr.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT, summarize } from './common.mjs';
+import { children, cleanup, drain, enqueue, latencyCrossProcess, latencyInProcess, log } from './measure.mjs';
+
+const args = process.argv.slice(2);
+const arg = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
+};
+const N = Number(arg('jobs', 20000));
+const REPS = Number(arg('reps', 3));
+const ONLY = String(arg('only', 'enqueue,drain,latency,rss')).split(',');
+const CONCURRENCY = Number(arg('concurrency', 100));
+const RSS_JOBS = Number(arg('rss-jobs', 100000));
+const SWEEP = String(arg('sweep', '50,100,200,500,1000')).split(',').map(Number);
+const RAW = !args.includes('--no-raw');
+// NOTE: resolved from this file, not the working directory: <project>/../shared/bench.
+const RAW_SCRIPT = path.resolve(ROOT, '..', 'shared', 'bench', 'raw-reference.mjs');
+const usage = (message) => {
+  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss,sweep] [--concurrency 100] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
+  process.exit(2);
+};
+for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS })) {
+  if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
+}
+if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
+const KNOWN = ['enqueue', 'drain', 'latency', 'rss', 'sweep'];
+const unknown = ONLY.filter((g) => !KNOWN.includes(g));
+if (unknown.length) usage(`--only: unknown group(s) ${unknown.join(',')}; known: ${KNOWN.join(',')}`);
+
+const runs = new Map();
+const record = (metric, unit, value) => {
+  if (!runs.has(metric)) runs.set(metric, { unit, values: [] });
+  runs.get(metric).values.push(value);
+  log(`${metric}: ${value.toFixed(1)} ${unit}`);
+};
+
+async function main() {
+  log(`jobs=${N} reps=${REPS} only=${ONLY.join(',')} concurrency=${CONCURRENCY} rss-jobs=${RSS_JOBS} database=${process.env.DATABASE_URL ? '$DATABASE_URL' : 'default'}`);
+  for (let rep = 0; rep < REPS; rep++) {
+    log(`repetition ${rep + 1}/${REPS}`);
+    if (ONLY.includes('enqueue')) {
+      record('enqueue_seq', 'jobs/s', await enqueue('seq', N));
+      record('enqueue_concurrent10', 'jobs/s', await enqueue('concurrent10', N));
+      record('enqueue_bulk', 'jobs/s', await enqueue('bulk', N));
+    }
+    if (ONLY.includes('drain')) record('drain', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY })).jobsPerSec);
+    if (ONLY.includes('latency')) {
+      const cross = await latencyCrossProcess({ concurrency: CONCURRENCY });
+      record('latency_p50', 'ms', cross.p50);
+      record('latency_p95', 'ms', cross.p95);
+      record('latency_p99', 'ms', cross.p99);
+      const inproc = await latencyInProcess({ concurrency: CONCURRENCY });
+      record('latency_inproc_p50', 'ms', inproc.p50);
+      record('latency_inproc_p95', 'ms', inproc.p95);
+      record('latency_inproc_p99', 'ms', inproc.p99);
+    }
+    if (ONLY.includes('rss')) {
+      const result = await drain({ jobs: RSS_JOBS, concurrency: CONCURRENCY });
+      record('rss_peak_mb', 'MB', result.peakRssMb);
+      record(RSS_JOBS === 100000 ? 'drain_100k' : `drain_${RSS_JOBS}`, 'jobs/s', result.jobsPerSec);
+    }
+    if (ONLY.includes('sweep')) {
+      for (const c of SWEEP) record(`drain_c${c}`, 'jobs/s', (await drain({ jobs: N, concurrency: c })).jobsPerSec);
+    }
+  }
+  const ours = {};
+  for (const [metric, { unit, values }] of runs) {
+    ours[metric] = { unit, ...summarize(values) };
+    console.log(JSON.stringify({ system: 'nestjs-pg-queue', metric, unit, ...summarize(values) }));
+  }
+
+  const rawGroups = ['enqueue', 'drain', 'latency'].filter((g) => ONLY.includes(g));
+  if (!RAW || rawGroups.length === 0) return;
+  if (!existsSync(RAW_SCRIPT)) throw new Error(`raw reference not found at ${RAW_SCRIPT}`);
+  log(`running the raw reference ${RAW_SCRIPT} --only ${rawGroups.join(',')}`);
+  const raw = await runRawReference(['--jobs', String(N), '--reps', String(REPS), '--only', rawGroups.join(',')]);
+  for (const line of raw) console.log(JSON.stringify(line));
+  printRatios(ours, Object.fromEntries(raw.map((l) => [l.metric, l])));
+}
+
+function runRawReference(rawArgs) {
+  return new Promise((resolve, reject) => {
+    // NOTE: the reference resolves `pg` from its working directory: run it from the project root.
+    const child = spawn(process.execPath, [RAW_SCRIPT, ...rawArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(child);
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      children.delete(child);
+      if (code !== 0) return reject(new Error(`raw reference exited with ${code}`));
+      resolve(out.split('\n').filter((l) => l.trim().startsWith('{')).map((l) => JSON.parse(l)));
+    });
+  });
+}
+
+// Ours -> the raw counterpart, and the bar the project set (on the ratio; absolute for latency).
+const COUNTERPARTS = {
+  enqueue_seq: { raw: 'enqueue_seq', bar: (r) => r.ratio >= 0.9, barText: 'ratio >= 0.9' },
+  enqueue_concurrent10: { raw: 'enqueue_concurrent10' },
+  enqueue_bulk: { raw: 'enqueue_bulk', bar: (r) => r.ratio >= 0.8, barText: 'ratio >= 0.8' },
+  drain: { raw: 'drain', bar: (r) => r.ratio >= 0.8, barText: 'ratio >= 0.8' },
+  latency_p50: { raw: 'latency_p50', bar: (r) => r.ours <= 3, barText: 'ours <= 3 ms' },
+  latency_p95: { raw: 'latency_p95' },
+  latency_p99: { raw: 'latency_p99', bar: (r) => r.ours <= 15, barText: 'ours <= 15 ms' },
+};
+
+function printRatios(ours, raw) {
+  for (const [metric, spec] of Object.entries(COUNTERPARTS)) {
+    const a = ours[metric];
+    const b = raw[spec.raw];
+    if (!a || !b) continue;
+    const line = { metric, ratio: Math.round((a.median / b.median) * 1000) / 1000, ours: a.median, raw: b.median, unit: a.unit };
+    if (spec.bar) Object.assign(line, { bar: spec.barText, pass: spec.bar(line) });
+    console.log(JSON.stringify(line));
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    log(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+} catch (error) {
+  log(`failed: ${error?.stack ?? error}`);
+  await cleanup();
+  process.exitCode = 1;
+}

@@ -1,0 +1,183 @@
+// A worker process of the benchmark, forked by run.mjs so that the worker's memory and event loop
+// are its own (no producer in it) and a job's wake-up has to cross processes through NOTIFY.
+//
+//   mode "drain":   boots a worker app on a queue that already holds `jobs` no-op jobs, waits until
+//                   the handler ran `jobs` times, then confirms with its own pg client that every job
+//                   is `completed` in the database. Reports the time from the worker's start
+//                   (QueueWorker.onApplicationBootstrap) to that confirmation, and the peak RSS
+//                   sampled every 50 ms.
+//   mode "latency": boots an idle worker (LISTEN on) and records when each job's handler starts,
+//                   indexed by `data.i`; sends the timestamps back once `jobs` jobs have been seen.
+import { performance } from 'node:perf_hooks';
+import { createBenchApp, DATABASE_URL, now, pg, QueueWorker, require, ROOT, sleep, table } from './common.mjs';
+import { applyClassVariants, applyStatementVariants, assertKnownVariants } from './variants.mjs';
+
+const cfg = JSON.parse(process.argv[2]);
+// Diagnostics only (profile.mjs): candidate library changes to measure; the benchmark passes none.
+assertKnownVariants(cfg.variants);
+applyClassVariants(cfg.variants);
+const send = (message) => new Promise((resolve) => process.send(message, resolve));
+
+async function drain() {
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  const confirm = new pg.Client({ connectionString: DATABASE_URL });
+  await confirm.connect();
+
+  // NOTE: the clock starts when the worker starts (after Nest's DI, TypeORM's connection and the
+  // migration check), the moment the raw reference's loops start, so boot time is not counted.
+  let t0;
+  const original = QueueWorker.prototype.onApplicationBootstrap;
+  QueueWorker.prototype.onApplicationBootstrap = function () {
+    t0 ??= now();
+    trace?.mark();
+    if (cfg.variants?.length) applyStatementVariants(this.database.repository, cfg.variants);
+    return original.call(this);
+  };
+
+  const trace = cfg.trace ? startTrace() : undefined;
+  let handled = 0;
+  let allHandled;
+  const handledAll = new Promise((resolve) => (allHandled = resolve));
+  const bootStart = now();
+  const { app } = await createBenchApp({
+    schema: cfg.schema,
+    worker: { listen: true },
+    processor: {
+      concurrency: cfg.concurrency,
+      handler: () => {
+        if (++handled === cfg.jobs) allHandled();
+      },
+    },
+    poolSize: cfg.poolSize ?? 10,
+  });
+  await handledAll;
+  const tHandled = now();
+  const traced = trace?.(t0);
+  let polls = 0;
+  for (;;) {
+    polls++;
+    const { rows } = await confirm.query(`SELECT count(*)::int AS n FROM ${table(cfg.schema)} WHERE state <> 'completed'`);
+    if (rows[0].n === 0) break;
+    await sleep(1);
+  }
+  const t1 = now();
+  clearInterval(sampler);
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  await send({
+    type: 'result',
+    jobsPerSec: (cfg.jobs / (t1 - t0)) * 1000,
+    ms: t1 - t0,
+    bootMs: t0 - bootStart,
+    handledMs: tHandled - t0,
+    confirmPolls: polls,
+    peakRssMb: peakRss / 1048576,
+    trace: traced,
+  });
+  await app.close();
+  await confirm.end();
+}
+
+/**
+ * Diagnostics (profile.mjs): times every claim and outcome write of the repository, and the event
+ * loop's utilisation, so a drain's time can be split between the database and JavaScript.
+ */
+function startTrace() {
+  const { JobRepository } = require(`${ROOT}/dist/lib/database/job.repository.js`);
+  const calls = { claim: [], finish: [] };
+  for (const method of ['claim', 'finish']) {
+    const original = JobRepository.prototype[method];
+    JobRepository.prototype[method] = async function (...args) {
+      const start = now();
+      const result = await original.apply(this, args);
+      const size = method === 'claim' ? result.length : args[0].length;
+      calls[method].push({ start, ms: now() - start, size, asked: method === 'claim' ? args[1] : undefined });
+      return result;
+    };
+  }
+  let elu0 = performance.eventLoopUtilization();
+  const report = (t0) => {
+    const elu = performance.eventLoopUtilization(elu0);
+    const sum = (list, f) => list.reduce((a, c) => a + f(c), 0);
+    const stats = (list) => ({
+      n: list.length,
+      totalMs: Math.round(sum(list, (c) => c.ms)),
+      meanMs: +(sum(list, (c) => c.ms) / Math.max(1, list.length)).toFixed(2),
+      meanSize: +(sum(list, (c) => c.size) / Math.max(1, list.length)).toFixed(1),
+      sizes: list.slice(0, 12).map((c) => c.size),
+    });
+    return {
+      claim: stats(calls.claim),
+      finish: stats(calls.finish),
+      claimAsked: calls.claim.slice(0, 12).map((c) => c.asked),
+      eventLoopUtilization: +elu.utilization.toFixed(3),
+      firstClaimAtMs: calls.claim.length ? +(calls.claim[0].start - t0).toFixed(1) : undefined,
+    };
+  };
+  report.mark = () => (elu0 = performance.eventLoopUtilization());
+  return report;
+}
+
+/**
+ * Diagnostics (profile.mjs latency): per job, when the worker got the NOTIFY and when the claim that
+ * returned the job started and ended, to split the pickup latency into its stages.
+ */
+function traceWakeups(jobs) {
+  const { JobNotificationListener } = require(`${ROOT}/dist/lib/database/job-notification.listener.js`);
+  const { JobRepository } = require(`${ROOT}/dist/lib/database/job.repository.js`);
+  const stages = { notified: new Array(jobs).fill(null), claimStart: new Array(jobs).fill(null), claimEnd: new Array(jobs).fill(null) };
+  let lastNotified = null;
+  const onMessage = JobNotificationListener.prototype.onMessage;
+  JobNotificationListener.prototype.onMessage = function (message) {
+    lastNotified = now();
+    return onMessage.call(this, message);
+  };
+  const claim = JobRepository.prototype.claim;
+  JobRepository.prototype.claim = async function (...args) {
+    const start = now();
+    const notified = lastNotified;
+    const jobs = await claim.apply(this, args);
+    const end = now();
+    for (const job of jobs) {
+      const i = job.data?.i;
+      if (typeof i !== 'number') continue;
+      stages.notified[i] = notified;
+      stages.claimStart[i] = start;
+      stages.claimEnd[i] = end;
+    }
+    return jobs;
+  };
+  return stages;
+}
+
+async function latency() {
+  const seen = new Array(cfg.jobs).fill(null);
+  const stages = cfg.trace ? traceWakeups(cfg.jobs) : undefined;
+  let count = 0;
+  const { app } = await createBenchApp({
+    schema: cfg.schema,
+    worker: { listen: true },
+    processor: {
+      concurrency: cfg.concurrency,
+      handler: (job) => {
+        const t = now();
+        seen[job.data.i] = t;
+        if (++count === cfg.jobs) void send({ type: 'seen', seen, stages });
+      },
+    },
+  });
+  const stopped = new Promise((resolve) => process.on('message', (m) => m?.type === 'stop' && resolve()));
+  await send({ type: 'ready', rssMb: process.memoryUsage().rss / 1048576 });
+  await stopped;
+  await app.close();
+}
+
+try {
+  if (cfg.mode === 'drain') await drain();
+  else if (cfg.mode === 'latency') await latency();
+  else throw new Error(`unknown mode ${cfg.mode}`);
+  process.disconnect();
+} catch (error) {
+  await send({ type: 'error', message: error?.stack ?? String(error) }).catch(() => undefined);
+  process.exit(1);
+}
