@@ -1,6 +1,9 @@
 import type { Job, JobState } from '../interfaces/job.interface';
 
-/** A row as node-postgres returns it (`bigint` as string, `timestamptz` as Date, `jsonb` parsed). */
+/**
+ * A row as the job statements return it: `bigint` as string, `jsonb` parsed, and timestamps as
+ * epoch milliseconds (see `jobColumns` in the statements).
+ */
 export interface RawJobRow {
   id: string;
   queue: string;
@@ -8,7 +11,7 @@ export interface RawJobRow {
   data: unknown;
   state: string;
   priority: number;
-  run_at: Date;
+  run_at: number;
   attempts: number;
   claims: number;
   max_attempts: number | null;
@@ -17,10 +20,10 @@ export interface RawJobRow {
   result: unknown;
   last_error: Job['lastError'];
   locked_by: string | null;
-  locked_until: Date | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
+  locked_until: number | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
 }
 
 export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
@@ -34,15 +37,19 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     claims: row.claims,
     maxAttempts: row.max_attempts,
     priority: row.priority,
-    runAt: row.run_at,
+    runAt: new Date(row.run_at),
     backoff: row.backoff,
     timeoutMs: row.timeout_ms,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
+    createdAt: new Date(row.created_at),
+    startedAt: toDate(row.started_at),
+    finishedAt: toDate(row.finished_at),
     result: row.result as R | null,
     lastError: row.last_error,
     lockedBy: row.locked_by,
-    lockedUntil: row.locked_until,
+    lockedUntil: toDate(row.locked_until),
   };
+}
+
+function toDate(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms);
 }

@@ -5,7 +5,7 @@ import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toJob, type RawJobRow } from './job-row.mapper';
 import { translateDatabaseError } from './database-errors';
 import type { TableNaming } from './table-naming';
-import type { Job, JobCounts, JobState } from '../interfaces/job.interface';
+import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, writeSchemaVersion } from './migrations/job-table.ddl';
 
@@ -89,8 +89,33 @@ export class JobRepository {
       rows.map((r) => r.backoff),
       rows.map((r) => r.timeoutMs),
     ];
-    const result = await this.run<RawJobRow>('insert', this.statements.insert, params, manager);
-    return result.map((row) => toJob(row));
+    const inserted = await this.run<{ id: string; run_at: number; created_at: number }>('insert', this.statements.insert, params, manager);
+    // NOTE: the statement returns only what the database decided; the rest is what was sent, read
+    // back through JSON so `data` is exactly what is stored (a Date becomes its ISO string).
+    return inserted.map((row, i) => {
+      const r = rows[i];
+      return {
+        id: String(row.id),
+        queue: r.queue,
+        name: r.name,
+        data: JSON.parse(r.data),
+        state: JobState.Pending,
+        attempts: 0,
+        claims: 0,
+        maxAttempts: r.maxAttempts,
+        priority: r.priority,
+        runAt: new Date(row.run_at),
+        backoff: r.backoff === null ? null : JSON.parse(r.backoff),
+        timeoutMs: r.timeoutMs,
+        createdAt: new Date(row.created_at),
+        startedAt: null,
+        finishedAt: null,
+        result: null,
+        lastError: null,
+        lockedBy: null,
+        lockedUntil: null,
+      };
+    });
   }
 
   async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {
@@ -122,6 +147,7 @@ export class JobRepository {
         workerId,
       ],
       manager,
+      false,
     );
     return new Set(rows.map((r) => String(r.id)));
   }
@@ -140,7 +166,7 @@ export class JobRepository {
       jobs.map((j) => j.claim),
       workerId,
       lockDurationMs,
-    ]);
+    ], undefined, false);
     const held = new Set<string>();
     const cancelled = new Set<string>();
     for (const row of rows) (row.state === 'cancelled' ? cancelled : held).add(String(row.id));
@@ -213,7 +239,7 @@ export class JobRepository {
     }
   }
 
-  private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager): Promise<Row[]> {
+  private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true): Promise<Row[]> {
     if (manager) {
       try {
         return (await manager.query(text, values)) as Row[];
@@ -221,11 +247,18 @@ export class JobRepository {
         throw translateDatabaseError(operation, error);
       }
     }
-    return (await this.execute(operation, text, values)).rows as Row[];
+    return (await this.execute(operation, text, values, prepared)).rows as Row[];
   }
 
-  private async execute(operation: string, text: string, values: unknown[]) {
-    const query: QueryConfig = { name: this.statementName(text), text, values };
+  /**
+   * Runs a statement on the pool. Prepared (named) by default: parsed once per connection. Not for
+   * statements whose batch arrays vary widely in size (finish, heartbeat): after five runs
+   * PostgreSQL may switch a prepared statement to a generic plan, and for those the generic plan
+   * joins the batch against every active row of the worker — measured at 13 ms instead of 1.3 ms
+   * for 200 outcomes. Unnamed, they get a plan for their actual size every time.
+   */
+  private async execute(operation: string, text: string, values: unknown[], prepared = true) {
+    const query: QueryConfig = prepared ? { name: this.statementName(text), text, values } : { text, values };
     try {
       return await this.pool.query(query);
     } catch (error) {

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { QueueDatabase } from '../database/queue-database';
 import type { NewJobRow } from '../database/job.repository';
 import { QueueWakeups } from '../worker/queue-wakeups';
+import { InsertBatcher } from './insert-batcher';
 import { assertJsonRoundTrip } from './job-data.validator';
 import { assertName, validateJobOptions } from './job-options.validator';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
@@ -23,6 +24,8 @@ const MAX_BIGINT = 9223372036854775807n;
  */
 @Injectable()
 export class QueueService {
+  private readonly inserter = new InsertBatcher(() => this.database.getRepository());
+
   constructor(
     @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
     private readonly database: QueueDatabase,
@@ -40,9 +43,12 @@ export class QueueService {
    */
   async add<T = unknown>(queue: string, name: string, data: T, options: JobOptions = {}): Promise<Job<T>> {
     const row = this.toRow(queue, name, data, options, 'data');
-    const repository = await this.database.getRepository();
-    const [job] = await repository.insert([row], options.manager);
-    if (!options.manager) this.wakeups.wake(queue, this.dueInMs(job));
+    if (options.manager) {
+      const [job] = await (await this.database.getRepository()).insert([row], options.manager);
+      return job as Job<T>;
+    }
+    const job = await this.inserter.insert(row);
+    this.wakeups.wake(queue, this.dueInMs(job));
     return job as Job<T>;
   }
 

@@ -6,6 +6,8 @@ import type { JobCompleter } from './job-completer';
 import type { RunningJobs } from './running-jobs';
 import type { ActiveJob, Job } from '../interfaces/job.interface';
 import { backoffDelayMs } from './retry-policy';
+import { AttemptAbort } from './attempt-abort';
+import { ActiveJobView } from './active-job.view';
 import { jobErrorJson, serializeJobError } from './job-error.serializer';
 import { assertJsonRoundTrip } from '../producer/job-data.validator';
 import { MissingHandlerError } from '../errors/missing-handler.error';
@@ -17,8 +19,14 @@ import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
 
 const ABORTED = Symbol('aborted');
 
-/** Called after an attempt's outcome is settled, with the delay of a scheduled retry if any. */
-export type AfterAttempt = (job: Job, retryInMs: number | undefined) => void;
+/** How the executor reports progress to whoever gave it the job (the queue's poller). */
+export interface AttemptHooks {
+  /** The handler is done (its outcome is handed to the completer): its concurrency slot is free.
+   * `retryInMs` is the delay of a retry it scheduled, if any. */
+  handlerDone(retryInMs: number | undefined): void;
+  /** The outcome is written (or fenced out, or dropped): the attempt is over. */
+  settled(): void;
+}
 
 /**
  * Runs one attempt: finds the handler, hands it an {@link ActiveJob} with an AbortSignal, enforces
@@ -37,16 +45,20 @@ export class JobExecutor {
     private readonly lockDurationMs: number,
   ) {}
 
-  async execute(job: Job, afterAttempt?: AfterAttempt): Promise<void> {
-    const controller = new AbortController();
-    const entry = this.running.add(job, controller, this.lockDurationMs);
-    let retryInMs: number | undefined;
+  async execute(job: Job, hooks: AttemptHooks): Promise<void> {
+    const abort = new AttemptAbort();
+    const entry = this.running.add(job, abort, this.lockDurationMs);
+    let slotFreed = false;
     try {
-      const outcome = await this.attempt(job, controller);
+      const outcome = await this.attempt(job, abort);
+      // NOTE: the slot is freed when the handler is done, not when its outcome is written: the
+      // next claim then overlaps the previous batch's write instead of waiting for it. The poller
+      // bounds how many written-pending outcomes may pile up.
+      slotFreed = true;
+      hooks.handlerDone(outcome?.state === 'pending' && !outcome.refund ? outcome.delayMs : undefined);
       if (outcome) {
-        if (outcome.state === 'pending' && !outcome.refund) retryInMs = outcome.delayMs;
         const result = await this.completer.record(outcome);
-        if (result === 'fenced' && !(controller.signal.reason instanceof JobCancelledError)) {
+        if (result === 'fenced' && !(abort.reason instanceof JobCancelledError)) {
           this.logger.warn(new JobLeaseLostError(job.id, job.attempts).message);
         }
       }
@@ -56,41 +68,43 @@ export class JobExecutor {
       this.logger.error(`Internal error running job ${job.id}: ${(error as Error)?.stack ?? error}`);
     } finally {
       this.running.delete(entry);
+      if (!slotFreed) hooks.handlerDone(undefined);
+      hooks.settled();
     }
-    afterAttempt?.(job, retryInMs);
   }
 
   /** The outcome to write, or undefined when there is nothing to write. */
-  private async attempt(job: Job, controller: AbortController): Promise<AttemptOutcome | undefined> {
+  private async attempt(job: Job, abort: AttemptAbort): Promise<AttemptOutcome | undefined> {
     const handler = this.registry.resolve(job.queue, job.name);
     if (!handler) {
       // Retrying cannot help: the code has no handler for this name.
       return this.failure(job, new MissingHandlerError(job.queue, job.name), false);
     }
     let committedInTransaction = false;
-    const active: ActiveJob = Object.assign(job, {
-      signal: controller.signal,
-      transaction: async <X>(work: (manager: EntityManager) => Promise<X>): Promise<X> => {
-        const value = await this.completeInTransaction(job, controller, work);
-        committedInTransaction = true;
-        return value;
-      },
+    const active = new ActiveJobView(job, abort, async (work) => {
+      const value = await this.completeInTransaction(job, abort, work);
+      committedInTransaction = true;
+      return value;
     });
-    const aborted = new Promise<typeof ABORTED>((resolve) =>
-      controller.signal.addEventListener('abort', () => resolve(ABORTED), { once: true }),
-    );
-    const timer =
-      job.timeoutMs != null ? setTimeout(() => controller.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
+    const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
     try {
-      // NOTE: racing the abort means a handler that ignores its signal cannot hold the slot or the
-      // outcome hostage; its late result is ignored here and fenced out in the database.
-      const value = await Promise.race([Promise.resolve().then(() => handler(active)), aborted]);
+      // NOTE: settles on abort too, so a handler that ignores its signal cannot hold the slot or
+      // the outcome hostage; its late result is ignored here and fenced out in the database.
+      const value = await new Promise<unknown>((resolve, reject) => {
+        abort.onAbort(() => resolve(ABORTED));
+        const returned = handler(active);
+        if (returned !== null && typeof (returned as PromiseLike<unknown>)?.then === 'function') {
+          (returned as PromiseLike<unknown>).then(resolve, reject);
+        } else {
+          resolve(returned);
+        }
+      });
       if (committedInTransaction) return undefined;
-      if (value === ABORTED) return this.fromAbort(job, controller.signal.reason);
+      if (value === ABORTED) return this.fromAbort(job, abort.reason);
       return this.success(job, value);
     } catch (error) {
       if (committedInTransaction) return undefined;
-      if (controller.signal.aborted) return this.fromAbort(job, controller.signal.reason);
+      if (abort.aborted) return this.fromAbort(job, abort.reason);
       return this.failure(job, error, true);
     } finally {
       clearTimeout(timer);
@@ -125,13 +139,13 @@ export class JobExecutor {
     return this.failure(job, reason, true);
   }
 
-  private async completeInTransaction<X>(job: Job, controller: AbortController, work: (manager: EntityManager) => Promise<X>): Promise<X> {
-    controller.signal.throwIfAborted();
+  private async completeInTransaction<X>(job: Job, abort: AttemptAbort, work: (manager: EntityManager) => Promise<X>): Promise<X> {
+    abort.throwIfAborted();
     return this.repository.dataSource.transaction(async (manager) => {
       const value = await work(manager);
       const result = value === undefined ? null : value;
       assertJsonRoundTrip(result, 'result');
-      controller.signal.throwIfAborted();
+      abort.throwIfAborted();
       const outcome: AttemptOutcome = {
         id: job.id,
         claim: job.claims,

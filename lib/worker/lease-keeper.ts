@@ -37,7 +37,7 @@ export class LeaseKeeper {
   }
 
   async tick(): Promise<void> {
-    const jobs = this.running.all().filter((r) => !r.controller.signal.aborted);
+    const jobs = this.running.all().filter((r) => !r.abort.aborted);
     if (jobs.length === 0) return;
     const sentAt = Date.now();
     try {
@@ -53,7 +53,7 @@ export class LeaseKeeper {
         else if (this.running.get(r.job.id) === r) {
           // NOTE: without LISTEN (or when the NOTIFY was missed) this is how a cancellation reaches
           // the handler: its signal must say cancelled, not lease lost.
-          r.controller.abort(cancelled.has(r.job.id) ? new JobCancelledError(r.job.id) : new JobLeaseLostError(r.job.id, r.job.attempts));
+          r.abort.abort(cancelled.has(r.job.id) ? new JobCancelledError(r.job.id) : new JobLeaseLostError(r.job.id, r.job.attempts));
         }
       }
     } catch (error) {
@@ -61,7 +61,7 @@ export class LeaseKeeper {
       this.failing = true;
       const now = Date.now();
       for (const r of jobs) {
-        if (r.leaseExpiresAt <= now) r.controller.abort(new JobLeaseLostError(r.job.id, r.job.attempts));
+        if (r.leaseExpiresAt <= now) r.abort.abort(new JobLeaseLostError(r.job.id, r.job.attempts));
       }
     }
   }

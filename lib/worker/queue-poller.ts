@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { ClaimDefaults, JobRepository } from '../database/job.repository';
 import type { Job } from '../interfaces/job.interface';
 import { MAX_CLAIM_BATCH } from '../queue.constants';
+import type { AttemptHooks } from './job-executor';
 
 export interface QueuePollerSettings {
   queue: string;
@@ -22,7 +23,11 @@ const MAX_ERROR_BACKOFF_MS = 5000;
  */
 export class QueuePoller {
   private readonly logger = new Logger('QueueWorker');
+  /** Handlers running now: at most `concurrency`. */
   private active = 0;
+  /** Attempts whose handler is done but whose outcome is not written yet: at most `concurrency`,
+   * so a slow database applies back-pressure to claiming. */
+  private settling = 0;
   private claiming?: Promise<void>;
   private again = false;
   /** The last claim filled every free slot, so more jobs may be due: claim when a slot frees. */
@@ -38,7 +43,7 @@ export class QueuePoller {
   constructor(
     private readonly settings: QueuePollerSettings,
     private readonly repository: JobRepository,
-    private readonly run: (job: Job, done: (retryInMs?: number) => void) => void,
+    private readonly run: (job: Job, hooks: AttemptHooks) => void,
   ) {}
 
   get queue(): string {
@@ -65,7 +70,7 @@ export class QueuePoller {
     if (this.stopped) return;
     if (inMs > 0) return this.wakeAt(Date.now() + inMs);
     if (Date.now() < this.retryAt) return; // backing off after a database error
-    if (this.active >= this.settings.concurrency) {
+    if (this.freeSlots() <= 0) {
       this.mayHaveMore = true;
       return;
     }
@@ -92,7 +97,7 @@ export class QueuePoller {
   private async claimLoop(): Promise<void> {
     do {
       this.again = false;
-      const free = this.settings.concurrency - this.active;
+      const free = this.freeSlots();
       if (free <= 0 || this.stopped) {
         this.mayHaveMore = true;
         return;
@@ -115,12 +120,24 @@ export class QueuePoller {
     } while (this.again && !this.stopped);
   }
 
+  private freeSlots(): number {
+    const { concurrency } = this.settings;
+    return Math.min(concurrency - this.active, 2 * concurrency - this.active - this.settling);
+  }
+
   private dispatch(job: Job): void {
     this.active++;
-    this.run(job, (retryInMs) => {
-      this.active--;
-      if (retryInMs !== undefined) this.wake(retryInMs);
-      if (this.mayHaveMore) this.scheduleSlotWake();
+    this.run(job, {
+      handlerDone: (retryInMs) => {
+        this.active--;
+        this.settling++;
+        if (retryInMs !== undefined) this.wake(retryInMs);
+        if (this.mayHaveMore) this.scheduleSlotWake();
+      },
+      settled: () => {
+        this.settling--;
+        if (this.mayHaveMore) this.scheduleSlotWake();
+      },
     });
   }
 

@@ -1,9 +1,10 @@
 import type { Job } from '../interfaces/job.interface';
+import type { AttemptAbort } from './attempt-abort';
 
 /** One attempt this process is running. */
 export interface RunningJob {
   job: Job;
-  controller: AbortController;
+  abort: AttemptAbort;
   /** Local estimate of when the lease lapses: renewal send time + lease length (conservative). */
   leaseExpiresAt: number;
 }
@@ -15,8 +16,8 @@ export interface RunningJob {
 export class RunningJobs {
   private readonly jobs = new Map<string, RunningJob>();
 
-  add(job: Job, controller: AbortController, lockDurationMs: number): RunningJob {
-    const running = { job, controller, leaseExpiresAt: Date.now() + lockDurationMs };
+  add(job: Job, abort: AttemptAbort, lockDurationMs: number): RunningJob {
+    const running = { job, abort, leaseExpiresAt: Date.now() + lockDurationMs };
     this.jobs.set(job.id, running);
     return running;
   }
@@ -32,8 +33,8 @@ export class RunningJobs {
   /** Aborts one attempt (if it runs here and is not aborted yet). */
   abort(id: string, reason: Error): boolean {
     const running = this.jobs.get(id);
-    if (!running || running.controller.signal.aborted) return false;
-    running.controller.abort(reason);
+    if (!running || running.abort.aborted) return false;
+    running.abort.abort(reason);
     return true;
   }
 

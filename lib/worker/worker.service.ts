@@ -89,8 +89,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
           defaults: this.claimDefaults(registered),
         },
         repository,
-        (job, done) => {
-          const attempt = executor.execute(job, (_job, retryInMs) => done(retryInMs));
+        (job, hooks) => {
+          const attempt = executor.execute(job, hooks);
           this.inflight.add(attempt);
           void attempt.finally(() => this.inflight.delete(attempt));
         },

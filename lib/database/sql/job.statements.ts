@@ -15,9 +15,21 @@ export function buildJobStatements(n: TableNaming) {
        GREATEST(0, ceil(extract(epoch FROM min(run_at) - now()) * 1000)))::text)
      FROM ${rows} GROUP BY queue`;
   const finishedStates = `'completed', 'failed', 'cancelled'`;
+  // NOTE: timestamps leave the database as epoch milliseconds (float8): node-postgres parses a
+  // float with parseFloat, but a timestamptz with a regular-expression date parser that costs
+  // microseconds per value, five values per job, on the hottest path (claim).
+  const ms = (column: string, as: string) => `(extract(epoch FROM ${column}) * 1000)::float8 AS ${as}`;
+  const jobColumns = (p = '') =>
+    `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
+     ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
+     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
+     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}`;
 
   return {
-    /** Insert jobs (any number) and wake listeners once per queue. Returns the rows in input order. */
+    /**
+     * Insert jobs (any number) and wake listeners once per queue. Returns, in input order, only what
+     * the database decided (id, due time, creation time): the caller has the rest.
+     */
     insert: `
       WITH inserted AS (
         INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms")
@@ -26,29 +38,31 @@ export function buildJobStatements(n: TableNaming) {
                u.max_attempts, u.backoff, u.timeout_ms
         FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[], $6::bigint[], $7::int[], $8::jsonb[], $9::int[])
           AS u(queue, name, data, priority, run_at, delay_ms, max_attempts, backoff, timeout_ms)
-        RETURNING *
+        RETURNING id, queue, run_at, created_at
       ), woken AS (${notifyJobs('inserted')})
-      SELECT inserted.*, (SELECT count(*) FROM woken) AS "_woken" FROM inserted ORDER BY id`,
+      SELECT id, ${ms('run_at', 'run_at')}, ${ms('created_at', 'created_at')}, (SELECT count(*) FROM woken) AS "_woken"
+      FROM inserted ORDER BY id`,
 
     /**
      * Claim up to $2 due jobs of queue $1 for worker $3 with a lease of $4 ms. Run options still
      * unset are fixed here from the processor's defaults ($5-$7), so they hold on every later attempt.
      */
     claim: `
-      WITH next AS (
-        SELECT id FROM ${Q}
-        WHERE state = 'pending' AND queue = $1 AND run_at <= now()
-        ORDER BY priority DESC, run_at, id
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED
-      )
       UPDATE ${Q} AS j SET
         state = 'active', attempts = j.attempts + 1, claims = j.claims + 1, locked_by = $3,
         locked_until = now() + $4 * interval '1 millisecond', started_at = now(),
         max_attempts = COALESCE(j.max_attempts, $5), backoff = COALESCE(j.backoff, $6::jsonb),
         timeout_ms = COALESCE(j.timeout_ms, $7)
-      FROM next WHERE j.id = next.id
-      RETURNING j.*`,
+      -- NOTE: ids collected into an array first (an InitPlan), so the update visits exactly those
+      -- rows by primary key; joining the sub-select instead lets the planner scan the whole table.
+      WHERE j.id = ANY(ARRAY(
+        SELECT id FROM ${Q}
+        WHERE state = 'pending' AND queue = $1 AND run_at <= now()
+        ORDER BY priority DESC, run_at, id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+      ))
+      RETURNING ${jobColumns('j.')}`,
 
     /**
      * Record the outcomes of many attempts in one statement. Fenced: a row is written only if it is
@@ -130,7 +144,7 @@ export function buildJobStatements(n: TableNaming) {
         FROM prev WHERE j.id = prev.id AND prev.prev_state IN ('pending', 'active')
         RETURNING j.*, prev.prev_state
       )
-      SELECT cancelled.*,
+      SELECT ${jobColumns('cancelled.')}, prev_state,
         CASE WHEN prev_state = 'active'
           THEN pg_notify('${n.channel}', json_build_object('t', 'cancel', 'id', id::text)::text) END AS "_woken"
       FROM cancelled`,
@@ -143,9 +157,9 @@ export function buildJobStatements(n: TableNaming) {
         WHERE id = $1 AND state IN ('failed', 'cancelled')
         RETURNING *
       ), woken AS (${notifyJobs('revived')})
-      SELECT revived.*, (SELECT count(*) FROM woken) AS "_woken" FROM revived`,
+      SELECT ${jobColumns('revived.')}, (SELECT count(*) FROM woken) AS "_woken" FROM revived`,
 
-    getById: `SELECT * FROM ${Q} WHERE id = $1`,
+    getById: `SELECT ${jobColumns()} FROM ${Q} WHERE id = $1`,
 
     countAll: `SELECT state, count(*)::int AS n FROM ${Q} GROUP BY state`,
     countQueue: `SELECT state, count(*)::int AS n FROM ${Q} WHERE queue = $1 GROUP BY state`,
