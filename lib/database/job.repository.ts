@@ -78,44 +78,42 @@ export class JobRepository {
   }
 
   async insert(rows: NewJobRow[], manager?: EntityManager): Promise<Job[]> {
-    const params = [
-      rows.map((r) => r.queue),
-      rows.map((r) => r.name),
-      rows.map((r) => r.data),
-      rows.map((r) => r.priority),
-      rows.map((r) => r.runAt),
-      rows.map((r) => r.delayMs),
-      rows.map((r) => r.maxAttempts),
-      rows.map((r) => r.backoff),
-      rows.map((r) => r.timeoutMs),
-    ];
-    const inserted = await this.run<{ id: string; run_at: number; created_at: number }>('insert', this.statements.insert, params, manager);
+    // `data` and `backoff` are JSON texts already (validated): spliced in, not stringified again.
+    const batch = rows
+      .map(
+        (r) =>
+          `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
+          `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
+          `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}}`,
+      )
+      .join(',');
+    const params = [`[${batch}]`];
+    const [inserted] = await this.run<{ ids: string; now: number }>('insert', this.statements.insert, params, manager);
+    const ids = inserted.ids.split(',');
+    const createdAt = inserted.now;
     // NOTE: the statement returns only what the database decided; the rest is what was sent, read
     // back through JSON so `data` is exactly what is stored (a Date becomes its ISO string).
-    return inserted.map((row, i) => {
-      const r = rows[i];
-      return {
-        id: String(row.id),
-        queue: r.queue,
-        name: r.name,
-        data: JSON.parse(r.data),
-        state: JobState.Pending,
-        attempts: 0,
-        claims: 0,
-        maxAttempts: r.maxAttempts,
-        priority: r.priority,
-        runAt: new Date(row.run_at),
-        backoff: r.backoff === null ? null : JSON.parse(r.backoff),
-        timeoutMs: r.timeoutMs,
-        createdAt: new Date(row.created_at),
-        startedAt: null,
-        finishedAt: null,
-        result: null,
-        lastError: null,
-        lockedBy: null,
-        lockedUntil: null,
-      };
-    });
+    return rows.map((r, i) => ({
+      id: ids[i],
+      queue: r.queue,
+      name: r.name,
+      data: JSON.parse(r.data),
+      state: JobState.Pending,
+      attempts: 0,
+      claims: 0,
+      maxAttempts: r.maxAttempts,
+      priority: r.priority,
+      runAt: r.runAt ?? new Date(createdAt + r.delayMs),
+      backoff: r.backoff === null ? null : JSON.parse(r.backoff),
+      timeoutMs: r.timeoutMs,
+      createdAt: new Date(createdAt),
+      startedAt: null,
+      finishedAt: null,
+      result: null,
+      lastError: null,
+      lockedBy: null,
+      lockedUntil: null,
+    }));
   }
 
   async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {

@@ -51,6 +51,15 @@ describe('bad input is refused with a typed error and nothing is stored', () => 
     await sql(`DELETE FROM "${schema}".queue_jobs`);
   });
 
+  it('accepts any JSON value as data, including null, strings with quotes and unicode, and arrays', async () => {
+    const values = [null, 0, 'say "hi" \\ \u00e9 \ud83d\ude00', [1, { a: [null] }], { nested: { 'key "x"': true } }];
+    const jobs = await queue.addBulk(values.map((data) => ({ queue: 'q', name: 'n', data })));
+    expect(jobs.map((j) => j.data)).toEqual(values);
+    for (const [i, job] of jobs.entries()) expect((await queue.getJob(job.id))?.data).toEqual(values[i]);
+    expect((await queue.add('q', 'n', null)).data).toBeNull();
+    await sql(`DELETE FROM "${schema}".queue_jobs`);
+  });
+
   it.each([
     ['an empty queue name', ['', 'n'], 'queue'],
     ['an over-long queue name', ['q'.repeat(129), 'n'], 'queue'],
