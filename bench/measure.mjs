@@ -130,10 +130,22 @@ export async function enqueue(mode, jobs, { patch } = {}) {
  * reference does, then drains them in a child worker process. Returns the child's result
  * (jobsPerSec, peakRssMb, ...).
  */
-export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv }) {
+export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0 }) {
   return withSchema('drain', async (schema) => {
     const { app, queue } = await createBenchApp({ schema, worker: false });
     try {
+      // Finished jobs already in the table (to show they do not slow claims): written by SQL,
+      // as old completed rows of the same queue, before the pending ones.
+      if (finishedRows > 0) {
+        await sql(
+          `INSERT INTO ${table(schema)} (queue, name, data, state, attempts, claims, max_attempts, result, started_at, finished_at)
+           SELECT $1, 'noop', jsonb_build_object('i', -g), 'completed', 1, 1, 3, 'null', now() - interval '1 hour', now() - interval '1 hour'
+           FROM generate_series(1, $2) AS g`,
+          [QUEUE, finishedRows],
+        );
+        await sql(`VACUUM ANALYZE ${table(schema)}`);
+        log(`drain: ${finishedRows} finished rows written first`);
+      }
       await enqueueBulk(queue, jobs);
     } finally {
       await app.close();

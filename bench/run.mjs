@@ -6,6 +6,7 @@
 //   node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss]
 //                      [--concurrency 100] [--rss-jobs 100000] [--no-raw]
 //   node bench/run.mjs --only sweep [--sweep 50,100,200,500,1000]   # drain vs processor concurrency
+//   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
 //
 // stdout: one JSON line per figure (ours, then the raw reference's, then the ratios); progress on stderr.
 import { spawn } from 'node:child_process';
@@ -21,22 +22,23 @@ const arg = (name, dflt) => {
 };
 const N = Number(arg('jobs', 20000));
 const REPS = Number(arg('reps', 3));
-const ONLY = String(arg('only', 'enqueue,drain,latency,rss')).split(',');
+const ONLY = String(arg('only', 'enqueue,drain,bloat,latency,rss')).split(',');
 const CONCURRENCY = Number(arg('concurrency', 100));
 const RSS_JOBS = Number(arg('rss-jobs', 100000));
+const FINISHED_ROWS = Number(arg('finished-rows', 1000000));
 const SWEEP = String(arg('sweep', '50,100,200,500,1000')).split(',').map(Number);
 const RAW = !args.includes('--no-raw');
 // NOTE: resolved from this file, not the working directory: <project>/../shared/bench.
 const RAW_SCRIPT = path.resolve(ROOT, '..', 'shared', 'bench', 'raw-reference.mjs');
 const usage = (message) => {
-  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss,sweep] [--concurrency 100] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
+  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss,sweep,bloat] [--finished-rows 1000000] [--concurrency 100] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
   process.exit(2);
 };
-for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS })) {
+for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS, 'finished-rows': FINISHED_ROWS })) {
   if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
 }
 if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
-const KNOWN = ['enqueue', 'drain', 'latency', 'rss', 'sweep'];
+const KNOWN = ['enqueue', 'drain', 'latency', 'rss', 'sweep', 'bloat'];
 const unknown = ONLY.filter((g) => !KNOWN.includes(g));
 if (unknown.length) usage(`--only: unknown group(s) ${unknown.join(',')}; known: ${KNOWN.join(',')}`);
 
@@ -57,6 +59,10 @@ async function main() {
       record('enqueue_bulk', 'jobs/s', await enqueue('bulk', N));
     }
     if (ONLY.includes('drain')) record('drain', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY })).jobsPerSec);
+    if (ONLY.includes('bloat')) {
+      const result = await drain({ jobs: N, concurrency: CONCURRENCY, finishedRows: FINISHED_ROWS });
+      record(`drain_with_${FINISHED_ROWS}_finished`, 'jobs/s', result.jobsPerSec);
+    }
     if (ONLY.includes('latency')) {
       const cross = await latencyCrossProcess({ concurrency: CONCURRENCY });
       record('latency_p50', 'ms', cross.p50);
