@@ -171,6 +171,18 @@ describe('core engine through a real Nest app', () => {
     await expect(queue.getJob('999999999')).resolves.toBeNull();
   });
 
+  it('concurrent add() calls (grouped into shared inserts) each get their own job', async () => {
+    const jobs = await Promise.all(Array.from({ length: 200 }, (_, i) => queue.add('email', 'welcome', { to: `concurrent-${i}` }, { priority: i % 3 })));
+    expect(new Set(jobs.map((j) => j.id)).size).toBe(200);
+    jobs.forEach((job, i) => expect(job).toMatchObject({ data: { to: `concurrent-${i}` }, priority: i % 3, state: JobState.Pending }));
+    const stored = await sql<{ id: string; to: string; priority: number }>(
+      `SELECT id, data->>'to' AS to, priority FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[])`,
+      [jobs.map((j) => j.id)],
+    );
+    const byId = new Map(stored.map((r) => [r.id, r]));
+    jobs.forEach((job, i) => expect(byId.get(job.id)).toEqual({ id: job.id, to: `concurrent-${i}`, priority: i % 3 }));
+  });
+
   it('adds many jobs with addBulk in input order and runs them', async () => {
     const jobs = await queue.addBulk(
       Array.from({ length: 50 }, (_, i) => ({ queue: 'email', name: 'welcome', data: { to: `bulk-${i}` } })),
