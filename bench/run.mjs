@@ -23,7 +23,7 @@ const arg = (name, dflt) => {
 const N = Number(arg('jobs', 20000));
 const REPS = Number(arg('reps', 3));
 const ONLY = String(arg('only', 'enqueue,drain,bloat,latency,rss')).split(',');
-const CONCURRENCY = Number(arg('concurrency', 100));
+const CONCURRENCY = Number(arg('concurrency', 1000));
 const RSS_JOBS = Number(arg('rss-jobs', 100000));
 const FINISHED_ROWS = Number(arg('finished-rows', 1000000));
 const SWEEP = String(arg('sweep', '50,100,200,500,1000')).split(',').map(Number);

@@ -78,17 +78,10 @@ export class JobRepository {
   }
 
   async insert(rows: NewJobRow[], manager?: EntityManager): Promise<Job[]> {
-    // `data` and `backoff` are JSON texts already (validated): spliced in, not stringified again.
-    const batch = rows
-      .map(
-        (r) =>
-          `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
-          `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
-          `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}}`,
-      )
-      .join(',');
-    const params = [`[${batch}]`];
-    const [inserted] = await this.run<{ ids: string; now: number }>('insert', this.statements.insert, params, manager);
+    const [inserted] =
+      rows.length === 1
+        ? await this.run<{ ids: string; now: number }>('insert', this.statements.insertOne, oneRowParams(rows[0]), manager)
+        : await this.run<{ ids: string; now: number }>('insert', this.statements.insert, [`[${batchJson(rows)}]`], manager);
     const ids = inserted.ids.split(',');
     const createdAt = inserted.now;
     // NOTE: the statement returns only what the database decided; the rest is what was sent, read
@@ -273,4 +266,21 @@ export class JobRepository {
     }
     return name;
   }
+}
+
+/** The rows of a batch insert as one JSON array's elements. `data` and `backoff` are JSON texts
+ * already (validated): spliced in, not stringified again. */
+function batchJson(rows: NewJobRow[]): string {
+  return rows
+    .map(
+      (r) =>
+        `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
+        `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
+        `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}}`,
+    )
+    .join(',');
+}
+
+function oneRowParams(r: NewJobRow): unknown[] {
+  return [r.queue, r.name, r.data, r.priority, r.runAt, r.delayMs, r.maxAttempts, r.backoff, r.timeoutMs];
 }
