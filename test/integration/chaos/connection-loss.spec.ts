@@ -1,31 +1,15 @@
-import type { INestApplicationContext } from '@nestjs/common';
-import type { QueueService } from '../../../lib';
-import { dropSchema, sql, uniqueSchema } from '../helpers/database';
+import { sql } from '../helpers/database';
 import { waitFor } from '../helpers/wait-for';
-import { ChildWorkers } from './fixtures/child-worker';
-import { countStates, createChaosSchema } from './fixtures/chaos-db';
+import { countStates, useChaosEnvironment } from './fixtures/chaos-db';
 
 /**
  * Every database connection of the workers is terminated under their feet (what a failover, a
  * proxy restart or an idle-connection killer does): they recover by themselves.
  */
-const schema = uniqueSchema('chaos_conn');
+const env = useChaosEnvironment('chaos_conn');
+const { schema, workers } = env;
 
 describe('chaos: worker connections terminated', () => {
-  let app: INestApplicationContext;
-  let queue: QueueService;
-  const workers = new ChildWorkers({ schema, appName: schema });
-
-  beforeAll(async () => {
-    ({ app, queue } = await createChaosSchema(schema));
-  });
-
-  afterAll(async () => {
-    await workers.killAll();
-    await app?.close();
-    await dropSchema(schema);
-  });
-
   /**
    * Terminates every connection of the child workers (their application_name starts with the
    * schema name; this test's own connections and other test files' are left alone).
@@ -55,7 +39,7 @@ describe('chaos: worker connections terminated', () => {
     const settings = { queue: q, concurrency: 5, maxAttempts: 10, worker: { lockDurationMs: 1500, pollIntervalMs: 100 } };
     const live = await Promise.all([workers.start(settings), workers.start(settings)]);
     await waitFor('both workers to LISTEN', async () => (await listeners()) === 2);
-    await queue.addBulk(Array.from({ length: total }, (_, i) => ({ queue: q, name: 'record', data: { ms: 2 + (i % 5) } })));
+    await env.queue.addBulk(Array.from({ length: total }, (_, i) => ({ queue: q, name: 'record', data: { ms: 2 + (i % 5) } })));
     const completed = async () => (await countStates(schema, q)).completed ?? 0;
 
     const cuts: { terminated: number; at: Date; done: number }[] = [];

@@ -1,33 +1,18 @@
-import type { INestApplicationContext } from '@nestjs/common';
-import type { QueueService } from '../../../lib';
-import { dropSchema, sql, uniqueSchema } from '../helpers/database';
+import { sql } from '../helpers/database';
 import { waitFor } from '../helpers/wait-for';
-import { ChildWorkers, type ChildWorker, type ExitStatus } from './fixtures/child-worker';
-import { countStates, createChaosSchema } from './fixtures/chaos-db';
+import { type ChildWorker, type ExitStatus } from './fixtures/child-worker';
+import { countStates, useChaosEnvironment } from './fixtures/chaos-db';
 import type { ChildWorkerSettings } from './fixtures/worker';
 
 /**
  * Worker processes die without warning (SIGKILL): every job still completes, and only the jobs that
  * were running on a dead process run again.
  */
-const schema = uniqueSchema('chaos_crash');
+const env = useChaosEnvironment('chaos_crash');
+const { schema, workers } = env;
 
 describe('chaos: worker processes killed with SIGKILL', () => {
-  let app: INestApplicationContext;
-  let queue: QueueService;
-  const workers = new ChildWorkers({ schema, appName: schema });
-
-  beforeAll(async () => {
-    ({ app, queue } = await createChaosSchema(schema));
-  });
-
   afterEach(() => workers.killAll());
-
-  afterAll(async () => {
-    await workers.killAll();
-    await app?.close();
-    await dropSchema(schema);
-  });
 
   /** Jobs of `queue` leased right now by process `pid`. */
   async function activeOn(queueName: string, pid: number): Promise<string[]> {
@@ -56,7 +41,7 @@ describe('chaos: worker processes killed with SIGKILL', () => {
     const settings = { queue: q, concurrency: 5, maxAttempts: 10, worker: { lockDurationMs: 1500, pollIntervalMs: 50 } };
     const started = Date.now();
     const live = await Promise.all([workers.start(settings), workers.start(settings), workers.start(settings)]);
-    await queue.addBulk(Array.from({ length: total }, (_, i) => ({ queue: q, name: 'record', data: { ms: 4 + (i % 7) } })));
+    await env.queue.addBulk(Array.from({ length: total }, (_, i) => ({ queue: q, name: 'record', data: { ms: 4 + (i % 7) } })));
     const completed = async () => (await countStates(schema, q)).completed ?? 0;
 
     await waitFor('a fifth of the jobs to complete', async () => (await completed()) >= total / 5);
@@ -158,9 +143,9 @@ describe('chaos: worker processes killed with SIGKILL', () => {
 
     try {
       await waitFor('the first worker', () => current);
-      const job = await queue.add(q, 'suicide', {});
+      const job = await env.queue.add(q, 'suicide', {});
       const failed = await waitFor(`job ${job.id} to fail`, async () => {
-        const j = await queue.getJob(job.id);
+        const j = await env.queue.getJob(job.id);
         return j?.state === 'failed' ? j : undefined;
       }, 30_000, 50);
 
@@ -177,9 +162,9 @@ describe('chaos: worker processes killed with SIGKILL', () => {
       ]);
 
       // The queue goes on with the next worker.
-      const next = await queue.add(q, 'noop', {});
+      const next = await env.queue.add(q, 'noop', {});
       const done = await waitFor(`job ${next.id} to complete`, async () => {
-        const j = await queue.getJob(next.id);
+        const j = await env.queue.getJob(next.id);
         return j?.state === 'completed' ? j : undefined;
       });
       expect(done.result).toEqual({ pid: current!.pid, attempt: 1 });

@@ -1,31 +1,15 @@
-import type { INestApplicationContext } from '@nestjs/common';
-import type { QueueService } from '../../../lib';
-import { dropSchema, sql, uniqueSchema } from '../helpers/database';
+import { sql } from '../helpers/database';
 import { waitFor } from '../helpers/wait-for';
-import { ChildWorkers } from './fixtures/child-worker';
-import { createChaosSchema } from './fixtures/chaos-db';
+import { useChaosEnvironment } from './fixtures/chaos-db';
 
 /**
  * A worker that froze past its lease (GC pause, suspended VM, SIGSTOP) wakes up after another
  * worker rescued and completed its job: its late completion must not overwrite the newer attempt.
  */
-const schema = uniqueSchema('chaos_fence');
+const env = useChaosEnvironment('chaos_fence');
+const { schema, workers } = env;
 
 describe('chaos: fencing a worker whose lease lapsed', () => {
-  let app: INestApplicationContext;
-  let queue: QueueService;
-  const workers = new ChildWorkers({ schema, appName: schema });
-
-  beforeAll(async () => {
-    ({ app, queue } = await createChaosSchema(schema));
-  });
-
-  afterAll(async () => {
-    await workers.killAll();
-    await app?.close();
-    await dropSchema(schema);
-  });
-
   it('drops the late result and rolls back the late transaction of a frozen worker', async () => {
     const q = 'fence';
     const settings = { queue: q, concurrency: 2, maxAttempts: 3, worker: { lockDurationMs: 1000, pollIntervalMs: 50 } };
@@ -33,7 +17,7 @@ describe('chaos: fencing a worker whose lease lapsed', () => {
     // On attempt 1 each handler blocks its event loop (no heartbeat can run) and, once it goes on,
     // completes straight away: `fence` returns its result, `fence-tx` commits its effect row with
     // the completion through job.transaction().
-    const [plain, transactional] = await queue.addBulk([
+    const [plain, transactional] = await env.queue.addBulk([
       { queue: q, name: 'fence', data: { blockMs: 1500 } },
       { queue: q, name: 'fence-tx', data: { blockMs: 1500 } },
     ]);

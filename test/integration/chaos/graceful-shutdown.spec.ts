@@ -1,32 +1,16 @@
-import type { INestApplicationContext } from '@nestjs/common';
-import type { QueueService } from '../../../lib';
-import { dropSchema, sql, uniqueSchema } from '../helpers/database';
+import { sql } from '../helpers/database';
 import { waitFor } from '../helpers/wait-for';
-import { ChildWorkers } from './fixtures/child-worker';
-import { countStates, createChaosSchema } from './fixtures/chaos-db';
+import { countStates, useChaosEnvironment } from './fixtures/chaos-db';
 
 /**
  * SIGTERM to a worker process with jobs in flight (a deploy): jobs that finish within
  * shutdownTimeoutMs complete, the others go back to pending with their attempt not counted, and
  * the process exits.
  */
-const schema = uniqueSchema('chaos_term');
+const env = useChaosEnvironment('chaos_term');
+const { schema, workers } = env;
 
 describe('chaos: graceful shutdown on SIGTERM', () => {
-  let app: INestApplicationContext;
-  let queue: QueueService;
-  const workers = new ChildWorkers({ schema, appName: schema });
-
-  beforeAll(async () => {
-    ({ app, queue } = await createChaosSchema(schema));
-  });
-
-  afterAll(async () => {
-    await workers.killAll();
-    await app?.close();
-    await dropSchema(schema);
-  });
-
   it('completes short jobs, hands long ones back to pending with attempts 0, and exits', async () => {
     const q = 'term';
     const shutdownTimeoutMs = 1000;
@@ -38,7 +22,7 @@ describe('chaos: graceful shutdown on SIGTERM', () => {
     };
     const worker = await workers.start(settings);
     // Short jobs finish within the shutdown timeout; long ones (which ignore their signal) never would.
-    const jobs = await queue.addBulk([
+    const jobs = await env.queue.addBulk([
       ...Array.from({ length: 3 }, () => ({ queue: q, name: 'sleep', data: { ms: 600 } })),
       ...Array.from({ length: 3 }, () => ({ queue: q, name: 'sleep', data: { ms: 60_000 } })),
     ]);

@@ -1,31 +1,15 @@
-import type { INestApplicationContext } from '@nestjs/common';
-import type { QueueService } from '../../../lib';
-import { dropSchema, sql, uniqueSchema } from '../helpers/database';
+import { sql } from '../helpers/database';
 import { waitFor } from '../helpers/wait-for';
-import { ChildWorkers } from './fixtures/child-worker';
-import { countStates, createChaosSchema } from './fixtures/chaos-db';
+import { countStates, useChaosEnvironment } from './fixtures/chaos-db';
 
 /**
  * job.transaction() commits a job's database effect and its completion together: however a worker
  * dies, a job has its effect if and only if it is completed, and ends with exactly one.
  */
-const schema = uniqueSchema('chaos_tx');
+const env = useChaosEnvironment('chaos_tx');
+const { schema, workers } = env;
 
 describe('chaos: transactional completion under SIGKILL', () => {
-  let app: INestApplicationContext;
-  let queue: QueueService;
-  const workers = new ChildWorkers({ schema, appName: schema });
-
-  beforeAll(async () => {
-    ({ app, queue } = await createChaosSchema(schema));
-  });
-
-  afterAll(async () => {
-    await workers.killAll();
-    await app?.close();
-    await dropSchema(schema);
-  });
-
   it('keeps "effect row exists" equal to "job completed" for every job while workers are killed mid-transaction', async () => {
     const q = 'tx';
     const perRound = 150;
@@ -61,7 +45,7 @@ describe('chaos: transactional completion under SIGKILL', () => {
       // holds it 250 ms, so a kill can be aimed at a process that is inside a transaction.
       const killed: number[] = [];
       for (let round = 0; round < 4; round++) {
-        const batch = await queue.addBulk(
+        const batch = await env.queue.addBulk(
           Array.from({ length: perRound }, (_, i) => ({ queue: q, name: 'tx', data: { holdMs: i % 10 === 0 ? 250 : 2 + (i % 7) } })),
         );
         const ids = batch.map((j) => j.id);
