@@ -4,7 +4,7 @@
 //
 //   npm run bench                                   # builds dist/lib first
 //   node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss]
-//                      [--concurrency 100] [--rss-jobs 100000] [--no-raw]
+//                      [--concurrency 1000] [--rss-jobs 100000] [--no-raw]
 //   node bench/run.mjs --only sweep [--sweep 50,100,200,500,1000]   # drain vs processor concurrency
 //   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
 //
@@ -31,7 +31,7 @@ const RAW = !args.includes('--no-raw');
 // NOTE: resolved from this file, not the working directory: <project>/../shared/bench.
 const RAW_SCRIPT = path.resolve(ROOT, '..', 'shared', 'bench', 'raw-reference.mjs');
 const usage = (message) => {
-  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss,sweep,bloat] [--finished-rows 1000000] [--concurrency 100] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
+  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss,sweep,bloat] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
   process.exit(2);
 };
 for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS, 'finished-rows': FINISHED_ROWS })) {
