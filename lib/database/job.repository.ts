@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryConfig } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
-import { toJob, type RawJobRow } from './job-row.mapper';
+import { toJob, toJobFromValues, type RawJobRow } from './job-row.mapper';
 import { translateDatabaseError } from './database-errors';
 import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
@@ -110,16 +110,14 @@ export class JobRepository {
   }
 
   async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {
-    const rows = await this.run<RawJobRow>('claim', this.statements.claim, [
-      queue,
-      limit,
-      workerId,
-      lockDurationMs,
-      defaults.maxAttempts,
-      JSON.stringify(defaults.backoff),
-      defaults.timeoutMs,
-    ]);
-    return rows.map((row) => toJob(row));
+    const result = await this.execute(
+      'claim',
+      this.statements.claim,
+      [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs],
+      true,
+      'array',
+    );
+    return (result.rows as unknown[][]).map(toJobFromValues);
   }
 
   /** Writes outcomes; returns the ids actually written (the others were fenced out). */
@@ -248,8 +246,8 @@ export class JobRepository {
    * joins the batch against every active row of the worker — measured at 13 ms instead of 1.3 ms
    * for 200 outcomes. Unnamed, they get a plan for their actual size every time.
    */
-  private async execute(operation: string, text: string, values: unknown[], prepared = true) {
-    const query: QueryConfig = prepared ? { name: this.statementName(text), text, values } : { text, values };
+  private async execute(operation: string, text: string, values: unknown[], prepared = true, rowMode?: 'array') {
+    const query: QueryConfig & { rowMode?: 'array' } = prepared ? { name: this.statementName(text), text, values, rowMode } : { text, values, rowMode };
     try {
       return await this.pool.query(query);
     } catch (error) {

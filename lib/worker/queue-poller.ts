@@ -125,20 +125,23 @@ export class QueuePoller {
     return Math.min(concurrency - this.active, 2 * concurrency - this.active - this.settling);
   }
 
+  /** One hooks object for all of this queue's attempts (nothing in it is per job). */
+  private readonly hooks: AttemptHooks = {
+    handlerDone: (retryInMs) => {
+      this.active--;
+      this.settling++;
+      if (retryInMs !== undefined) this.wake(retryInMs);
+      if (this.mayHaveMore) this.scheduleSlotWake();
+    },
+    settled: () => {
+      this.settling--;
+      if (this.mayHaveMore) this.scheduleSlotWake();
+    },
+  };
+
   private dispatch(job: Job): void {
     this.active++;
-    this.run(job, {
-      handlerDone: (retryInMs) => {
-        this.active--;
-        this.settling++;
-        if (retryInMs !== undefined) this.wake(retryInMs);
-        if (this.mayHaveMore) this.scheduleSlotWake();
-      },
-      settled: () => {
-        this.settling--;
-        if (this.mayHaveMore) this.scheduleSlotWake();
-      },
-    });
+    this.run(job, this.hooks);
   }
 
   /** Coalesces the slots freed by one batch of completions into one claim. */

@@ -34,7 +34,9 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   /** Identifies this process's leases: host, pid and a random part (pids repeat across hosts). */
   readonly workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private readonly running = new RunningJobs();
-  private readonly inflight = new Set<Promise<void>>();
+  /** Attempts started and not settled (outcome written or given up); `execute()` never rejects. */
+  private inflight = 0;
+  private idleWaiters: (() => void)[] = [];
   private pollers = new Map<string, QueuePoller>();
   private stoppables: { stop(): Promise<void> }[] = [];
   private completer?: JobCompleter;
@@ -91,8 +93,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
         repository,
         (job, hooks) => {
           const attempt = executor.execute(job, hooks);
-          this.inflight.add(attempt);
-          void attempt.finally(() => this.inflight.delete(attempt));
+          this.inflight++;
+          void attempt.then(() => {
+            if (--this.inflight === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+          });
         },
       );
       this.pollers.set(registered.queue, poller);
@@ -116,6 +120,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
     for (const poller of this.pollers.values()) poller.start();
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);
+  }
+
+  private whenIdle(): Promise<void> {
+    return this.inflight === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private claimDefaults(registered: RegisteredQueue): ClaimDefaults {
@@ -147,11 +155,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     const { shutdownTimeoutMs } = this.options.worker;
     this.unsubscribe?.();
     await Promise.all([...this.pollers.values()].map((p) => p.stop()));
-    if (this.inflight.size > 0) {
-      this.logger.log(`Shutting down: waiting up to ${shutdownTimeoutMs} ms for ${this.inflight.size} running job(s)`);
+    if (this.inflight > 0) {
+      this.logger.log(`Shutting down: waiting up to ${shutdownTimeoutMs} ms for ${this.inflight} running job(s)`);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        Promise.all(this.inflight),
+        this.whenIdle(),
         new Promise((resolve) => (timer = setTimeout(resolve, shutdownTimeoutMs))),
       ]);
       clearTimeout(timer);
@@ -162,7 +170,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       for (const r of left) this.running.abort(r.job.id, new WorkerShutdownError(shutdownTimeoutMs));
     }
     await this.completer?.drain(Date.now() + FINAL_WRITE_GRACE_MS);
-    await Promise.all(this.inflight);
+    await this.whenIdle();
     for (const s of this.stoppables) await s.stop();
     this.stoppables = [];
     this.started = false;

@@ -19,6 +19,7 @@ export function buildJobStatements(n: TableNaming) {
   // float with parseFloat, but a timestamptz with a regular-expression date parser that costs
   // microseconds per value, five values per job, on the hottest path (claim).
   const ms = (column: string, as: string) => `(extract(epoch FROM ${column}) * 1000)::float8 AS ${as}`;
+  // NOTE: the order matters: `toJobFromValues` reads claimed rows by position.
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
