@@ -122,7 +122,7 @@ export class JobRepository {
 
   /** Writes outcomes; returns the ids actually written (the others were fenced out). */
   async finish(outcomes: AttemptOutcome[], workerId: string, manager?: EntityManager): Promise<Set<string>> {
-    const rows = await this.run<{ id: string }>(
+    const [row] = await this.run<{ ids: string | null }>(
       'finish',
       this.statements.finish,
       [
@@ -138,7 +138,7 @@ export class JobRepository {
       manager,
       false,
     );
-    return new Set(rows.map((r) => String(r.id)));
+    return new Set(row?.ids ? row.ids.split(',') : []);
   }
 
   /**
