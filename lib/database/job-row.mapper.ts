@@ -1,4 +1,4 @@
-import type { Job, JobState } from '../interfaces/job.interface';
+import { JobState, type Job } from '../interfaces/job.interface';
 
 /**
  * A row as the job statements return it: `bigint` as string, `jsonb` parsed, and timestamps as
@@ -51,31 +51,32 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
 }
 
 /**
- * The same from a row fetched with `rowMode: 'array'`, in the column order of `jobColumns` in the
- * statements. Used by the claim: node-postgres builds an array per row much more cheaply than an
- * object with named keys, and the claim returns a row per job.
+ * A claimed job from a row fetched with `rowMode: 'array'`, in the column order of `claimedColumns`
+ * in the statements: node-postgres builds an array per row much more cheaply than an object with
+ * named keys, and the claim returns a row per job. What every claimed row has in common (active,
+ * leased to this worker, no result yet) is filled in here.
  */
-export function toJobFromValues(v: unknown[]): Job {
+export function toClaimedJob(v: unknown[], workerId: string): Job {
   return {
     id: v[0] as string,
     queue: v[1] as string,
     name: v[2] as string,
     data: v[3],
-    state: v[4] as JobState,
-    priority: v[5] as number,
-    attempts: v[6] as number,
-    claims: v[7] as number,
-    maxAttempts: v[8] as number | null,
-    backoff: v[9] as Job['backoff'],
-    timeoutMs: v[10] as number | null,
-    result: v[11],
-    lastError: v[12] as Job['lastError'],
-    lockedBy: v[13] as string | null,
-    runAt: new Date(v[14] as number),
-    lockedUntil: toDate(v[15] as number | null),
-    createdAt: new Date(v[16] as number),
-    startedAt: toDate(v[17] as number | null),
-    finishedAt: toDate(v[18] as number | null),
+    state: JobState.Active,
+    priority: v[4] as number,
+    attempts: v[5] as number,
+    claims: v[6] as number,
+    maxAttempts: v[7] as number | null,
+    backoff: v[8] as Job['backoff'],
+    timeoutMs: v[9] as number | null,
+    result: null,
+    lastError: v[10] as Job['lastError'],
+    lockedBy: workerId,
+    runAt: new Date(v[11] as number),
+    lockedUntil: new Date(v[12] as number),
+    createdAt: new Date(v[13] as number),
+    startedAt: new Date(v[14] as number),
+    finishedAt: null,
   };
 }
 

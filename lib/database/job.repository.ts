@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryConfig } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
-import { toJob, toJobFromValues, type RawJobRow } from './job-row.mapper';
+import { toClaimedJob, toJob, type RawJobRow } from './job-row.mapper';
 import { translateDatabaseError } from './database-errors';
 import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
@@ -117,7 +117,7 @@ export class JobRepository {
       true,
       'array',
     );
-    return (result.rows as unknown[][]).map(toJobFromValues);
+    return (result.rows as unknown[][]).map((values) => toClaimedJob(values, workerId));
   }
 
   /** Writes outcomes; returns the ids actually written (the others were fenced out). */

@@ -19,7 +19,14 @@ export function buildJobStatements(n: TableNaming) {
   // float with parseFloat, but a timestamptz with a regular-expression date parser that costs
   // microseconds per value, five values per job, on the hottest path (claim).
   const ms = (column: string, as: string) => `(extract(epoch FROM ${column}) * 1000)::float8 AS ${as}`;
-  // NOTE: the order matters: `toJobFromValues` reads claimed rows by position.
+  // NOTE: the order matters: `toJobFromValues` reads claimed rows by position. A claimed row is
+  // active, leased to the claiming worker, with no result and no finish time: those columns are
+  // not sent back.
+  const claimedColumns = (p: string) =>
+    `${p}id, ${p}queue, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
+     ${p}backoff, ${p}timeout_ms, ${p}last_error,
+     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
+     ${ms(`${p}started_at`, 'started_at')}`;
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
@@ -84,7 +91,7 @@ export function buildJobStatements(n: TableNaming) {
         LIMIT $2
         FOR UPDATE SKIP LOCKED
       ))
-      RETURNING ${jobColumns('j.')}`,
+      RETURNING ${claimedColumns('j.')}`,
 
     /**
      * Record the outcomes of many attempts in one statement. Fenced: a row is written only if it is
