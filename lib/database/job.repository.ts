@@ -120,25 +120,43 @@ export class JobRepository {
     return (result.rows as unknown[][]).map((values) => toClaimedJob(values, workerId));
   }
 
-  /** Writes outcomes; returns the ids actually written (the others were fenced out). */
+  /**
+   * Writes outcomes; returns the ids actually written (the others were fenced out). Completions go
+   * through the lean `complete` statement, everything else through `finish`; both run at once.
+   * Unnamed statements: see `execute`.
+   */
   async finish(outcomes: AttemptOutcome[], workerId: string, manager?: EntityManager): Promise<Set<string>> {
-    const [row] = await this.run<{ ids: string | null }>(
-      'finish',
-      this.statements.finish,
-      [
-        outcomes.map((o) => o.id),
-        outcomes.map((o) => o.claim),
-        outcomes.map((o) => o.state),
-        outcomes.map((o) => o.result),
-        outcomes.map((o) => o.error),
-        outcomes.map((o) => o.delayMs),
-        outcomes.map((o) => (o.refund ? 1 : 0)),
-        workerId,
-      ],
-      manager,
-      false,
-    );
-    return new Set(row?.ids ? row.ids.split(',') : []);
+    const completed = outcomes.filter((o) => o.state === 'completed');
+    const others = completed.length === outcomes.length ? [] : outcomes.filter((o) => o.state !== 'completed');
+    const writes: Promise<{ ids: string | null }[]>[] = [];
+    if (completed.length > 0) {
+      writes.push(
+        this.run('finish', this.statements.complete, [completed.map((o) => o.id), completed.map((o) => o.claim), completed.map((o) => o.result), workerId], manager, false),
+      );
+    }
+    if (others.length > 0) {
+      writes.push(
+        this.run(
+          'finish',
+          this.statements.finish,
+          [
+            others.map((o) => o.id),
+            others.map((o) => o.claim),
+            others.map((o) => o.state),
+            others.map((o) => o.result),
+            others.map((o) => o.error),
+            others.map((o) => o.delayMs),
+            others.map((o) => (o.refund ? 1 : 0)),
+            workerId,
+          ],
+          manager,
+          false,
+        ),
+      );
+    }
+    const written = new Set<string>();
+    for (const [row] of await Promise.all(writes)) for (const id of row?.ids ? row.ids.split(',') : []) written.add(id);
+    return written;
   }
 
   /**
