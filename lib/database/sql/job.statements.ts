@@ -2,8 +2,9 @@ import type { TableNaming } from '../table-naming';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
- * Arrays go in as `unnest($n::type[])` parameters so a batch of any size is one round trip with a
- * fixed statement text (prepared once per connection).
+ * A batch of any size is one round trip with a fixed statement text: arrays as `unnest($n::type[])`
+ * parameters, or (inserts) one JSON array of rows. The repository prepares them once per
+ * connection, except the few it runs unnamed to get a plan for each batch's real size.
  */
 export function buildJobStatements(n: TableNaming) {
   const Q = n.qualified;
