@@ -41,8 +41,4 @@ export class RunningJobs {
   all(): RunningJob[] {
     return [...this.jobs.values()];
   }
-
-  get size(): number {
-    return this.jobs.size;
-  }
 }

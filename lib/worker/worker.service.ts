@@ -60,10 +60,6 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     await this.stop();
   }
 
-  /** Jobs running in this process right now. */
-  get runningCount(): number {
-    return this.running.size;
-  }
 
   private async start(settings: ResolvedWorkerOptions): Promise<void> {
     const repository = await this.database.getRepository();
