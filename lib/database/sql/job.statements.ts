@@ -121,8 +121,8 @@ export function buildJobStatements(n: TableNaming) {
 
     /**
      * The common case of `finish`, alone: attempts that completed. Same fence; fewer arrays to send
-     * and nothing to notify (a completed job is never due again). Measured about twice as fast per
-     * job as `finish` for batches of 1,000.
+     * and nothing to notify (a completed job is never due again). Measured about 12 % faster per
+     * job than `finish` for batches of 1,000 (9.8 vs 11.1 µs, 4 interleaved rounds of 20,000).
      */
     complete: `
       WITH written AS (
