@@ -27,6 +27,17 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /** Largest number of rows one `addBulk` statement inserts; bigger inputs are split into chunks. */
 export const BULK_CHUNK_SIZE = 5000;
+/**
+ * `addBulk` inputs of at least this many jobs (none of them given as a delay) go by COPY, in one
+ * transaction whatever their size; smaller ones by a prepared INSERT, whose fixed cost is lower.
+ */
+export const COPY_MIN_ROWS = 64;
+/**
+ * Rows per COPY statement of a bulk insert. PostgreSQL writes a COPY's rows to the table when its
+ * buffer fills (1,000 rows or 64 kB) or the COPY ends, so several smaller COPYs in one transaction
+ * let the server insert one piece while this process prepares the next.
+ */
+export const COPY_PIECE_ROWS = 250;
 /** Largest number of jobs one claim statement takes, whatever the free concurrency. */
 export const MAX_CLAIM_BATCH = 1000;
 

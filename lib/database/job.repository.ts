@@ -3,10 +3,12 @@ import type { Pool, PoolClient, QueryConfig } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type RawJobRow } from './job-row.mapper';
-import { translateDatabaseError } from './database-errors';
+import { isConnectionError, translateDatabaseError } from './database-errors';
+import { CopyInQuery, type CopyInRows } from './copy-in.query';
 import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
+import { COPY_PIECE_ROWS } from '../queue.constants';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, writeSchemaVersion } from './migrations/job-table.ddl';
 
 /** A job to insert, already validated and serialised. */
@@ -22,6 +24,18 @@ export interface NewJobRow {
   /** JSON text or null. */
   backoff: string | null;
   timeoutMs: number | null;
+}
+
+/**
+ * The jobs of a bulk insert by COPY: counted and summed up before anything is sent, each row made
+ * (validated and serialised) only when its turn comes to be sent.
+ */
+export interface CopyRowSource {
+  count: number;
+  /** Per queue, the earliest `runAt` given among its jobs, or null when one of them is due now. */
+  soonest: Map<string, Date | null>;
+  /** Makes row `index`; may throw (bad input), which aborts the whole insert. */
+  row(index: number): NewJobRow;
 }
 
 /** The end of one attempt, as the completer writes it. */
@@ -77,36 +91,86 @@ export class JobRepository {
     return new pool.Client(pool.options);
   }
 
+  /**
+   * Inserts rows by statement: one row plainly, more as one JSON batch. In `manager`'s
+   * transaction when given.
+   */
   async insert(rows: NewJobRow[], manager?: EntityManager): Promise<Job[]> {
     const [inserted] =
       rows.length === 1
         ? await this.run<{ ids: string; now: number }>('insert', this.statements.insertOne, oneRowParams(rows[0]), manager)
         : await this.run<{ ids: string; now: number }>('insert', this.statements.insert, [`[${batchJson(rows)}]`], manager);
     const ids = inserted.ids.split(',');
-    const createdAt = inserted.now;
-    // NOTE: the statement returns only what the database decided; the rest is what was sent, read
-    // back through JSON so `data` is exactly what is stored (a Date becomes its ISO string).
-    return rows.map((r, i) => ({
-      id: ids[i],
-      queue: r.queue,
-      name: r.name,
-      data: JSON.parse(r.data),
-      state: JobState.Pending,
-      attempts: 0,
-      claims: 0,
-      maxAttempts: r.maxAttempts,
-      priority: r.priority,
-      runAt: r.runAt ?? new Date(createdAt + r.delayMs),
-      backoff: r.backoff === null ? null : JSON.parse(r.backoff),
-      timeoutMs: r.timeoutMs,
-      createdAt: new Date(createdAt),
-      startedAt: null,
-      finishedAt: null,
-      result: null,
-      lastError: null,
-      lockedBy: null,
-      lockedUntil: null,
-    }));
+    return rows.map((row, i) => toInsertedJob(row, ids[i], inserted.now));
+  }
+
+  /** Inserts any number of rows by statements of at most `chunkSize` rows, all in one transaction. */
+  async insertInChunks(rows: NewJobRow[], chunkSize: number): Promise<Job[]> {
+    if (rows.length <= chunkSize) return this.insert(rows);
+    return this.withClient('insert', async (client) => {
+      await client.query('BEGIN');
+      try {
+        const jobs: Job[] = [];
+        for (let i = 0; i < rows.length; i += chunkSize) {
+          const chunk = rows.slice(i, i + chunkSize);
+          const { rows: [inserted] } = await client.query<{ ids: string; now: number }>(this.statements.insert, [`[${batchJson(chunk)}]`]);
+          const ids = inserted.ids.split(',');
+          chunk.forEach((row, k) => jobs.push(toInsertedJob(row, ids[k], inserted.now)));
+        }
+        await client.query('COMMIT');
+        return jobs;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Inserts any number of rows in one transaction by COPY (see `copyInsert` in the statements),
+   * making each row only as it is sent. If making a row throws, the COPY is aborted, nothing is
+   * stored, and that error is thrown. Rows given as a delay cannot go this way (`insert` them).
+   */
+  async insertByCopy(source: CopyRowSource): Promise<Job[]> {
+    const wakes = [...source.soonest].map(([queue, runAt]) =>
+      this.statements.copyWake(sqlLiteral(queue), runAt === null ? null : sqlLiteral(runAt.toISOString())),
+    );
+    // NOTE: the jobs to return are built as their rows are sent, while the server works.
+    const jobs: Job[] = new Array(source.count);
+    const pieces = Math.ceil(source.count / COPY_PIECE_ROWS);
+    const query = new CopyInQuery(this.statements.copyInsert(source.count, pieces, wakes), (send, end) => {
+      for (let piece = 0; piece < pieces; piece++) {
+        let text = '';
+        const until = Math.min(source.count, (piece + 1) * COPY_PIECE_ROWS);
+        for (let i = piece * COPY_PIECE_ROWS; i < until; i++) {
+          const row = source.row(i);
+          if (row.delayMs !== 0) throw new Error(`nestjs-pg-queue: row ${i} has a delay and cannot be inserted by COPY`);
+          jobs[i] = toNewJob(row);
+          text += copyLine(row);
+        }
+        send(text);
+        end();
+      }
+    });
+    const [{ floor, last, now, ids }] = await this.submit('insert', query);
+    const createdAt = Number(now);
+    if (ids === null) {
+      // Contiguous: floor + 1 … last, in input order (as numbers while they are exact).
+      if (Number(last) <= Number.MAX_SAFE_INTEGER) {
+        const first = Number(floor) + 1;
+        for (let i = 0; i < jobs.length; i++) stamp(jobs[i], String(first + i), createdAt);
+      } else {
+        const first = BigInt(floor!) + 1n;
+        for (let i = 0; i < jobs.length; i++) stamp(jobs[i], String(first + BigInt(i)), createdAt);
+      }
+    } else {
+      const found = ids.split(',');
+      if (found.length !== source.count) {
+        throw new Error(`nestjs-pg-queue: COPY inserted ${source.count} jobs but ${found.length} were found between ids ${floor} and ${last}`);
+      }
+      for (let i = 0; i < jobs.length; i++) stamp(jobs[i], found[i], createdAt);
+    }
+    return jobs;
   }
 
   async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {
@@ -246,6 +310,39 @@ export class JobRepository {
     }
   }
 
+  /** Runs a COPY script on a pooled client. */
+  private submit(operation: string, query: CopyInQuery): Promise<CopyInRows> {
+    return this.withClient(
+      operation,
+      (client) =>
+        new Promise<CopyInRows>((resolve, reject) => {
+          query.callback = (error, rows) => (error ? reject(error) : resolve(rows!));
+          client.query(query as unknown as QueryConfig);
+        }),
+    );
+  }
+
+  /** Runs `work` on a client of its own from the pool; errors leave it translated. */
+  private async withClient<T>(operation: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw translateDatabaseError(operation, error);
+    }
+    let failure: unknown;
+    try {
+      return await work(client);
+    } catch (error) {
+      failure = error;
+      throw translateDatabaseError(operation, error);
+    } finally {
+      // NOTE: a statement error (or an aborted COPY) leaves the connection usable; pg-pool would
+      // destroy it if handed the error, as it should when the connection itself failed.
+      client.release(failure !== undefined && isConnectionError(failure) ? (failure as Error) : undefined);
+    }
+  }
+
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true): Promise<Row[]> {
     if (manager) {
       try {
@@ -295,6 +392,73 @@ function batchJson(rows: NewJobRow[]): string {
         `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}}`,
     )
     .join(',');
+}
+
+/**
+ * A job as inserted: what was sent, read back through JSON so `data` is what is stored (a Date
+ * becomes its ISO string); `stamp` then adds what the database decided. Until then `runAt` holds
+ * the delay when the job was given one.
+ */
+function toNewJob(row: NewJobRow): Job {
+  return {
+    id: '',
+    queue: row.queue,
+    name: row.name,
+    data: JSON.parse(row.data),
+    state: JobState.Pending,
+    attempts: 0,
+    claims: 0,
+    maxAttempts: row.maxAttempts,
+    priority: row.priority,
+    runAt: row.runAt ?? row.delayMs,
+    backoff: row.backoff === null ? null : JSON.parse(row.backoff),
+    timeoutMs: row.timeoutMs,
+    createdAt: null,
+    startedAt: null,
+    finishedAt: null,
+    result: null,
+    lastError: null,
+    lockedBy: null,
+    lockedUntil: null,
+  } as unknown as Job;
+}
+
+/**
+ * Adds the id and the creation time (epoch ms, the inserting transaction's `now()`); a `runAt`
+ * still a number is the delay it was given, now turned into a time.
+ */
+function stamp(job: Job, id: string, createdAt: number): Job {
+  job.id = id;
+  job.createdAt = new Date(createdAt);
+  if (typeof job.runAt === 'number') job.runAt = new Date(createdAt + job.runAt);
+  return job;
+}
+
+function toInsertedJob(row: NewJobRow, id: string, createdAt: number): Job {
+  return stamp(toNewJob(row), id, createdAt);
+}
+
+/**
+ * One row in COPY's text format: tab-separated, `\\N` for NULL, backslashes doubled. Nothing else
+ * needs escaping: names are validated free of control characters, and JSON text has none (JSON
+ * escapes them), so no row can contain a tab, a newline or a lone `\\.`. `run_at` is an ISO time
+ * or `now`, which PostgreSQL reads as the transaction's start, like `now()`.
+ */
+function copyLine(r: NewJobRow): string {
+  return (
+    `${copyValue(r.queue)}\t${copyValue(r.name)}\t${copyValue(r.data)}\t${r.priority}\t${r.runAt ? r.runAt.toISOString() : 'now'}\t` +
+    `${r.maxAttempts ?? '\\N'}\t${r.backoff === null ? '\\N' : copyValue(r.backoff)}\t${r.timeoutMs ?? '\\N'}\n`
+  );
+}
+
+function copyValue(text: string): string {
+  return text.includes('\\') ? text.replace(/\\/g, '\\\\') : text;
+}
+
+/** A string as an SQL literal (standard_conforming_strings on, PostgreSQL's default since 9.1, or off). */
+function sqlLiteral(text: string): string {
+  const quoted = text.replace(/'/g, "''");
+  return text.includes('\\') ? ` E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
 }
 
 function oneRowParams(r: NewJobRow): unknown[] {

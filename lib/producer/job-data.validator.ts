@@ -9,62 +9,91 @@ import { InvalidJobDataError } from '../errors/invalid-job-data.error';
  * are dropped, as JSON does.
  */
 export function assertJsonRoundTrip(value: unknown, root = 'data'): void {
-  walk(value, root, new Set());
+  try {
+    walk(value, []);
+  } catch (error) {
+    if (!(error instanceof Problem)) throw error;
+    throw new InvalidJobDataError(root + error.path.reverse().join(''), error.problem);
+  }
 }
 
-function walk(value: unknown, path: string, ancestors: Set<object>): void {
+/**
+ * A problem found deep in a value; each level adds its step to `path` as the problem passes up.
+ * NOTE: paths are built only for a bad value: building one per property on every add() was the
+ * largest cost of the check.
+ */
+class Problem {
+  readonly path: string[] = [];
+  constructor(readonly problem: string) {}
+}
+
+function walk(value: unknown, ancestors: object[]): void {
   switch (typeof value) {
     case 'string':
       // NOTE: jsonb rejects the NUL character; catch it here rather than as a database error.
-      if (value.includes('\u0000')) throw new InvalidJobDataError(path, 'contains a NUL character (\\u0000), which jsonb cannot store');
+      if (value.includes('\u0000')) throw new Problem('contains a NUL character (\\u0000), which jsonb cannot store');
       return;
     case 'boolean':
       return;
     case 'number':
-      if (!Number.isFinite(value)) throw new InvalidJobDataError(path, `is ${value}, which JSON turns into null`);
+      if (!Number.isFinite(value)) throw new Problem(`is ${value}, which JSON turns into null`);
       return;
     case 'bigint':
-      throw new InvalidJobDataError(path, 'is a BigInt; convert it to a string or number');
+      throw new Problem('is a BigInt; convert it to a string or number');
     case 'function':
-      throw new InvalidJobDataError(path, 'is a function');
+      throw new Problem('is a function');
     case 'symbol':
-      throw new InvalidJobDataError(path, 'is a symbol');
+      throw new Problem('is a symbol');
     case 'undefined':
-      throw new InvalidJobDataError(path, 'is undefined');
+      throw new Problem('is undefined');
   }
   if (value === null) return;
   const object = value as object;
-  if (ancestors.has(object)) throw new InvalidJobDataError(path, 'is a circular reference');
+  if (ancestors.includes(object)) throw new Problem('is a circular reference');
   if (typeof (object as { toJSON?: unknown }).toJSON === 'function') {
     let converted: unknown;
     try {
       converted = (object as { toJSON(): unknown }).toJSON();
     } catch (error) {
-      throw new InvalidJobDataError(path, `has a toJSON() that threw (${(error as Error)?.message ?? error})`);
+      throw new Problem(`has a toJSON() that threw (${(error as Error)?.message ?? error})`);
     }
-    if (converted === object) throw new InvalidJobDataError(path, 'has a toJSON() that returns itself');
-    ancestors.add(object);
-    walk(converted, path, ancestors);
-    ancestors.delete(object);
+    if (converted === object) throw new Problem('has a toJSON() that returns itself');
+    ancestors.push(object);
+    walk(converted, ancestors);
+    ancestors.pop();
     return;
   }
-  ancestors.add(object);
+  ancestors.push(object);
   if (Array.isArray(object)) {
-    object.forEach((item, index) => walk(item, `${path}[${index}]`, ancestors));
+    for (let index = 0; index < object.length; index++) {
+      try {
+        walk(object[index], ancestors);
+      } catch (error) {
+        if (error instanceof Problem) error.path.push(`[${index}]`);
+        throw error;
+      }
+    }
   } else {
     const proto = Object.getPrototypeOf(object);
     if (proto !== Object.prototype && proto !== null) {
       const kind = object.constructor?.name ?? 'object';
       if (object instanceof Map || object instanceof Set) {
-        throw new InvalidJobDataError(path, `is a ${kind}, which JSON stores as {}; convert it to an array or object`);
+        throw new Problem(`is a ${kind}, which JSON stores as {}; convert it to an array or object`);
       }
       // NOTE: class instances keep their own enumerable fields through JSON but lose their class;
       // that is what users expect from a JSON queue, so they are accepted and stored as plain objects.
     }
-    for (const [key, item] of Object.entries(object)) {
+    const keys = Object.keys(object);
+    for (let k = 0; k < keys.length; k++) {
+      const item = (object as Record<string, unknown>)[keys[k]];
       if (item === undefined) continue;
-      walk(item, `${path}.${key}`, ancestors);
+      try {
+        walk(item, ancestors);
+      } catch (error) {
+        if (error instanceof Problem) error.path.push(`.${keys[k]}`);
+        throw error;
+      }
     }
   }
-  ancestors.delete(object);
+  ancestors.pop();
 }

@@ -8,7 +8,7 @@ import { assertName, validateJobOptions } from './job-options.validator';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
-import { BULK_CHUNK_SIZE, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
+import { BULK_CHUNK_SIZE, COPY_MIN_ROWS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BulkJob, JobOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
@@ -53,28 +53,53 @@ export class QueueService {
   }
 
   /**
-   * Adds many jobs, thousands per round trip; all are validated before any is inserted. Returns
-   * the jobs in input order. Chunks are separate statements: if the database fails midway, the
-   * chunks before the failure stay enqueued.
+   * Adds many jobs; returns them in input order. Every job is checked before any is stored, and
+   * either all are stored or none:
+   * - without delays (`runAt` is fine) and from 64 jobs up: by COPY, in one transaction whatever
+   *   the size. Each job's data is validated and serialised just before it is
+   *   sent, while the database inserts the previous ones; a bad one aborts the COPY.
+   * - otherwise: by statements of up to 5,000 jobs each, in one transaction.
+   *
+   * @throws InvalidJobDataError, InvalidJobOptionError naming the first bad job (`jobs[i]…`)
+   * @throws QueueUnavailableError when the database cannot be reached
    */
   async addBulk<T = unknown>(jobs: BulkJob<T>[]): Promise<Job<T>[]> {
     if (!Array.isArray(jobs)) throw new InvalidJobOptionError('jobs', jobs, 'an array of { queue, name, data, options? }');
-    const rows = jobs.map((job, i) => {
+    // Everything but the data first: cheap, and it decides how the jobs are inserted.
+    const soonest = new Map<string, Date | null>();
+    let delayed = false;
+    const names = new Set<string>();
+    jobs.forEach((job, i) => {
       if (typeof job !== 'object' || job === null) throw new InvalidJobOptionError(`jobs[${i}]`, job, 'an object { queue, name, data, options? }');
-      if (job.options && 'manager' in job.options) {
+      const options = job.options ?? {};
+      if (typeof options === 'object' && options !== null && 'manager' in options) {
         throw new InvalidJobOptionError(`jobs[${i}].options.manager`, '[EntityManager]', 'no manager: addBulk runs outside user transactions');
       }
-      return this.toRow(job.queue, job.name, job.data, job.options ?? {}, `jobs[${i}].data`);
+      // NOTE: bulk inputs repeat a few names many times; each distinct one is checked once.
+      if (!names.has(job.queue)) assertName('queue', job.queue);
+      if (!names.has(job.name)) assertName('name', job.name);
+      names.add(job.queue).add(job.name);
+      validateJobOptions(options);
+      if (options.delayMs !== undefined && options.delayMs > 0) delayed = true;
+      const runAt = options.runAt ?? null;
+      const known = soonest.get(job.queue);
+      if (known === undefined || (known !== null && (runAt === null || runAt < known))) soonest.set(job.queue, runAt);
     });
+    const toRow = (i: number) => {
+      const job = jobs[i];
+      return this.toRow(job.queue, job.name, job.data, job.options ?? {}, `jobs[${i}].data`, true);
+    };
     const repository = await this.database.getRepository();
-    const added: Job<T>[] = [];
-    for (let i = 0; i < rows.length; i += BULK_CHUNK_SIZE) {
-      added.push(...((await repository.insert(rows.slice(i, i + BULK_CHUNK_SIZE))) as Job<T>[]));
+    let added: Job[];
+    if (!delayed && jobs.length >= COPY_MIN_ROWS) {
+      added = await repository.insertByCopy({ count: jobs.length, soonest, row: toRow });
+    } else {
+      added = await repository.insertInChunks(jobs.map((_, i) => toRow(i)), BULK_CHUNK_SIZE);
     }
-    const soonest = new Map<string, number>();
-    for (const job of added) soonest.set(job.queue, Math.min(soonest.get(job.queue) ?? Infinity, this.dueInMs(job)));
-    soonest.forEach((inMs, queue) => this.wakeups.wake(queue, inMs));
-    return added;
+    const due = new Map<string, number>();
+    for (const job of added) due.set(job.queue, Math.min(due.get(job.queue) ?? Infinity, this.dueInMs(job)));
+    due.forEach((inMs, queue) => this.wakeups.wake(queue, inMs));
+    return added as Job<T>[];
   }
 
   /** The job with this id, or null. */
@@ -128,10 +153,13 @@ export class QueueService {
     return (await this.database.getRepository()).countByState(queue);
   }
 
-  private toRow(queue: string, name: string, data: unknown, options: JobOptions, dataPath: string): NewJobRow {
-    assertName('queue', queue);
-    assertName('name', name);
-    validateJobOptions(options);
+  /** Validates (names and options unless `checked` already) and serialises one job. */
+  private toRow(queue: string, name: string, data: unknown, options: JobOptions, dataPath: string, checked = false): NewJobRow {
+    if (!checked) {
+      assertName('queue', queue);
+      assertName('name', name);
+      validateJobOptions(options);
+    }
     assertJsonRoundTrip(data, dataPath);
     const defaults = this.options.defaultJobOptions;
     return {
