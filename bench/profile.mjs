@@ -3,7 +3,7 @@
 // the raw reference. Not part of `npm run bench`; run `npm run build` first.
 //
 //   node bench/profile.mjs enqueue [--jobs 5000]   single-row insert: statement shape vs add()
-//   node bench/profile.mjs bulk    [--jobs 20000]  1000-row insert: statement shape vs addBulk()
+//   node bench/profile.mjs bulk    [--jobs 20000]  1000-row insert: statement shapes, COPY pieces, addBulk()
 //   node bench/profile.mjs latency [--reps 3]     cross-process pickup split into stages
 //   node bench/profile.mjs drain   [--jobs 20000] [--concurrency 200,1000] [--variants "none;a+b"]
 //                                  [--cpu-prof DIR]   claims/writes traced; variants: variants.mjs
@@ -13,11 +13,12 @@
 import { performance } from 'node:perf_hooks';
 import { DATABASE_URL, QUEUE, ROOT, lib, now, pg, require, summarize } from './common.mjs';
 import { cleanup, drain, enqueue, latencyCrossProcess, log, withSchema } from './measure.mjs';
-import { PRODUCER_VARIANTS, insertNoNotify as withoutNotify, insertNoRowsBack as withoutReturn } from './variants.mjs';
+import { PRODUCER_VARIANTS, insertNoNotify as withoutNotify } from './variants.mjs';
 
 const { buildJobStatements } = require(`${ROOT}/dist/lib/database/sql/job.statements.js`);
 const { createTableNaming } = require(`${ROOT}/dist/lib/database/table-naming.js`);
 const { QueueDatabase } = require(`${ROOT}/dist/lib/database/queue-database.js`);
+const constants = require(`${ROOT}/dist/lib/queue.constants.js`);
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -42,10 +43,6 @@ const RAW_TABLE = (S) => `CREATE TABLE "${S}".raw_jobs (
   locked_at timestamptz, finished_at timestamptz);
   CREATE INDEX ON "${S}".raw_jobs (id) WHERE status = 'pending'`;
 
-const arrays = (rows) => [
-  rows.map(() => QUEUE), rows.map(() => 'noop'), rows.map((i) => JSON.stringify({ i })), rows.map(() => 0),
-  rows.map(() => null), rows.map(() => 0), rows.map(() => null), rows.map(() => null), rows.map(() => null),
-];
 
 /** jobs/s of `insert(pool, i)` called `jobs` times, sequentially or from 10 concurrent loops. */
 async function rate(jobs, mode, insert, pool) {
@@ -65,9 +62,13 @@ async function runVariant(mode, jobs, variant) {
   return withSchema('prof', async (schema) => {
     if (variant.app) {
       const undo = variant.producer ? PRODUCER_VARIANTS[variant.producer]() : undefined;
+      // Library constants swapped for this run only (the compiled code reads them at each use).
+      const saved = Object.fromEntries(Object.keys(variant.constants ?? {}).map((k) => [k, constants[k]]));
+      Object.assign(constants, variant.constants ?? {});
       try {
         return await enqueue(mode === 'bulk' ? 'bulk' : mode, jobs, { patch: variant.patch });
       } finally {
+        Object.assign(constants, saved);
         undo?.();
       }
     }
@@ -121,8 +122,10 @@ async function enqueueShapes() {
       run: (p, i, c) => p.query(`WITH j AS (INSERT INTO "${c.schema}".raw_jobs (payload) VALUES ($1) RETURNING id) SELECT pg_notify('raw_x', '') FROM j`, [{ i }]),
     },
     lib_table_plain_insert: { run: (p, i, c) => p.query(`INSERT INTO ${c.T} (queue, name, data) VALUES ($1, $2, $3)`, [QUEUE, 'noop', { i }]) },
-    lib_statement: { run: (p, i, c) => p.query({ name: 'ins', text: c.statements.insert, values: arrays([i]) }) },
-    lib_statement_no_notify: { run: (p, i, c) => p.query({ name: 'ins_nn', text: withoutNotify(c.statements.insert), values: arrays([i]) }) },
+    lib_statement: { run: (p, i, c) => p.query({ name: 'ins', text: c.statements.insertOne, values: [QUEUE, 'noop', JSON.stringify({ i }), 0, null, 0, null, null, null] }) },
+    lib_batch_statement_no_notify: {
+      run: (p, i, c) => p.query({ name: 'ins_nn', text: withoutNotify(c.statements.insert), values: [`[{"queue":"${QUEUE}","name":"noop","data":{"i":${i}},"priority":0,"delay_ms":0}]`] }),
+    },
     add: { app: true },
     add_no_notify: { app: true, patch: patchInsert(withoutNotify) },
     add_notify_after_commit: { app: true, producer: 'notify_after_commit' },
@@ -135,6 +138,8 @@ async function enqueueShapes() {
 async function bulkShapes() {
   const jobs = Number(arg('jobs', 20000));
   const chunk = (i) => Array.from({ length: 1000 }, (_, k) => i * 1000 + k);
+  const batchJson = (i) =>
+    `[${chunk(i).map((k) => `{"queue":"${QUEUE}","name":"noop","data":{"i":${k}},"priority":0,"run_at":null,"delay_ms":0,"max_attempts":null,"backoff":null,"timeout_ms":null}`).join(',')}]`;
   const variants = {
     raw_reference_values: {
       run: (p, i, c) => {
@@ -142,49 +147,33 @@ async function bulkShapes() {
         return p.query(`INSERT INTO "${c.schema}".raw_jobs (payload) VALUES ${payloads.map((_, k) => `($${k + 1})`).join(',')}`, payloads);
       },
     },
-    lib_statement: { run: (p, i, c) => p.query({ name: 'ins', text: c.statements.insert, values: arrays(chunk(i)) }) },
-    lib_statement_no_notify: { run: (p, i, c) => p.query({ name: 'ins_nn', text: withoutNotify(c.statements.insert), values: arrays(chunk(i)) }) },
-    lib_statement_no_rows_back: { run: (p, i, c) => p.query({ name: 'ins_nr', text: withoutReturn(c.statements.insert), values: arrays(chunk(i)) }) },
-    lib_statement_ids_back: {
-      run: (p, i, c) => p.query({ name: 'ins_ids', text: c.statements.insert.replace('SELECT inserted.*,', 'SELECT inserted.id, inserted.run_at, inserted.created_at,'), values: arrays(chunk(i)) }),
-    },
+    // The library's table, the reference's statement shape (3 columns, nothing returned).
     lib_table_values: {
       run: (p, i, c) => {
         const values = chunk(i).flatMap((k) => [QUEUE, 'noop', JSON.stringify({ i: k })]);
         return p.query(`INSERT INTO ${c.T} (queue, name, data) VALUES ${chunk(i).map((_, k) => `($${3 * k + 1}, $${3 * k + 2}, $${3 * k + 3})`).join(',')}`, values);
       },
     },
+    // The INSERT statement addBulk used before COPY (and still uses for jobs with delays).
+    lib_insert_statement: { run: (p, i, c) => p.query({ name: 'ins', text: c.statements.insert, values: [batchJson(i)] }) },
+    // addBulk as shipped: COPY in pieces of COPY_PIECE_ROWS rows.
     addBulk: { app: true },
+    addBulk_one_copy: { app: true, constants: { COPY_PIECE_ROWS: 1e9 } },
+    addBulk_pieces_125: { app: true, constants: { COPY_PIECE_ROWS: 125 } },
+    addBulk_pieces_500: { app: true, constants: { COPY_PIECE_ROWS: 500 } },
+    addBulk_statements: { app: true, constants: { COPY_MIN_ROWS: Infinity } },
   };
   const pick = arg('variants', Object.keys(variants).join(',')).split(',');
   await measureVariants('bulk', jobs, variants, pick);
 
-  // Where addBulk's JavaScript time goes, without the database: validation + serialisation, and
-  // turning 1000 returned rows into jobs (pg's type parsing + toJob).
+  // addBulk's JavaScript per job, without the database: validation and serialisation.
   const { QueueService } = lib;
   const svc = Object.create(QueueService.prototype);
   Object.assign(svc, { options: { defaultJobOptions: {} } });
   const list = Array.from({ length: 1000 }, (_, k) => ({ queue: QUEUE, name: 'noop', data: { i: k } }));
-  let t = performance.now();
+  const t = performance.now();
   for (let r = 0; r < 200; r++) list.map((j, k) => svc.toRow(j.queue, j.name, j.data, {}, `jobs[${k}].data`));
   out({ experiment: 'bulk:js_validate_1000', unit: 'ms per 1000 jobs', value: +((performance.now() - t) / 200).toFixed(3) });
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  try {
-    await withSchema('prof', async (schema) => {
-      const c = await libTable(client, schema);
-      const { rows } = await client.query({ text: withoutNotify(c.statements.insert), values: arrays(chunk(0)) });
-      const { rows: raw } = await client.query({ text: `SELECT * FROM ${c.T} ORDER BY id`, rowMode: 'array' });
-      const fields = (await client.query(`SELECT * FROM ${c.T} LIMIT 1`)).fields;
-      const parsers = fields.map((f) => pg.types.getTypeParser(f.dataTypeID, 'text'));
-      const text = raw.map((r) => r.map((v) => (v === null ? null : v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v))));
-      t = performance.now();
-      for (let r = 0; r < 50; r++) for (const row of text) row.map((v, k) => (v === null ? null : parsers[k](v)));
-      out({ experiment: 'bulk:js_parse_1000_rows', unit: 'ms per 1000 rows', value: +((performance.now() - t) / 50).toFixed(3), rowsReturned: rows.length });
-    });
-  } finally {
-    await client.end();
-  }
 }
 
 async function drainTrace() {

@@ -124,6 +124,15 @@ describe('addBulk', () => {
     expect(jobs[2].runAt.getTime()).toBe(jobs[2].createdAt.getTime());
   });
 
+  it('reads times back to the exact millisecond', async () => {
+    // Timestamps leave the database as float milliseconds; every one must land on its own ms.
+    const base = Date.UTC(2026, 0, 1);
+    const times = Array.from({ length: 300 }, (_, i) => new Date(base + i * 86_400_000 * 97 + (i % 10 === 0 ? 999 : i % 10 === 1 ? 1 : (i * 7919) % 1000)));
+    const jobs = await queue.addBulk(times.map((runAt, i) => ({ queue: 'ms', name: 'n', data: { i }, options: { runAt } })));
+    const read = await Promise.all(jobs.map((j) => queue.getJob(j.id)));
+    expect(read.map((j) => j!.runAt.toISOString())).toEqual(times.map((t) => t.toISOString()));
+  });
+
   it('returns the right id for every job when other inserts take ids in between', async () => {
     // Several bulk inserts at once, each COPY in its own session: their sequence values interleave.
     const other = await createTestApp({ schema, queue: { worker: false } });
