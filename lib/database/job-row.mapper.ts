@@ -50,32 +50,45 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
   };
 }
 
+/** What a claim knows of all the jobs it takes (see `claimedColumns` in the statements). */
+export interface ClaimContext {
+  queue: string;
+  workerId: string;
+  lockDurationMs: number;
+  /** The processor's defaults the claim fixed into jobs that had none; `backoff` frozen, as it is shared. */
+  maxAttempts: number;
+  backoff: Readonly<NonNullable<Job['backoff']>>;
+  timeoutMs: number | null;
+}
+
 /**
  * A claimed job from a row fetched with `rowMode: 'array'`, in the column order of `claimedColumns`
  * in the statements: node-postgres builds an array per row much more cheaply than an object with
  * named keys, and the claim returns a row per job. What every claimed row has in common (active,
- * leased to this worker, no result yet) is filled in here.
+ * leased to this worker, no result yet, the claim's queue and lease) is filled in here, and a
+ * NULL run option means "the processor's default".
  */
-export function toClaimedJob(v: unknown[], workerId: string): Job {
+export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
+  const startedAt = v[12] as number;
   return {
     id: v[0] as string,
-    queue: v[1] as string,
-    name: v[2] as string,
-    data: v[3],
+    queue: claim.queue,
+    name: v[1] as string,
+    data: v[2],
     state: JobState.Active,
-    priority: v[4] as number,
-    attempts: v[5] as number,
-    claims: v[6] as number,
-    maxAttempts: v[7] as number | null,
-    backoff: v[8] as Job['backoff'],
-    timeoutMs: v[9] as number | null,
+    priority: v[3] as number,
+    attempts: v[4] as number,
+    claims: v[5] as number,
+    maxAttempts: (v[6] as number | null) ?? claim.maxAttempts,
+    backoff: (v[7] as Job['backoff']) ?? claim.backoff,
+    timeoutMs: (v[8] as number | null) ?? claim.timeoutMs,
     result: null,
-    lastError: v[10] as Job['lastError'],
-    lockedBy: workerId,
-    runAt: new Date(v[11] as number),
-    lockedUntil: new Date(v[12] as number),
-    createdAt: new Date(v[13] as number),
-    startedAt: new Date(v[14] as number),
+    lastError: v[9] as Job['lastError'],
+    lockedBy: claim.workerId,
+    runAt: new Date(v[10] as number),
+    lockedUntil: new Date(startedAt + claim.lockDurationMs),
+    createdAt: new Date(v[11] as number),
+    startedAt: new Date(startedAt),
     finishedAt: null,
   };
 }

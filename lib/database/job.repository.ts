@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, QueryConfig } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
-import { toClaimedJob, toJob, type RawJobRow } from './job-row.mapper';
+import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
 import { isConnectionError, translateDatabaseError } from './database-errors';
 import { CopyInQuery, type CopyInRows } from './copy-in.query';
 import type { TableNaming } from './table-naming';
@@ -181,7 +181,17 @@ export class JobRepository {
       true,
       'array',
     );
-    return (result.rows as unknown[][]).map((values) => toClaimedJob(values, workerId));
+    if (result.rows.length === 0) return [];
+    const context: ClaimContext = {
+      queue,
+      workerId,
+      lockDurationMs,
+      maxAttempts: defaults.maxAttempts,
+      // NOTE: one copy per claim, as stored (through JSON), frozen: the jobs that use it share it.
+      backoff: Object.freeze(JSON.parse(JSON.stringify(defaults.backoff)) as BackoffOptions),
+      timeoutMs: defaults.timeoutMs,
+    };
+    return (result.rows as unknown[][]).map((values) => toClaimedJob(values, context));
   }
 
   /**
@@ -195,7 +205,7 @@ export class JobRepository {
     const writes: Promise<{ ids: string | null }[]>[] = [];
     if (completed.length > 0) {
       writes.push(
-        this.run('finish', this.statements.complete, [completed.map((o) => o.id), completed.map((o) => o.claim), completed.map((o) => o.result), workerId], manager, false),
+        this.run('finish', this.statements.complete, completeParams(completed, workerId), manager, false),
       );
     }
     if (others.length > 0) {
@@ -392,6 +402,25 @@ function batchJson(rows: NewJobRow[]): string {
         `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}}`,
     )
     .join(',');
+}
+
+/**
+ * The `complete` statement's parameters. Ids and claims go as array literals built here (ids are
+ * digit strings, claims integers: nothing to escape), which spares node-postgres quoting every
+ * element; results go as NULL when all are null (no-result handlers), which `unnest` reads as a
+ * column of NULLs.
+ */
+function completeParams(completed: AttemptOutcome[], workerId: string): unknown[] {
+  let ids = '';
+  let claims = '';
+  let anyResult = false;
+  for (let i = 0; i < completed.length; i++) {
+    const o = completed[i];
+    ids += i === 0 ? o.id : `,${o.id}`;
+    claims += i === 0 ? String(o.claim) : `,${o.claim}`;
+    if (o.result !== null && o.result !== 'null') anyResult = true;
+  }
+  return [`{${ids}}`, `{${claims}}`, anyResult ? completed.map((o) => o.result) : null, workerId];
 }
 
 /**

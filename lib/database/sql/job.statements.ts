@@ -24,14 +24,15 @@ export function buildJobStatements(n: TableNaming) {
   // 2100, so adding 0.0005 before the floor gives the exact truncation (checked against extract
   // on 4 million timestamps up to 2099).
   const ms = (column: string, as: string) => `floor(date_part('epoch', ${column}) * 1000 + 0.0005) AS ${as}`;
-  // NOTE: the order matters: `toJobFromValues` reads claimed rows by position. A claimed row is
-  // active, leased to the claiming worker, with no result and no finish time: those columns are
-  // not sent back.
+  // NOTE: the order matters: `toClaimedJob` reads claimed rows by position. Only what differs
+  // between the jobs of one claim is sent back, because the worker parses every value of every
+  // row: not the queue (the claim's own), nor the lease end (start + lease), nor a result or
+  // finish time (none yet), and the run options only where they differ from the processor's
+  // defaults the claim was given ($5-$7), which is rare.
   const claimedColumns = (p: string) =>
-    `${p}id, ${p}queue, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
-     ${p}backoff, ${p}timeout_ms, ${p}last_error,
-     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
-     ${ms(`${p}started_at`, 'started_at')}`;
+    `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
+     NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
+     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}`;
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
@@ -131,7 +132,8 @@ export function buildJobStatements(n: TableNaming) {
     complete: `
       WITH written AS (
         UPDATE ${Q} AS j SET
-          state = 'completed', result = u.result, finished_at = now(), locked_by = NULL, locked_until = NULL
+          state = 'completed', result = COALESCE(u.result, 'null'::jsonb), finished_at = now(), locked_by = NULL, locked_until = NULL
+        -- NOTE: $3 is NULL when every result is JSON null (handlers that return nothing).
         FROM unnest($1::bigint[], $2::int[], $3::jsonb[]) AS u(id, claim, result)
         WHERE j.id = u.id AND j.claims = u.claim AND j.state = 'active' AND j.locked_by = $4
         RETURNING j.id
