@@ -107,22 +107,15 @@ export class JobRepository {
   /** Inserts any number of rows by statements of at most `chunkSize` rows, all in one transaction. */
   async insertInChunks(rows: NewJobRow[], chunkSize: number): Promise<Job[]> {
     if (rows.length <= chunkSize) return this.insert(rows);
-    return this.withClient('insert', async (client) => {
-      await client.query('BEGIN');
-      try {
-        const jobs: Job[] = [];
-        for (let i = 0; i < rows.length; i += chunkSize) {
-          const chunk = rows.slice(i, i + chunkSize);
-          const { rows: [inserted] } = await client.query<{ ids: string; now: number }>(this.statements.insert, [`[${batchJson(chunk)}]`]);
-          const ids = inserted.ids.split(',');
-          chunk.forEach((row, k) => jobs.push(toInsertedJob(row, ids[k], inserted.now)));
-        }
-        await client.query('COMMIT');
-        return jobs;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
+    return this.inTransaction('insert', async (client) => {
+      const jobs: Job[] = [];
+      for (let i = 0; i < rows.length; i += chunkSize) {
+        const chunk = rows.slice(i, i + chunkSize);
+        const { rows: [inserted] } = await client.query<{ ids: string; now: number }>(this.statements.insert, [`[${batchJson(chunk)}]`]);
+        const ids = inserted.ids.split(',');
+        chunk.forEach((row, k) => jobs.push(toInsertedJob(row, ids[k], inserted.now)));
       }
+      return jobs;
     });
   }
 
@@ -298,26 +291,18 @@ export class JobRepository {
       parseSchemaVersion((await client.query(this.statements.readSchemaVersion, [this.naming.qualified, `${this.naming.prefix}_state_check`])).rows[0]?.comment ?? null);
     try {
       if ((await read(this.pool)) >= LATEST_SCHEMA_VERSION) return;
-      const client = await this.pool.connect();
-      try {
-        await client.query('BEGIN');
-        await client.query(this.statements.migrationLock, [`nestjs-pg-queue:${this.naming.qualified}`]);
-        const version = await read(client);
-        for (const step of SCHEMA_STEPS) {
-          if (step.version <= version) continue;
-          for (const sql of step.up(this.naming)) await client.query(sql);
-        }
-        await client.query(writeSchemaVersion(this.naming, LATEST_SCHEMA_VERSION));
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
     } catch (error) {
       throw translateDatabaseError('migration', error);
     }
+    await this.inTransaction('migration', async (client) => {
+      await client.query(this.statements.migrationLock, [`nestjs-pg-queue:${this.naming.qualified}`]);
+      const version = await read(client);
+      for (const step of SCHEMA_STEPS) {
+        if (step.version <= version) continue;
+        for (const sql of step.up(this.naming)) await client.query(sql);
+      }
+      await client.query(writeSchemaVersion(this.naming, LATEST_SCHEMA_VERSION));
+    });
   }
 
   /** Runs a COPY script on a pooled client. */
@@ -332,6 +317,21 @@ export class JobRepository {
     );
   }
 
+  /** Runs `work` in a transaction on a client of its own (committed if it returns, else rolled back). */
+  private inTransaction<T>(operation: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
+    return this.withClient(operation, async (client) => {
+      await client.query('BEGIN');
+      try {
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+
   /** Runs `work` on a client of its own from the pool; errors leave it translated. */
   private async withClient<T>(operation: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
     let client: PoolClient;
@@ -341,12 +341,17 @@ export class JobRepository {
       throw translateDatabaseError(operation, error);
     }
     let failure: unknown;
+    // NOTE: a checked-out client that loses its connection emits 'error' (besides failing its
+    // query); unheard, that event would crash the process. The query's error is what we report.
+    const ignore = () => undefined;
+    client.on('error', ignore);
     try {
       return await work(client);
     } catch (error) {
       failure = error;
       throw translateDatabaseError(operation, error);
     } finally {
+      client.off('error', ignore);
       // NOTE: a statement error (or an aborted COPY) leaves the connection usable; pg-pool would
       // destroy it if handed the error, as it should when the connection itself failed.
       client.release(failure !== undefined && isConnectionError(failure) ? (failure as Error) : undefined);

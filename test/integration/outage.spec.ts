@@ -93,6 +93,37 @@ describe('database outages', () => {
     }
   });
 
+  it('a connection lost in the middle of a bulk COPY stores none of it, and the next one works', async () => {
+    const app = await createTestApp({
+      schema,
+      typeorm: { url: TcpProxy.urlThrough(DATABASE_URL, proxy.port), connectTimeoutMS: 2000 },
+      queue: { worker: false },
+    });
+    try {
+      const bulk = app.get(QueueService).addBulk(Array.from({ length: 150_000 }, (_, i) => ({ queue: 'bulk-cut', name: 'work', data: { i } })));
+      const settled = bulk.then(() => 'resolved', (e: unknown) => e);
+      await waitFor('the COPY under way', async () =>
+        (await sql(`SELECT 1 FROM pg_stat_progress_copy p JOIN pg_stat_activity a USING (pid) WHERE a.query LIKE '%COPY "${schema}"%'`)).length > 0,
+      );
+      await proxy.cut();
+      const error = await settled;
+      expect(error).toBeInstanceOf(QueueUnavailableError);
+      await proxy.restore();
+      // The server rolled the COPY back when its client went away: nothing of it is stored.
+      await waitFor('the cut session gone', async () =>
+        (await sql(`SELECT 1 FROM pg_stat_activity WHERE query LIKE '%COPY "${schema}"%' AND pid <> pg_backend_pid()`)).length === 0,
+      );
+      const cutRows = async () => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs WHERE queue = 'bulk-cut'`))[0].n;
+      expect(await cutRows()).toBe(0);
+      const jobs = await app.get(QueueService).addBulk(Array.from({ length: 500 }, (_, i) => ({ queue: 'bulk-cut', name: 'work', data: { i } })));
+      expect(jobs).toHaveLength(500);
+      expect(await cutRows()).toBe(500);
+    } finally {
+      await proxy.restore().catch(() => undefined);
+      await app.close();
+    }
+  });
+
   it('a producer-only app closes in bounded time while the database is down', async () => {
     const app = await createTestApp({
       schema,
