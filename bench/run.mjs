@@ -9,6 +9,7 @@
 //   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
 //
 // stdout: one JSON line per figure (ours, then the raw reference's, then the ratios); progress on stderr.
+// The reference runs one repetition at a time, right after the same group of ours.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -49,16 +50,37 @@ const record = (metric, unit, value) => {
   log(`${metric}: ${value.toFixed(1)} ${unit}`);
 };
 
+// NOTE: the reference runs interleaved with ours, one repetition of one group at a time, right
+// after our same group: figures of this machine drift by ±25 % over minutes, and a reference run
+// only after all of ours compared different periods (the bulk path, unchanged between two such
+// runs, measured 0.65 and 1.01).
+const RAW_GROUPS = ['enqueue', 'drain', 'latency'];
+const rawRuns = new Map();
+async function rawGroup(group) {
+  if (!RAW || !RAW_GROUPS.includes(group)) return;
+  log(`raw reference: ${group}`);
+  for (const line of await runRawReference(['--jobs', String(N), '--reps', '1', '--only', group])) {
+    if (!rawRuns.has(line.metric)) rawRuns.set(line.metric, { unit: line.unit, values: [] });
+    rawRuns.get(line.metric).values.push(line.median);
+    log(`raw ${line.metric}: ${line.median} ${line.unit}`);
+  }
+}
+
 async function main() {
   log(`jobs=${N} reps=${REPS} only=${ONLY.join(',')} concurrency=${CONCURRENCY} rss-jobs=${RSS_JOBS} database=${process.env.DATABASE_URL ? '$DATABASE_URL' : 'default'}`);
+  if (RAW && ONLY.some((g) => RAW_GROUPS.includes(g)) && !existsSync(RAW_SCRIPT)) throw new Error(`raw reference not found at ${RAW_SCRIPT}`);
   for (let rep = 0; rep < REPS; rep++) {
     log(`repetition ${rep + 1}/${REPS}`);
     if (ONLY.includes('enqueue')) {
       record('enqueue_seq', 'jobs/s', await enqueue('seq', N));
       record('enqueue_concurrent10', 'jobs/s', await enqueue('concurrent10', N));
       record('enqueue_bulk', 'jobs/s', await enqueue('bulk', N));
+      await rawGroup('enqueue');
     }
-    if (ONLY.includes('drain')) record('drain', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY })).jobsPerSec);
+    if (ONLY.includes('drain')) {
+      record('drain', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY })).jobsPerSec);
+      await rawGroup('drain');
+    }
     if (ONLY.includes('bloat')) {
       const result = await drain({ jobs: N, concurrency: CONCURRENCY, finishedRows: FINISHED_ROWS });
       record(`drain_with_${FINISHED_ROWS}_finished`, 'jobs/s', result.jobsPerSec);
@@ -72,6 +94,7 @@ async function main() {
       record('latency_inproc_p50', 'ms', inproc.p50);
       record('latency_inproc_p95', 'ms', inproc.p95);
       record('latency_inproc_p99', 'ms', inproc.p99);
+      await rawGroup('latency');
     }
     if (ONLY.includes('rss')) {
       const result = await drain({ jobs: RSS_JOBS, concurrency: CONCURRENCY });
@@ -88,13 +111,13 @@ async function main() {
     console.log(JSON.stringify({ system: 'nestjs-pg-queue', metric, unit, ...summarize(values) }));
   }
 
-  const rawGroups = ['enqueue', 'drain', 'latency'].filter((g) => ONLY.includes(g));
-  if (!RAW || rawGroups.length === 0) return;
-  if (!existsSync(RAW_SCRIPT)) throw new Error(`raw reference not found at ${RAW_SCRIPT}`);
-  log(`running the raw reference ${RAW_SCRIPT} --only ${rawGroups.join(',')}`);
-  const raw = await runRawReference(['--jobs', String(N), '--reps', String(REPS), '--only', rawGroups.join(',')]);
-  for (const line of raw) console.log(JSON.stringify(line));
-  printRatios(ours, Object.fromEntries(raw.map((l) => [l.metric, l])));
+  if (rawRuns.size === 0) return;
+  const raw = {};
+  for (const [metric, { unit, values }] of rawRuns) {
+    raw[metric] = { system: 'raw', metric, unit, ...summarize(values) };
+    console.log(JSON.stringify(raw[metric]));
+  }
+  printRatios(ours, raw);
 }
 
 function runRawReference(rawArgs) {
