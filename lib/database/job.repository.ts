@@ -96,6 +96,7 @@ export class JobRepository {
    * transaction when given.
    */
   async insert(rows: NewJobRow[], manager?: EntityManager): Promise<Job[]> {
+    if (rows.length === 0) return [];
     const [inserted] =
       rows.length === 1
         ? await this.run<{ ids: string; now: number }>('insert', this.statements.insertOne, oneRowParams(rows[0]), manager)

@@ -124,6 +124,11 @@ describe('addBulk', () => {
     expect(jobs[2].runAt.getTime()).toBe(jobs[2].createdAt.getTime());
   });
 
+  it('adds nothing, without error, for an empty list', async () => {
+    await expect(queue.addBulk([])).resolves.toEqual([]);
+    expect(await count()).toBe(0);
+  });
+
   it('reads times back to the exact millisecond', async () => {
     // Timestamps leave the database as float milliseconds; every one must land on its own ms.
     const base = Date.UTC(2026, 0, 1);
