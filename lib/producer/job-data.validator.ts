@@ -32,6 +32,10 @@ function walk(value: unknown, ancestors: object[]): void {
     case 'string':
       // NOTE: jsonb rejects the NUL character; catch it here rather than as a database error.
       if (value.includes('\u0000')) throw new Problem('contains a NUL character (\\u0000), which jsonb cannot store');
+      // NOTE: JSON.stringify writes a lone UTF-16 surrogate as an escape that jsonb refuses.
+      if (!(value as string & { isWellFormed(): boolean }).isWellFormed()) {
+        throw new Problem('contains a lone UTF-16 surrogate (half of an emoji or other astral character), which jsonb cannot store');
+      }
       return;
     case 'boolean':
       return;
@@ -88,6 +92,8 @@ function walk(value: unknown, ancestors: object[]): void {
       const item = (object as Record<string, unknown>)[keys[k]];
       if (item === undefined) continue;
       try {
+        // Keys are strings in jsonb too, with the same limits.
+        walk(keys[k], ancestors);
         walk(item, ancestors);
       } catch (error) {
         if (error instanceof Problem) error.path.push(`.${keys[k]}`);

@@ -63,27 +63,43 @@ export class JobCompleter {
   }
 
   private async writeQueued(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
-      try {
-        const written = await this.repository.finish(
-          batch.map((p) => p.outcome),
-          this.workerId,
-        );
-        if (this.failures > 0) this.logger.log('Outcome writes resumed');
-        this.failures = 0;
-        for (const p of batch) p.resolve(written.has(p.outcome.id) ? 'written' : 'fenced');
-      } catch (error) {
-        if (isConnectionError(error) && Date.now() < this.giveUpAt) {
+    while (this.queue.length > 0) await this.write(this.queue.splice(0, MAX_BATCH));
+  }
+
+  private async write(batch: PendingWrite[]): Promise<void> {
+    try {
+      const written = await this.repository.finish(
+        batch.map((p) => p.outcome),
+        this.workerId,
+      );
+      if (this.failures > 0) this.logger.log('Outcome writes resumed');
+      this.failures = 0;
+      for (const p of batch) p.resolve(written.has(p.outcome.id) ? 'written' : 'fenced');
+    } catch (error) {
+      if (isConnectionError(error)) {
+        if (Date.now() < this.giveUpAt) {
           this.failures++;
           if (this.failures === 1) this.logger.warn(`Cannot write job outcomes (${(error as Error).message}); retrying`);
           this.queue.unshift(...batch);
           await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** this.failures, MAX_RETRY_DELAY_MS)));
-        } else {
-          this.logger.error(`Dropped the outcomes of ${batch.length} job(s); their leases will lapse and they will be rescued: ${(error as Error)?.stack ?? error}`);
-          for (const p of batch) p.resolve('dropped');
+          return;
         }
+        this.drop(batch, error);
+      } else if (batch.length > 1) {
+        // NOTE: the database refused the statement. One outcome it cannot take (a constraint of the
+        // user's, say) must not cost the others theirs: halve the batch until that one is alone.
+        const half = Math.ceil(batch.length / 2);
+        await this.write(batch.slice(0, half));
+        await this.write(batch.slice(half));
+      } else {
+        this.drop(batch, error);
       }
     }
+  }
+
+  private drop(batch: PendingWrite[], error: unknown): void {
+    const which = batch.length === 1 ? `job ${batch[0].outcome.id}` : `${batch.length} job(s)`;
+    this.logger.error(`Dropped the outcome of ${which}; the lease will lapse and the job will be rescued: ${(error as Error)?.stack ?? error}`);
+    for (const p of batch) p.resolve('dropped');
   }
 }

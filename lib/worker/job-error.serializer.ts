@@ -13,9 +13,14 @@ export function serializeJobError(thrown: unknown, attempt: number): JobError {
   return { name: 'NonErrorThrown', message: `Handler threw a non-Error value: ${message}`, attempt, at };
 }
 
-/** JSON text of an error for the `last_error` column (strips NULs jsonb would refuse). */
+/**
+ * JSON text of an error for the `last_error` column. What jsonb would refuse (NUL characters, lone
+ * UTF-16 surrogates) becomes U+FFFD: an error message must never make its outcome unwritable.
+ */
 export function jobErrorJson(error: JobError): string {
-  return JSON.stringify(error).replace(/\\u0000/g, '\\ufffd');
+  return JSON.stringify(error, (_key, value: unknown) =>
+    typeof value === 'string' ? (value as string & { toWellFormed(): string }).toWellFormed().replace(/\u0000/g, '\ufffd') : value,
+  );
 }
 
 function isErrorLike(value: unknown): value is Error {

@@ -38,6 +38,9 @@ describe('bad input is refused with a typed error and nothing is stored', () => 
     ['undefined as the whole payload', undefined, 'data', /undefined/],
     ['a Map', { m: new Map([[1, 2]]) }, 'data.m', /Map/],
     ['a NUL character', { s: 'a\u0000b' }, 'data.s', /NUL/],
+    ['a NUL character in a key', { ['k\u0000']: 1 }, 'data.k\u0000', /NUL/],
+    ['a lone surrogate', { list: ['fine 🎉', 'cut \ud83c'] }, 'data.list[1]', /surrogate/],
+    ['a lone surrogate in a key', { ['\udc00']: 1 }, 'data.\udc00', /surrogate/],
   ])('refuses data with %s', async (_what, data, path, problem) => {
     const error = await queue.add('q', 'n', data).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidJobDataError);

@@ -33,6 +33,21 @@ class EmailProcessor {
     throw 'just a string'; // eslint-disable-line no-throw-literal
   }
 
+  @Handle('throws-unstorable')
+  throwsUnstorable() {
+    throw new Error('cut \ud83c and nul \u0000 here');
+  }
+
+  @Handle('returns-refused')
+  returnsRefused() {
+    return 'refused by a constraint';
+  }
+
+  @Handle('returns-unstorable')
+  returnsUnstorable() {
+    return { s: 'cut \ud83c' };
+  }
+
   @Handle()
   async other(job: Job) {
     seen.push(`other:${job.name}`);
@@ -115,6 +130,35 @@ describe('core engine through a real Nest app', () => {
     const job = await queue.add('email', 'throws-string', {}, { maxAttempts: 1 });
     const failed = await waitForJobState(queue, job.id, JobState.Failed);
     expect(failed.lastError?.message).toContain('just a string');
+  });
+
+  it('stores errors and results jsonb would refuse as errors, without holding up other outcomes', async () => {
+    const [thrower, returner, ...others] = await queue.addBulk<{ i?: number }>([
+      { queue: 'email', name: 'throws-unstorable', data: {}, options: { maxAttempts: 1 } },
+      { queue: 'email', name: 'returns-unstorable', data: {}, options: { maxAttempts: 1 } },
+      ...Array.from({ length: 20 }, (_, i) => ({ queue: 'email', name: 'other', data: { i } })),
+    ]);
+    const thrown = await waitForJobState(queue, thrower.id, JobState.Failed);
+    expect(thrown.lastError?.message).toBe('cut \ufffd and nul \ufffd here');
+    const returned = await waitForJobState(queue, returner.id, JobState.Failed);
+    expect(returned.lastError).toMatchObject({ name: 'InvalidJobDataError' });
+    expect(returned.lastError?.message).toContain('surrogate');
+    for (const job of others) await waitForJobState(queue, job.id, JobState.Completed);
+  });
+
+  it('an outcome the database refuses costs only its own job, not the others written with it', async () => {
+    await sql(`ALTER TABLE "${schema}".queue_jobs ADD CONSTRAINT refuse_one CHECK (result IS NULL OR result <> '"refused by a constraint"'::jsonb)`);
+    try {
+      const [refused, ...others] = await queue.addBulk<{ i?: number }>([
+        { queue: 'email', name: 'returns-refused', data: {} },
+        ...Array.from({ length: 99 }, (_, i) => ({ queue: 'email', name: 'other', data: { i } })),
+      ]);
+      // Far sooner than the 30 s lease that would bring dropped outcomes back.
+      for (const job of others) await waitForJobState(queue, job.id, JobState.Completed, 10_000);
+      expect((await queue.getJob(refused.id))?.state).toBe(JobState.Active);
+    } finally {
+      await sql(`ALTER TABLE "${schema}".queue_jobs DROP CONSTRAINT refuse_one`);
+    }
   });
 
   it('fails at once, without retrying, a job whose queue has no handler for its name', async () => {
