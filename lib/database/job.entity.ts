@@ -41,7 +41,9 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
     // NOTE: the indexes and the check are declared as the migration creates them, so
     // TypeORM's schema diff (`migration:generate`, `synchronize`) sees nothing to change.
     indices: [
-      { name: `${naming.prefix}_claim_idx`, columns: ['queue', 'priority', 'runAt', 'id'], where: `"state" = 'pending'` },
+      // An expression index (hashtext(queue), ...), which entity metadata cannot describe: TypeORM
+      // is told to leave it alone.
+      { name: `${naming.prefix}_claim_hash_idx`, synchronize: false },
       { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
       { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
     ],

@@ -51,6 +51,22 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
     ],
     down: (n) => [`DROP TABLE IF EXISTS ${n.qualified}`],
   },
+  {
+    version: 2,
+    // NOTE: the claim index keys on a hash of the queue name instead of the text: comparing an
+    // int4 is cheaper than comparing collated text, and every insert descends this index. Measured
+    // on COPY into the table (9 interleaved repetitions): 0.91 -> 1.03 of the raw reference's
+    // INSERT. Claims filter on `queue` as well, so two names with the same hash stay apart.
+    // Building it takes a lock that blocks inserts for as long as PostgreSQL scans the table.
+    up: (n) => [
+      `CREATE INDEX IF NOT EXISTS "${n.prefix}_claim_hash_idx" ON ${n.qualified} (hashtext("queue"), "priority" DESC, "run_at", "id") WHERE "state" = 'pending'`,
+      `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_claim_idx"`,
+    ],
+    down: (n) => [
+      `CREATE INDEX IF NOT EXISTS "${n.prefix}_claim_idx" ON ${n.qualified} ("queue", "priority" DESC, "run_at", "id") WHERE "state" = 'pending'`,
+      `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_claim_hash_idx"`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = SCHEMA_STEPS[SCHEMA_STEPS.length - 1].version;

@@ -92,7 +92,9 @@ export function buildJobStatements(n: TableNaming) {
       -- rows by primary key; joining the sub-select instead lets the planner scan the whole table.
       WHERE j.id = ANY(ARRAY(
         SELECT id FROM ${Q}
-        WHERE state = 'pending' AND queue = $1 AND run_at <= now()
+        -- NOTE: hashtext(queue) is the claim index's first key (see the schema steps); queue = $1
+        -- keeps out a queue whose name has the same hash.
+        WHERE state = 'pending' AND hashtext(queue) = hashtext($1) AND queue = $1 AND run_at <= now()
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
