@@ -55,7 +55,7 @@ export interface ClaimContext {
   queue: string;
   workerId: string;
   lockDurationMs: number;
-  /** The processor's defaults the claim fixed into jobs that had none; `backoff` frozen, as it is shared. */
+  /** The processor's defaults the claim fixed into jobs that had none (`backoff` as stored, through JSON). */
   maxAttempts: number;
   backoff: Readonly<NonNullable<Job['backoff']>>;
   timeoutMs: number | null;
@@ -80,7 +80,8 @@ export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
     attempts: v[4] as number,
     claims: v[5] as number,
     maxAttempts: (v[6] as number | null) ?? claim.maxAttempts,
-    backoff: (v[7] as Job['backoff']) ?? claim.backoff,
+    // NOTE: a copy per job (its fields are all primitives), as a parsed row would give.
+    backoff: (v[7] as Job['backoff']) ?? { ...claim.backoff },
     timeoutMs: (v[8] as number | null) ?? claim.timeoutMs,
     result: null,
     lastError: v[9] as Job['lastError'],

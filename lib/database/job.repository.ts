@@ -181,8 +181,7 @@ export class JobRepository {
       workerId,
       lockDurationMs,
       maxAttempts: defaults.maxAttempts,
-      // NOTE: one copy per claim, as stored (through JSON), frozen: the jobs that use it share it.
-      backoff: Object.freeze(JSON.parse(JSON.stringify(defaults.backoff)) as BackoffOptions),
+      backoff: JSON.parse(JSON.stringify(defaults.backoff)) as BackoffOptions,
       timeoutMs: defaults.timeoutMs,
     };
     return (result.rows as unknown[][]).map((values) => toClaimedJob(values, context));

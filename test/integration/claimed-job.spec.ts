@@ -11,6 +11,8 @@ const LOCK_MS = 45_000;
 const seen = new Map<string, Job>();
 /** locked_until as the database held it while the handler ran. */
 const leaseInDatabase = new Map<string, number>();
+/** The backoff objects handlers were given: each job its own, as when it came from its row. */
+const backoffObjects = new Set<object>();
 
 @Processor('claimed', { concurrency: 20, defaultJobOptions: { maxAttempts: 7, backoff: { type: 'fixed', delayMs: 250 }, timeoutMs: 9_000 } })
 class CapturingProcessor {
@@ -18,6 +20,7 @@ class CapturingProcessor {
   async capture(job: ActiveJob) {
     // A plain copy of what the handler was given (the view itself also carries signal/transaction).
     seen.set(job.id, { ...job, backoff: job.backoff && { ...job.backoff } });
+    if (job.backoff) backoffObjects.add(job.backoff);
     const [row] = await sql<{ ms: number }>(
       `SELECT floor(extract(epoch FROM locked_until) * 1000)::float8 AS ms FROM "${schema}".queue_jobs WHERE id = $1`,
       [job.id],
@@ -69,5 +72,7 @@ describe('the job a handler receives', () => {
       expect(given.lockedUntil!.getTime()).toBe(leaseInDatabase.get(job.id));
       expect(given.lockedBy).toEqual(expect.any(String));
     }
+    expect(backoffObjects.size).toBe(3);
+    for (const backoff of backoffObjects) expect(Object.isFrozen(backoff)).toBe(false);
   });
 });
