@@ -158,7 +158,8 @@ async function bulkShapes() {
     lib_insert_statement: { run: (p, i, c) => p.query({ name: 'ins', text: c.statements.insert, values: [batchJson(i)] }) },
     // addBulk as shipped: COPY in pieces of COPY_PIECE_ROWS rows.
     addBulk: { app: true },
-    addBulk_one_copy: { app: true, constants: { COPY_PIECE_ROWS: 1e9 } },
+    addBulk_first_250: { app: true, constants: { COPY_FIRST_PIECE_ROWS: 250 } },
+    addBulk_one_copy: { app: true, constants: { COPY_PIECE_ROWS: 1e9, COPY_FIRST_PIECE_ROWS: 1e9 } },
     addBulk_pieces_125: { app: true, constants: { COPY_PIECE_ROWS: 125 } },
     addBulk_pieces_500: { app: true, constants: { COPY_PIECE_ROWS: 500 } },
     addBulk_statements: { app: true, constants: { COPY_MIN_ROWS: Infinity } },

@@ -38,6 +38,8 @@ export const COPY_MIN_ROWS = 64;
  * let the server insert one piece while this process prepares the next.
  */
 export const COPY_PIECE_ROWS = 250;
+/** The first piece is smaller: the server waits for it before it inserts anything. */
+export const COPY_FIRST_PIECE_ROWS = 64;
 /** Largest number of jobs one claim statement takes, whatever the free concurrency. */
 export const MAX_CLAIM_BATCH = 1000;
 

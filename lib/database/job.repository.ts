@@ -8,7 +8,7 @@ import { CopyInQuery, type CopyInRows } from './copy-in.query';
 import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
-import { COPY_PIECE_ROWS } from '../queue.constants';
+import { COPY_FIRST_PIECE_ROWS, COPY_PIECE_ROWS } from '../queue.constants';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, writeSchemaVersion } from './migrations/job-table.ddl';
 
 /** A job to insert, already validated and serialised. */
@@ -131,12 +131,16 @@ export class JobRepository {
     );
     // NOTE: the jobs to return are built as their rows are sent, while the server works.
     const jobs: Job[] = new Array(source.count);
-    const pieces = Math.ceil(source.count / COPY_PIECE_ROWS);
-    const query = new CopyInQuery(this.statements.copyInsert(source.count, pieces, wakes), (send, end) => {
-      for (let piece = 0; piece < pieces; piece++) {
+    // NOTE: a small first piece, so the server starts inserting soon; then COPY_PIECE_ROWS each.
+    const bounds: number[] = [0];
+    for (let end = Math.min(COPY_FIRST_PIECE_ROWS, source.count); ; end = Math.min(end + COPY_PIECE_ROWS, source.count)) {
+      bounds.push(end);
+      if (end === source.count) break;
+    }
+    const query = new CopyInQuery(this.statements.copyInsert(source.count, bounds.length - 1, wakes), (send, end) => {
+      for (let piece = 1; piece < bounds.length; piece++) {
         let text = '';
-        const until = Math.min(source.count, (piece + 1) * COPY_PIECE_ROWS);
-        for (let i = piece * COPY_PIECE_ROWS; i < until; i++) {
+        for (let i = bounds[piece - 1]; i < bounds[piece]; i++) {
           const row = source.row(i);
           if (row.delayMs !== 0) throw new Error(`nestjs-pg-queue: row ${i} has a delay and cannot be inserted by COPY`);
           jobs[i] = toNewJob(row);
