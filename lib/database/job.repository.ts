@@ -101,8 +101,7 @@ export class JobRepository {
       rows.length === 1
         ? await this.run<{ ids: string; now: number }>('insert', this.statements.insertOne, oneRowParams(rows[0]), manager)
         : await this.run<{ ids: string; now: number }>('insert', this.statements.insert, [`[${batchJson(rows)}]`], manager);
-    const ids = inserted.ids.split(',');
-    return rows.map((row, i) => toInsertedJob(row, ids[i], inserted.now));
+    return toInsertedJobs(rows, inserted);
   }
 
   /** Inserts any number of rows by statements of at most `chunkSize` rows, all in one transaction. */
@@ -113,8 +112,7 @@ export class JobRepository {
       for (let i = 0; i < rows.length; i += chunkSize) {
         const chunk = rows.slice(i, i + chunkSize);
         const { rows: [inserted] } = await client.query<{ ids: string; now: number }>(this.statements.insert, [`[${batchJson(chunk)}]`]);
-        const ids = inserted.ids.split(',');
-        chunk.forEach((row, k) => jobs.push(toInsertedJob(row, ids[k], inserted.now)));
+        jobs.push(...toInsertedJobs(chunk, inserted));
       }
       return jobs;
     });
@@ -156,17 +154,17 @@ export class JobRepository {
       // Contiguous: floor + 1 … last, in input order (as numbers while they are exact).
       if (Number(last) <= Number.MAX_SAFE_INTEGER) {
         const first = Number(floor) + 1;
-        for (let i = 0; i < jobs.length; i++) stamp(jobs[i], String(first + i), createdAt);
+        for (let i = 0; i < jobs.length; i++) stamp(jobs[i], String(first + i), createdAt, 0);
       } else {
         const first = BigInt(floor!) + 1n;
-        for (let i = 0; i < jobs.length; i++) stamp(jobs[i], String(first + BigInt(i)), createdAt);
+        for (let i = 0; i < jobs.length; i++) stamp(jobs[i], String(first + BigInt(i)), createdAt, 0);
       }
     } else {
       const found = ids.split(',');
       if (found.length !== source.count) {
         throw new Error(`nestjs-pg-queue: COPY inserted ${source.count} jobs but ${found.length} were found between ids ${floor} and ${last}`);
       }
-      for (let i = 0; i < jobs.length; i++) stamp(jobs[i], found[i], createdAt);
+      for (let i = 0; i < jobs.length; i++) stamp(jobs[i], found[i], createdAt, 0);
     }
     return jobs;
   }
@@ -434,8 +432,7 @@ function completeParams(completed: AttemptOutcome[], workerId: string): unknown[
 
 /**
  * A job as inserted: what was sent, read back through JSON so `data` is what is stored (a Date
- * becomes its ISO string); `stamp` then adds what the database decided. Until then `runAt` holds
- * the delay when the job was given one.
+ * becomes its ISO string); `stamp` then adds what the database decided.
  */
 function toNewJob(row: NewJobRow): Job {
   return {
@@ -448,7 +445,7 @@ function toNewJob(row: NewJobRow): Job {
     claims: 0,
     maxAttempts: row.maxAttempts,
     priority: row.priority,
-    runAt: row.runAt ?? row.delayMs,
+    runAt: row.runAt,
     backoff: row.backoff === null ? null : JSON.parse(row.backoff),
     timeoutMs: row.timeoutMs,
     createdAt: null,
@@ -462,18 +459,20 @@ function toNewJob(row: NewJobRow): Job {
 }
 
 /**
- * Adds the id and the creation time (epoch ms, the inserting transaction's `now()`); a `runAt`
- * still a number is the delay it was given, now turned into a time.
+ * Adds the id and the creation time (epoch ms, the inserting transaction's `now()`), and the run
+ * time of a job given as a delay (`runAt` still null).
  */
-function stamp(job: Job, id: string, createdAt: number): Job {
+function stamp(job: Job, id: string, createdAt: number, delayMs: number): Job {
   job.id = id;
   job.createdAt = new Date(createdAt);
-  if (typeof job.runAt === 'number') job.runAt = new Date(createdAt + job.runAt);
+  job.runAt ??= new Date(createdAt + delayMs);
   return job;
 }
 
-function toInsertedJob(row: NewJobRow, id: string, createdAt: number): Job {
-  return stamp(toNewJob(row), id, createdAt);
+/** The jobs of an `insert` statement's rows, from its result (ids in input order, `now()`). */
+function toInsertedJobs(rows: NewJobRow[], inserted: { ids: string; now: number }): Job[] {
+  const ids = inserted.ids.split(',');
+  return rows.map((row, i) => stamp(toNewJob(row), ids[i], inserted.now, row.delayMs));
 }
 
 /**
@@ -496,7 +495,7 @@ function copyValue(text: string): string {
 /** A string as an SQL literal (standard_conforming_strings on, PostgreSQL's default since 9.1, or off). */
 function sqlLiteral(text: string): string {
   const quoted = text.replace(/'/g, "''");
-  return text.includes('\\') ? ` E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
+  return text.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
 }
 
 function oneRowParams(r: NewJobRow): unknown[] {

@@ -89,7 +89,6 @@ export class QueueService {
       const job = jobs[i];
       return this.toRow(job.queue, job.name, job.data, job.options ?? {}, `jobs[${i}].data`, true);
     };
-    if (jobs.length === 0) return [];
     const repository = await this.database.getRepository();
     let added: Job[];
     if (!delayed && jobs.length >= COPY_MIN_ROWS) {
