@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { Pool, PoolClient, QueryConfig } from 'pg';
+import { Query, type Pool, type PoolClient, type QueryConfig, type QueryResult } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
 import { isConnectionError, translateDatabaseError } from './database-errors';
+import { SingleValueQuery } from './single-value.query';
 import { CopyInQuery, type CopyInRows } from './copy-in.query';
 import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
@@ -97,10 +98,14 @@ export class JobRepository {
    */
   async insert(rows: NewJobRow[], manager?: EntityManager): Promise<Job[]> {
     if (rows.length === 0) return [];
-    const [inserted] =
-      rows.length === 1
-        ? await this.run<{ ids: string; now: number }>('insert', this.statements.insertOne, oneRowParams(rows[0]), manager)
-        : await this.run<{ ids: string; now: number }>('insert', this.statements.insert, [`[${batchJson(rows)}]`], manager);
+    if (rows.length === 1) {
+      const row = rows[0];
+      const [text, values] = isDueWithDefaults(row) ? [this.statements.insertOneDue, [row.queue, row.name, row.data]] : [this.statements.insertOne, oneRowParams(row)];
+      const job = manager ? (await this.run<{ job: string }>('insert', text, values, manager))[0].job : await this.value('insert', text, values);
+      const comma = job.indexOf(',');
+      return [stamp(toNewJob(row), job.slice(0, comma), Number(job.slice(comma + 1)), row.delayMs)];
+    }
+    const [inserted] = await this.run<{ ids: string; now: number }>('insert', this.statements.insert, [`[${batchJson(rows)}]`], manager);
     return toInsertedJobs(rows, inserted);
   }
 
@@ -371,6 +376,16 @@ export class JobRepository {
     return (await this.execute(operation, text, values, prepared)).rows as Row[];
   }
 
+  /** Runs a prepared statement on the pool that returns one text value (see {@link SingleValueQuery}). */
+  private async value(operation: string, text: string, values: (string | null)[]): Promise<string> {
+    const query = new SingleValueQuery(this.statementName(text), text, values);
+    try {
+      return (await this.pool.query(query as unknown as QueryConfig)) as unknown as string;
+    } catch (error) {
+      throw translateDatabaseError(operation, error);
+    }
+  }
+
   /**
    * Runs a statement on the pool. Prepared (named) by default: parsed once per connection. Not for
    * statements whose batch arrays vary widely in size (finish, heartbeat): after five runs
@@ -378,10 +393,10 @@ export class JobRepository {
    * joins the batch against every active row of the worker — measured at 13 ms instead of 1.3 ms
    * for 200 outcomes. Unnamed, they get a plan for their actual size every time.
    */
-  private async execute(operation: string, text: string, values: unknown[], prepared = true, rowMode?: 'array') {
-    const query: QueryConfig & { rowMode?: 'array' } = prepared ? { name: this.statementName(text), text, values, rowMode } : { text, values, rowMode };
+  private async execute(operation: string, text: string, values: unknown[], prepared = true, rowMode?: 'array'): Promise<QueryResult> {
     try {
-      return await this.pool.query(query);
+      if (rowMode) return await this.pool.query({ name: prepared ? this.statementName(text) : undefined, text, values, rowMode } as QueryConfig);
+      return await this.pool.query(prepared ? preparedQuery(this.statementName(text), text, values) : text, prepared ? undefined : values);
     } catch (error) {
       throw translateDatabaseError(operation, error);
     }
@@ -498,6 +513,24 @@ function sqlLiteral(text: string): string {
   return text.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
 }
 
-function oneRowParams(r: NewJobRow): unknown[] {
-  return [r.queue, r.name, r.data, r.priority, r.runAt, r.delayMs, r.maxAttempts, r.backoff, r.timeoutMs];
+/**
+ * A named (prepared) query, made from its text so node-postgres does not copy a config object:
+ * it copies one property by property (`cloneQueryConfig`), measured at 7 µs of client CPU per
+ * `add()`. The name is set on the query afterwards; `Query` reads it when submitted.
+ */
+function preparedQuery(name: string, text: string, values: unknown[]): QueryConfig {
+  const query = new Query(text, values) as Query & { name: string };
+  query.name = name;
+  return query as unknown as QueryConfig;
+}
+
+/** Whether a row leaves every option to the table's defaults (see `insertOneDue`). */
+function isDueWithDefaults(r: NewJobRow): boolean {
+  return r.priority === 0 && r.runAt === null && r.delayMs <= 0 && r.maxAttempts === null && r.backoff === null && r.timeoutMs === null;
+}
+
+/** `insertOne`'s parameters, as text (a `SingleValueQuery` sends them as they are). */
+function oneRowParams(r: NewJobRow): (string | null)[] {
+  const text = (n: number | null) => (n === null ? null : String(n));
+  return [r.queue, r.name, r.data, String(r.priority), r.runAt?.toISOString() ?? null, String(r.delayMs), text(r.maxAttempts), r.backoff, text(r.timeoutMs)];
 }

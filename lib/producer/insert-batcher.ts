@@ -19,23 +19,37 @@ interface PendingInsert {
  * rejects with that error, and none of them is stored.
  */
 export class InsertBatcher {
-  private queue: PendingInsert[] = [];
+  private waiting: PendingInsert[] = [];
   private running = false;
 
   constructor(private readonly repository: () => Promise<JobRepository>) {}
 
   insert(row: NewJobRow): Promise<Job> {
+    // NOTE: the lone add() of a sequential producer goes straight to the database: no promise of
+    // its own to settle, no queue to pass through (measured a few µs of client CPU per add()).
+    if (!this.running) return this.insertAlone(row);
     return new Promise((resolve, reject) => {
-      this.queue.push({ row, resolve, reject });
-      if (!this.running) void this.run();
+      this.waiting.push({ row, resolve, reject });
     });
   }
 
-  private async run(): Promise<void> {
+  private async insertAlone(row: NewJobRow): Promise<Job> {
     this.running = true;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, BULK_CHUNK_SIZE);
+      const [job] = await (await this.repository()).insert([row]);
+      return job;
+    } finally {
+      this.running = false;
+      if (this.waiting.length > 0) void this.drain();
+    }
+  }
+
+  /** Inserts what arrived during the previous insert, in groups, until nothing is waiting. */
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, BULK_CHUNK_SIZE);
         try {
           const jobs = await (await this.repository()).insert(batch.map((p) => p.row));
           batch.forEach((p, i) => p.resolve(jobs[i]));

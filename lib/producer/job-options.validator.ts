@@ -10,9 +10,8 @@ const moduleOptionError: ErrorFactory = (option, value, expected) => new Invalid
 
 /** Queue and job names: non-empty, at most 128 characters, no control characters, no edge spaces. */
 export function assertName(kind: 'queue' | 'name', value: unknown, fail: ErrorFactory = jobOptionError): asserts value is string {
-  const expected = `a non-empty string of at most ${MAX_NAME_LENGTH} characters without control characters or leading/trailing spaces`;
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME_LENGTH || value.trim() !== value || /[\u0000-\u001f\u007f]/.test(value)) {
-    throw fail(kind, value, expected);
+    throw fail(kind, value, `a non-empty string of at most ${MAX_NAME_LENGTH} characters without control characters or leading/trailing spaces`);
   }
 }
 

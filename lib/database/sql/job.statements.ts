@@ -23,7 +23,8 @@ export function buildJobStatements(n: TableNaming) {
   // here (a million values in psql). The float's error stays below 0.0004 ms until
   // 2100, so adding 0.0005 before the floor gives the exact truncation (checked against extract
   // on 4 million timestamps up to 2099).
-  const ms = (column: string, as: string) => `floor(date_part('epoch', ${column}) * 1000 + 0.0005) AS ${as}`;
+  const epochMs = (column: string) => `floor(date_part('epoch', ${column}) * 1000 + 0.0005)`;
+  const ms = (column: string, as: string) => `${epochMs(column)} AS ${as}`;
   // NOTE: the order matters: `toClaimedJob` reads claimed rows by position. Only what differs
   // between the jobs of one claim is sent back, because the worker parses every value of every
   // row: not the queue (the claim's own), nor the lease end (start + lease), nor a result or
@@ -63,20 +64,37 @@ export function buildJobStatements(n: TableNaming) {
       FROM inserted`,
 
     /**
-     * Insert one job: the same result as `insert`, in the cheapest shape for the most common call,
-     * a lone `add()` (plain parameters, no JSON batch to unpack, no aggregation): measured about
-     * 10 % faster than `insert` with one row.
+     * Insert one job, in the cheapest shape for the most common call, a lone `add()`: plain
+     * parameters, no JSON batch to unpack, no aggregation. Returns one row with one text column,
+     * `job`: the new id and the statement's `now()` in epoch ms, comma-separated (one column is
+     * cheaper for the client than two: node-postgres sets up a parser per column of every result).
      */
     insertOne: `
       WITH inserted AS (
         INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms")
         VALUES ($1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9)
         RETURNING id, queue, run_at
+      ), woken AS (
+        SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
+          GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000)))::text)
+        FROM inserted
       )
-      SELECT id::text AS ids, ${ms('now()', 'now')},
-        pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
-          GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000)))::text) AS "_woken"
-      FROM inserted`,
+      SELECT id || ',' || ${epochMs('now()')} AS job FROM inserted, woken`,
+
+    /**
+     * `insertOne` for a job with every option at the table's default (priority 0, due now, the
+     * processor's run options): three parameters instead of nine, the notification's delay a
+     * constant. Measured about 3 µs of client and 7 µs of server CPU less per job than `insertOne`
+     * (4,000 sequential inserts, 7 interleaved repetitions).
+     */
+    insertOneDue: `
+      WITH inserted AS (
+        INSERT INTO ${Q} ("queue", "name", "data") VALUES ($1, $2, $3::jsonb)
+        RETURNING id
+      ), woken AS (
+        SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', $1::text, 'in', 0)::text) FROM inserted
+      )
+      SELECT id || ',' || ${epochMs('now()')} AS job FROM inserted, woken`,
 
     /**
      * Claim up to $2 due jobs of queue $1 for worker $3 with a lease of $4 ms. Run options still
