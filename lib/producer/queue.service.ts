@@ -68,6 +68,7 @@ export class QueueService {
     // Everything but the data first: cheap, and it decides how the jobs are inserted.
     const soonest = new Map<string, Date | null>();
     let delayed = false;
+    let defaultsOnly = (this.options.defaultJobOptions.priority ?? 0) === 0;
     const names = new Set<string>();
     jobs.forEach((job, i) => {
       if (typeof job !== 'object' || job === null) throw new InvalidJobOptionError(`jobs[${i}]`, job, 'an object { queue, name, data, options? }');
@@ -81,6 +82,8 @@ export class QueueService {
       names.add(job.queue).add(job.name);
       validateJobOptions(options);
       if (options.delayMs !== undefined && options.delayMs > 0) delayed = true;
+      defaultsOnly &&=
+        (options.priority ?? 0) === 0 && options.runAt === undefined && options.maxAttempts === undefined && options.backoff === undefined && options.timeoutMs === undefined;
       const runAt = options.runAt ?? null;
       const known = soonest.get(job.queue);
       if (known === undefined || (known !== null && (runAt === null || runAt < known))) soonest.set(job.queue, runAt);
@@ -92,7 +95,7 @@ export class QueueService {
     const repository = await this.database.getRepository();
     let added: Job[];
     if (!delayed && jobs.length >= COPY_MIN_ROWS) {
-      added = await repository.insertByCopy({ count: jobs.length, soonest, row: toRow });
+      added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, row: toRow });
     } else {
       added = await repository.insertInChunks(jobs.map((_, i) => toRow(i)), BULK_CHUNK_SIZE);
     }

@@ -124,6 +124,43 @@ describe('addBulk', () => {
     expect(jobs[2].runAt.getTime()).toBe(jobs[2].createdAt.getTime());
   });
 
+  it('stores jobs without options by the narrower COPY (queue, name, data), with the table defaults', async () => {
+    const data = [{ text: 'tab\there\nnewline', back: 'C:\\dir', quote: `it's` }, ['x', { y: [1, null] }], 'plain', 7, null];
+    const input: BulkJob[] = Array.from({ length: COPY_PIECE_ROWS + 3 }, (_, i) => ({
+      queue: i % 2 ? `q\\${i % 3}` : 'plain',
+      name: `n${i % 4}`,
+      data: data[i % data.length],
+      // An explicit priority 0 is the default too.
+      options: i % 7 === 0 ? { priority: 0 } : undefined,
+    }));
+    const jobs = await queue.addBulk(input);
+    expectStoredAsReturned(jobs, await storedRows());
+    for (const job of jobs) {
+      expect(job).toMatchObject({ priority: 0, maxAttempts: null, backoff: null, timeoutMs: null });
+      expect(job.runAt.getTime()).toBe(job.createdAt!.getTime());
+    }
+    expect(jobs.map((j) => j.data)).toEqual(input.map((j) => j.data));
+  });
+
+  it('one job with an option among many sends every column for all of them', async () => {
+    const input: BulkJob[] = Array.from({ length: COPY_MIN_ROWS + 5 }, (_, i) => ({ queue: 'plain', name: 'n', data: { i } }));
+    input[input.length - 1].options = { timeoutMs: 777 };
+    input[3].options = { runAt: new Date('2031-05-06T07:08:09.123Z') };
+    const jobs = await queue.addBulk(input);
+    expectStoredAsReturned(jobs, await storedRows());
+    expect(jobs[input.length - 1].timeoutMs).toBe(777);
+    expect(jobs[3].runAt.toISOString()).toBe('2031-05-06T07:08:09.123Z');
+  });
+
+  it("applies the module's default priority to jobs without options", async () => {
+    const other = await createTestApp({ schema, queue: { worker: false, defaultJobOptions: { priority: 4 } } });
+    others.push(other);
+    const input: BulkJob[] = Array.from({ length: COPY_MIN_ROWS }, (_, i) => ({ queue: 'plain', name: 'n', data: { i }, options: i === 0 ? { priority: 0 } : undefined }));
+    const jobs = await other.get(QueueService).addBulk(input);
+    expectStoredAsReturned(jobs, await storedRows());
+    expect(jobs.map((j) => j.priority)).toEqual([0, ...Array(COPY_MIN_ROWS - 1).fill(4)]);
+  });
+
   it('adds nothing, without error, for an empty list', async () => {
     await expect(queue.addBulk([])).resolves.toEqual([]);
     expect(await count()).toBe(0);

@@ -260,11 +260,12 @@ export function buildJobStatements(n: TableNaming) {
      * ours, in input order. When other sessions took ids in between, the range is searched for the
      * rows this transaction wrote (`xmin`). `wakes` holds one notification expression per queue.
      */
-    copyInsert: (count: number, pieces: number, wakes: string[]) => {
+    copyInsert: (count: number, pieces: number, wakes: string[], defaultsOnly: boolean) => {
+      const columns = defaultsOnly ? `"queue", "name", "data"` : `"queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms"`;
       const sequence = `pg_get_serial_sequence('${Q}', 'id')::regclass`;
       const floor = `current_setting('nestjs_pg_queue.copy_floor')::bigint`;
       return `SELECT set_config('nestjs_pg_queue.copy_floor', nextval(${sequence})::text, true);
-${`COPY ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms") FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS floor, currval(${sequence})::text AS last, ${ms('now()', 'now')},
+${`COPY ${Q} (${columns}) FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS floor, currval(${sequence})::text AS last, ${ms('now()', 'now')},
   CASE WHEN currval(${sequence}) - ${floor} = ${count} THEN NULL ELSE
     (SELECT string_agg(id::text, ',' ORDER BY id) FROM ${Q}
      WHERE id > ${floor} AND id <= currval(${sequence}) AND xmin = pg_current_xact_id()::xid) END AS ids,
