@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Query, type Pool, type PoolClient, type QueryConfig, type QueryResult } from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
@@ -163,7 +163,7 @@ export class JobRepository {
         end();
       }
     });
-    const [{ floor, last, now, ids }] = await this.submit('insert', query);
+    const [{ floor, last, now, ids }] = await this.submit<CopyInRows>('insert', query);
     const createdAt = Number(now);
     let id: (i: number) => string;
     if (ids === null) {
@@ -323,16 +323,38 @@ export class JobRepository {
     });
   }
 
-  /** Runs a COPY script on a pooled client. */
-  private submit(operation: string, query: CopyInQuery): Promise<CopyInRows> {
-    return this.withClient(
-      operation,
-      (client) =>
-        new Promise<CopyInRows>((resolve, reject) => {
-          query.callback = (error, rows) => (error ? reject(error) : resolve(rows!));
+  /**
+   * Runs one of our own submittables (a COPY script, a single-value statement) on a pooled client,
+   * the way `pool.query` runs a statement (callbacks, no promise until the end).
+   * NOTE: the query's callback is set here rather than left to `pool.query`: node-postgres before
+   * 8.23 ignores the callback pg-pool passes along with a submittable, so the query never settled.
+   */
+  private submit<T>(operation: string, query: { callback?: (error: Error | null, result?: T) => void }): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pool.connect((connectError, client, release) => {
+        if (connectError || !client) {
+          reject(translateDatabaseError(operation, connectError));
+          return;
+        }
+        // NOTE: a checked-out client that loses its connection emits 'error' (besides failing its
+        // query); unheard, that event would crash the process. The query's error is what we report.
+        const ignore = () => undefined;
+        client.on('error', ignore);
+        query.callback = (error, result) => {
+          client.off('error', ignore);
+          // A statement error (or an aborted COPY) leaves the connection usable; pg-pool would
+          // destroy it if handed the error, as it should when the connection itself failed.
+          release(error && isConnectionError(error) ? error : undefined);
+          if (error) reject(translateDatabaseError(operation, error));
+          else resolve(result!);
+        };
+        try {
           client.query(query as unknown as QueryConfig);
-        }),
-    );
+        } catch (error) {
+          query.callback(error as Error);
+        }
+      });
+    });
   }
 
   /** Runs `work` in a transaction on a client of its own (committed if it returns, else rolled back). */
@@ -389,12 +411,9 @@ export class JobRepository {
 
   /** Runs a prepared statement on the pool that returns one text value (see {@link SingleValueQuery}). */
   private async value(operation: string, text: string, values: (string | null)[]): Promise<string> {
-    const query = new SingleValueQuery(this.statementName(text), text, values);
-    try {
-      return (await this.pool.query(query as unknown as QueryConfig)) as unknown as string;
-    } catch (error) {
-      throw translateDatabaseError(operation, error);
-    }
+    const value = await this.submit<string | null>(operation, new SingleValueQuery(this.statementName(text), text, values));
+    if (value === null) throw new Error(`nestjs-pg-queue: the ${operation} statement returned no value`);
+    return value;
   }
 
   /**
@@ -406,8 +425,8 @@ export class JobRepository {
    */
   private async execute(operation: string, text: string, values: unknown[], prepared = true, rowMode?: 'array'): Promise<QueryResult> {
     try {
-      if (rowMode) return await this.pool.query({ name: prepared ? this.statementName(text) : undefined, text, values, rowMode } as QueryConfig);
-      return await this.pool.query(prepared ? preparedQuery(this.statementName(text), text, values) : text, prepared ? undefined : values);
+      const query: QueryConfig & { rowMode?: 'array' } = prepared ? { name: this.statementName(text), text, values, rowMode } : { text, values, rowMode };
+      return await this.pool.query(query);
     } catch (error) {
       throw translateDatabaseError(operation, error);
     }
@@ -527,17 +546,6 @@ function copyValue(text: string): string {
 function sqlLiteral(text: string): string {
   const quoted = text.replace(/'/g, "''");
   return text.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
-}
-
-/**
- * A named (prepared) query, made from its text so node-postgres does not copy a config object:
- * it copies one property by property (`cloneQueryConfig`), measured at 7 µs of client CPU per
- * `add()`. The name is set on the query afterwards; `Query` reads it when submitted.
- */
-function preparedQuery(name: string, text: string, values: unknown[]): QueryConfig {
-  const query = new Query(text, values) as Query & { name: string };
-  query.name = name;
-  return query as unknown as QueryConfig;
 }
 
 /** Whether a row leaves every option to the table's defaults (see `insertOneDue`). */

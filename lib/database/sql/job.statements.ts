@@ -66,8 +66,8 @@ export function buildJobStatements(n: TableNaming) {
     /**
      * Insert one job, in the cheapest shape for the most common call, a lone `add()`: plain
      * parameters, no JSON batch to unpack, no aggregation. Returns one row with one text column,
-     * `job`: the new id and the statement's `now()` in epoch ms, comma-separated (one column is
-     * cheaper for the client than two: node-postgres sets up a parser per column of every result).
+     * `job`: the new id and the statement's `now()` in epoch ms, comma-separated, so the repository
+     * can read it as one value without a row description (`SingleValueQuery`).
      */
     insertOne: `
       WITH inserted AS (
