@@ -32,7 +32,7 @@ interface CopyConnection extends Connection {
  * text (the script casts what it returns); earlier result sets are ignored.
  */
 export class CopyInQuery {
-  /** Set by `client.query(submittable, callback)`. */
+  /** Set by whoever submits the query (`JobRepository.submit`), before submitting it. */
   callback?: (error: Error | null, rows?: CopyInRows) => void;
   private fields: string[] = [];
   private rows: CopyInRows = [];

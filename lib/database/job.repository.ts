@@ -340,7 +340,12 @@ export class JobRepository {
         // query); unheard, that event would crash the process. The query's error is what we report.
         const ignore = () => undefined;
         client.on('error', ignore);
+        let settled = false;
         query.callback = (error, result) => {
+          // NOTE: once only, whatever the query reports after its first outcome: a client given
+          // back to the pool twice makes pg-pool throw.
+          if (settled) return;
+          settled = true;
           client.off('error', ignore);
           // A statement error (or an aborted COPY) leaves the connection usable; pg-pool would
           // destroy it if handed the error, as it should when the connection itself failed.

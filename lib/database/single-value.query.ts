@@ -22,7 +22,7 @@ interface PreparingConnection {
  * Parameters must already be text (or null): they are sent as they are.
  */
 export class SingleValueQuery {
-  /** Set by `client.query(submittable, callback)`. */
+  /** Set by whoever submits the query (`JobRepository.submit`), before submitting it. */
   callback?: (error: Error | null, value?: string | null) => void;
   private value: string | null = null;
 
