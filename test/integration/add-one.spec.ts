@@ -1,8 +1,9 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { JobState, QueueService, type Job, type JobOptions } from '../../lib';
+import { JobState, QueueService, QueueUnavailableError, type Job, type JobOptions } from '../../lib';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
+import { waitFor } from './helpers/wait-for';
 
 // A lone add() takes one of two statements (every option at its default, or not), through a lean
 // submittable of its own; with a manager, through the user's transaction. Each must return exactly
@@ -76,6 +77,28 @@ describe('add() of one job', () => {
       expect(refused[0].n).toBe(0);
     } finally {
       await sql(`ALTER TABLE ${table} DROP CONSTRAINT no_refused`);
+    }
+  });
+
+  it('a connection lost while an add() is in flight rejects it as QueueUnavailableError, and the next add() gets a live one', async () => {
+    // A trigger holds the insert of a job named 'slow', so its connection can be killed mid-statement.
+    await sql(`CREATE FUNCTION "${schema}".hold() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.name = 'slow' THEN PERFORM pg_sleep(30); END IF; RETURN NEW; END $$`);
+    await sql(`CREATE TRIGGER hold BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION "${schema}".hold()`);
+    try {
+      for (const options of [{}, { priority: 2 }]) {
+        const slow = queue.add('mail', 'slow', { options }, options);
+        const holder = () => sql<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE $1`, [`%${schema}%`]);
+        await waitFor('the insert to be held', async () => (await holder()).length === 1);
+        const [{ pid }] = await holder();
+        await sql('SELECT pg_terminate_backend($1)', [pid]);
+        await expect(slow).rejects.toBeInstanceOf(QueueUnavailableError);
+        const next = await queue.add('mail', 'after-loss', { options }, options);
+        expect((await queue.getJob(next.id))?.name).toBe('after-loss');
+      }
+      expect((await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE name = 'slow'`))[0].n).toBe(0);
+    } finally {
+      await sql(`DROP TRIGGER hold ON ${table}`);
     }
   });
 
