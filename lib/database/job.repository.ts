@@ -108,7 +108,7 @@ export class JobRepository {
       const [text, values] = isDueWithDefaults(row) ? [this.statements.insertOneDue, [row.queue, row.name, row.data]] : [this.statements.insertOne, oneRowParams(row)];
       const job = manager ? (await this.run<{ job: string }>('insert', text, values, manager))[0].job : await this.value('insert', text, values);
       const comma = job.indexOf(',');
-      return [stamp(toNewJob(row), job.slice(0, comma), Number(job.slice(comma + 1)), row.delayMs)];
+      return toInsertedJobs(rows, { ids: job.slice(0, comma), now: Number(job.slice(comma + 1)) });
     }
     const [inserted] = await this.run<{ ids: string; now: number }>('insert', this.statements.insert, [`[${batchJson(rows)}]`], manager);
     return toInsertedJobs(rows, inserted);
@@ -331,25 +331,19 @@ export class JobRepository {
    */
   private submit<T>(operation: string, query: { callback?: (error: Error | null, result?: T) => void }): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pool.connect((connectError, client, release) => {
+      this.pool.connect((connectError, client) => {
         if (connectError || !client) {
           reject(translateDatabaseError(operation, connectError));
           return;
         }
-        // NOTE: a checked-out client that loses its connection emits 'error' (besides failing its
-        // query); unheard, that event would crash the process. The query's error is what we report.
-        const ignore = () => undefined;
-        client.on('error', ignore);
+        const giveBack = checkOut(client);
         let settled = false;
         query.callback = (error, result) => {
           // NOTE: once only, whatever the query reports after its first outcome: a client given
           // back to the pool twice makes pg-pool throw.
           if (settled) return;
           settled = true;
-          client.off('error', ignore);
-          // A statement error (or an aborted COPY) leaves the connection usable; pg-pool would
-          // destroy it if handed the error, as it should when the connection itself failed.
-          release(error && isConnectionError(error) ? error : undefined);
+          giveBack(error ?? undefined);
           if (error) reject(translateDatabaseError(operation, error));
           else resolve(result!);
         };
@@ -385,21 +379,15 @@ export class JobRepository {
     } catch (error) {
       throw translateDatabaseError(operation, error);
     }
+    const giveBack = checkOut(client);
     let failure: unknown;
-    // NOTE: a checked-out client that loses its connection emits 'error' (besides failing its
-    // query); unheard, that event would crash the process. The query's error is what we report.
-    const ignore = () => undefined;
-    client.on('error', ignore);
     try {
       return await work(client);
     } catch (error) {
       failure = error;
       throw translateDatabaseError(operation, error);
     } finally {
-      client.off('error', ignore);
-      // NOTE: a statement error (or an aborted COPY) leaves the connection usable; pg-pool would
-      // destroy it if handed the error, as it should when the connection itself failed.
-      client.release(failure !== undefined && isConnectionError(failure) ? (failure as Error) : undefined);
+      giveBack(failure);
     }
   }
 
@@ -459,6 +447,23 @@ function batchJson(rows: NewJobRow[]): string {
         `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}}`,
     )
     .join(',');
+}
+
+/**
+ * Watches a client just taken from the pool; returns the function that gives it back, told the
+ * error its work ended with, if any.
+ * NOTE: a checked-out client that loses its connection emits 'error' (besides failing its query);
+ * unheard, that event would crash the process, so it is heard and ignored: the query's error is
+ * what gets reported. A statement error (or an aborted COPY) leaves the connection usable; pg-pool
+ * destroys a client handed an error, which is right only when the connection itself failed.
+ */
+function checkOut(client: PoolClient): (failure?: unknown) => void {
+  const ignore = () => undefined;
+  client.on('error', ignore);
+  return (failure) => {
+    client.off('error', ignore);
+    client.release(failure !== undefined && isConnectionError(failure) ? (failure as Error) : undefined);
+  };
 }
 
 /**
