@@ -13,5 +13,11 @@ export type {
   WorkerOptions,
 } from './interfaces/queue-module-options.interface';
 export { JobEntity, createJobEntity, type JobRow } from './database/job.entity';
-export { QueueJobsMigration, createQueueMigration, type QueueMigrationOptions } from './database/migrations/create-queue-migration';
+export {
+  QueueJobsMigrations,
+  createQueueMigrations,
+  QueueJobsMigration,
+  createQueueMigration,
+  type QueueMigrationOptions,
+} from './database/migrations/create-queue-migration';
 export * from './errors';

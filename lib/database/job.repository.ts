@@ -10,7 +10,7 @@ import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
 import { COPY_FIRST_PIECE_ROWS, COPY_PIECE_ROWS } from '../queue.constants';
-import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, writeSchemaVersion } from './migrations/job-table.ddl';
+import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionConstraints, writeSchemaVersion } from './migrations/job-table.ddl';
 
 /** A job to insert, already validated and serialised. */
 export interface NewJobRow {
@@ -305,22 +305,30 @@ export class JobRepository {
    * without any lock, so nodes that start against an up-to-date table take no DDL lock at all.
    */
   async migrate(): Promise<void> {
-    const read = async (client: { query: Pool['query'] }) =>
-      parseSchemaVersion((await client.query(this.statements.readSchemaVersion, [this.naming.qualified, `${this.naming.prefix}_state_check`])).rows[0]?.comment ?? null);
-    try {
-      if ((await read(this.pool)) >= LATEST_SCHEMA_VERSION) return;
-    } catch (error) {
-      throw translateDatabaseError('migration', error);
-    }
+    if ((await this.schemaVersion()) >= LATEST_SCHEMA_VERSION) return;
     await this.inTransaction('migration', async (client) => {
       await client.query(this.statements.migrationLock, [`nestjs-pg-queue:${this.naming.qualified}`]);
-      const version = await read(client);
+      const version = await this.readSchemaVersion(client);
       for (const step of SCHEMA_STEPS) {
         if (step.version <= version) continue;
         for (const sql of step.up(this.naming)) await client.query(sql);
       }
       await client.query(writeSchemaVersion(this.naming, LATEST_SCHEMA_VERSION));
     });
+  }
+
+  /** The table's schema version (0 when there is no table), read without any lock. */
+  async schemaVersion(): Promise<number> {
+    try {
+      return await this.readSchemaVersion(this.pool);
+    } catch (error) {
+      throw translateDatabaseError('migration', error);
+    }
+  }
+
+  private async readSchemaVersion(client: { query: Pool['query'] }): Promise<number> {
+    const { rows } = await client.query<{ comment: string | null }>(this.statements.readSchemaVersion, [this.naming.qualified, schemaVersionConstraints(this.naming)]);
+    return parseSchemaVersion(rows[0]?.comment ?? null);
   }
 
   /**

@@ -5,6 +5,8 @@ import { DataSource } from 'typeorm';
 import { JobRepository } from './job.repository';
 import { RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
+import { QueueSchemaOutdatedError } from '../errors/queue-schema-outdated.error';
+import { LATEST_SCHEMA_VERSION } from './migrations/job-table.ddl';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 
 /**
@@ -43,7 +45,14 @@ export class QueueDatabase implements OnModuleInit {
 
   private async initialise(): Promise<JobRepository> {
     const repository = new JobRepository(this.resolveDataSource(), this.options.naming);
-    if (this.options.migrationsRun) await repository.migrate();
+    if (this.options.migrationsRun) {
+      await repository.migrate();
+    } else {
+      // NOTE: the app runs the migrations itself; a step it has not run would make statements fail
+      // one by one at run time, so it is caught here, at boot.
+      const version = await repository.schemaVersion();
+      if (version < LATEST_SCHEMA_VERSION) throw new QueueSchemaOutdatedError(this.options.naming.qualified, version, LATEST_SCHEMA_VERSION);
+    }
     this.jobs = repository;
     return repository;
   }

@@ -13,9 +13,17 @@ export interface TableNaming {
   qualified: string;
   /** The LISTEN/NOTIFY channel of this table (at most 63 bytes, PostgreSQL's identifier limit). */
   channel: string;
-  /** Prefix of index and constraint names. */
+  /** Prefix of index and constraint names: unique per table within its schema, at most 40 characters. */
   prefix: string;
+  /**
+   * The prefix releases before schema version 3 used for names longer than 40 characters: the first
+   * 40 characters alone, which two such tables could share. Schema step 3 renames what carries it.
+   */
+  legacyPrefix?: string;
 }
+
+/** Longest prefix: the longest suffix (`_claim_hash_idx`) still fits PostgreSQL's 63-byte names. */
+const MAX_PREFIX_LENGTH = 40;
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -28,6 +36,12 @@ export function createTableNaming(schema: string = DEFAULT_SCHEMA, table: string
   const full = `${schema}.${table}`;
   // NOTE: pg_notify() rejects channel names of 64 bytes or more; long names get a stable digest.
   const channel = full.length <= 63 ? full : `pgq_${createHash('sha1').update(full).digest('hex')}`;
-  const prefix = table.length <= 40 ? table : table.slice(0, 40);
-  return { schema, table, qualified: `"${schema}"."${table}"`, channel, prefix };
+  const qualified = `"${schema}"."${table}"`;
+  if (table.length <= MAX_PREFIX_LENGTH) return { schema, table, qualified, channel, prefix: table };
+  // NOTE: index names share the schema's namespace, so a prefix cut from a long table name must stay
+  // unique: 31 characters of the name, then 8 of its digest (CREATE INDEX IF NOT EXISTS would
+  // otherwise silently skip the second table's indexes).
+  const digest = createHash('sha1').update(table).digest('hex').slice(0, 8);
+  const prefix = `${table.slice(0, MAX_PREFIX_LENGTH - 9)}_${digest}`;
+  return { schema, table, qualified, channel, prefix, legacyPrefix: table.slice(0, MAX_PREFIX_LENGTH) };
 }

@@ -5,11 +5,13 @@ import { DataSource } from 'typeorm';
 import {
   createJobEntity,
   createQueueMigration,
+  createQueueMigrations,
   Handle,
   InvalidModuleOptionsError,
   JobState,
   Processor,
   QueueModule,
+  QueueSchemaOutdatedError,
   QueueService,
   type Job,
   type QueueModuleOptions,
@@ -99,7 +101,7 @@ describe('module configuration', () => {
     const naming = { schema, tableName: 'own_migrations' };
     const entity = createJobEntity(naming);
     const dataSource = await createTestDataSource({
-      migrations: [createQueueMigration(naming)],
+      migrations: createQueueMigrations(naming),
       entities: [entity],
       migrationsTableName: `${schema}_migrations`,
     });
@@ -140,16 +142,53 @@ describe('module configuration', () => {
     expect((error as Error).message).toContain("name: 'nope'");
   });
 
-  it('migrationsRun: false without the table fails clearly on use', async () => {
+  it('migrationsRun: false without the table fails the boot, naming the table and what to do', async () => {
     const dataSource = await createTestDataSource();
     @Module({ imports: [QueueModule.forRoot({ dataSource, schema, tableName: 'never_created', migrationsRun: false, worker: false })] })
     class NoTableModule {}
-    const app = await boot(NoTableModule);
     try {
-      await expect(app.get(QueueService).add('cfg', 'echo', {})).rejects.toThrow(/never_created.*does not exist/);
+      const error = await boot(NoTableModule).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(QueueSchemaOutdatedError);
+      expect((error as Error).message).toContain(`"${schema}"."never_created" is at schema version 0`);
+      expect((error as Error).message).toContain('createQueueMigrations()');
     } finally {
-      await app.close();
       await dataSource.destroy();
+    }
+  });
+
+  it('migrationsRun: false, upgrading from the single migration class of release 0.1: refused until the new steps ran, then works', async () => {
+    const naming = { schema, tableName: 'upgraded_by_app' };
+    const migrationsTableName = `${schema}_upgrade_migrations`;
+    // Release 0.1 exported one class; the app ran it (TypeORM recorded it by name).
+    const before = await createTestDataSource({ migrations: [createQueueMigration(naming)], migrationsTableName });
+    const after = await createTestDataSource({ migrations: createQueueMigrations(naming), migrationsTableName });
+    try {
+      expect((await before.runMigrations()).map((m) => m.name)).toHaveLength(1);
+      @Module({ imports: [QueueModule.forRoot({ dataSource: after, ...naming, migrationsRun: false, worker: { pollIntervalMs: 50 } })], providers: [CfgProcessor] })
+      class UpgradedModule {}
+      const refused = await boot(UpgradedModule).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(QueueSchemaOutdatedError);
+      expect(refused).toMatchObject({ version: 2 });
+
+      // The app upgrades the library's migrations list: only the steps it has not run are run.
+      const ran = await after.runMigrations();
+      expect(ran.map((m) => m.name)).toEqual(createQueueMigrations(naming).slice(1).map((M) => new M().name));
+      expect(ran.length).toBeGreaterThan(0);
+      const app = await boot(UpgradedModule);
+      try {
+        const queue = app.get(QueueService);
+        const job = await queue.add('cfg', 'echo', { v: 'upgraded' });
+        expect((await waitForJobState(queue, job.id, JobState.Completed)).result).toBe('upgraded');
+      } finally {
+        await app.close();
+      }
+      // Undone step by step, newest first, down to nothing.
+      for (let i = 0; i < createQueueMigrations(naming).length; i++) await after.undoLastMigration();
+      expect(await sql(`SELECT to_regclass($1) AS t`, [`"${schema}"."upgraded_by_app"`])).toEqual([{ t: null }]);
+    } finally {
+      await sql(`DROP TABLE IF EXISTS public."${migrationsTableName}"`);
+      await before.destroy();
+      await after.destroy();
     }
   });
 });

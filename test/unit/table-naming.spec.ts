@@ -19,3 +19,21 @@ describe('createTableNaming', () => {
     expect(() => createTableNaming('public', name)).toThrow(InvalidModuleOptionsError);
   });
 });
+
+describe('createTableNaming prefixes', () => {
+  it('keeps names of up to 40 characters as they are', () => {
+    const naming = createTableNaming('public', 'x'.repeat(40));
+    expect(naming.prefix).toBe('x'.repeat(40));
+    expect(naming.legacyPrefix).toBeUndefined();
+  });
+
+  it('gives long names that share their first 40 characters distinct prefixes of at most 40 characters', () => {
+    const a = createTableNaming('public', `${'x'.repeat(40)}_a`);
+    const b = createTableNaming('public', `${'x'.repeat(40)}_b`);
+    expect(a.prefix).not.toBe(b.prefix);
+    expect(a.prefix.length).toBeLessThanOrEqual(40);
+    expect(b.prefix.length).toBeLessThanOrEqual(40);
+    expect(a.legacyPrefix).toBe('x'.repeat(40));
+    expect(createTableNaming('public', `${'x'.repeat(40)}_a`).prefix).toBe(a.prefix);
+  });
+});

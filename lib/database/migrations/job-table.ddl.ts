@@ -7,6 +7,11 @@ import type { TableNaming } from '../table-naming';
  */
 export interface SchemaStep {
   version: number;
+  /**
+   * The timestamp in the name of this step's TypeORM migration class (see `createQueueMigrations`).
+   * Steps 1 and 2 were released together as one migration class, and have none of their own.
+   */
+  migrationTimestamp?: number;
   up: (n: TableNaming) => string[];
   down: (n: TableNaming) => string[];
 }
@@ -67,6 +72,49 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
       `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_claim_hash_idx"`,
     ],
   },
+  {
+    version: 3,
+    migrationTimestamp: 1764633600000,
+    // NOTE: until this step, a table name longer than 40 characters was cut to 40 for its index and
+    // constraint names, so two such tables of one schema could share them and the second silently
+    // got no indexes (CREATE INDEX IF NOT EXISTS). Their names now carry a digest of the table name
+    // (see `createTableNaming`); this step moves a table's own objects to the new names and creates
+    // any index it lacks. Tables of 40 characters or fewer are untouched.
+    up: (n) => {
+      if (!n.legacyPrefix) return [];
+      const L = n.legacyPrefix;
+      const tableLiteral = `'${n.qualified}'::regclass`;
+      return [
+        `DO $pgq$
+        DECLARE
+          legacy text;
+          target text;
+        BEGIN
+          IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = ${tableLiteral} AND conname = '${L}_state_check') THEN
+            ALTER TABLE ${n.qualified} RENAME CONSTRAINT "${L}_state_check" TO "${n.prefix}_state_check";
+          END IF;
+          -- Only this table's indexes (pg_index.indrelid): the legacy names may belong to another table.
+          FOR legacy IN
+            SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE i.indrelid = ${tableLiteral}
+              AND c.relname IN ('${L}_claim_hash_idx', '${L}_lease_idx', '${L}_finished_idx', '${L}_claim_idx')
+          LOOP
+            target := '${n.prefix}' || substr(legacy, ${L.length + 1});
+            IF legacy = '${L}_claim_idx' OR to_regclass(format('%I.%I', '${n.schema}', target)) IS NOT NULL THEN
+              EXECUTE format('DROP INDEX %I.%I', '${n.schema}', legacy);
+            ELSE
+              EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', '${n.schema}', legacy, target);
+            END IF;
+          END LOOP;
+        END $pgq$`,
+        `CREATE INDEX IF NOT EXISTS "${n.prefix}_claim_hash_idx" ON ${n.qualified} (hashtext("queue"), "priority" DESC, "run_at", "id") WHERE "state" = 'pending'`,
+        `CREATE INDEX IF NOT EXISTS "${n.prefix}_lease_idx" ON ${n.qualified} ("locked_until") WHERE "state" = 'active'`,
+        `CREATE INDEX IF NOT EXISTS "${n.prefix}_finished_idx" ON ${n.qualified} ("finished_at") WHERE "state" IN ('completed', 'failed', 'cancelled')`,
+      ];
+    },
+    // The new names are kept: the earlier steps' `down` drops the table, whatever its index names.
+    down: () => [],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = SCHEMA_STEPS[SCHEMA_STEPS.length - 1].version;
@@ -83,6 +131,17 @@ export function schemaVersionComment(version: number): string {
 export function writeSchemaVersion(n: TableNaming, version: number): string {
   return `COMMENT ON CONSTRAINT "${n.prefix}_state_check" ON ${n.qualified} IS '${schemaVersionComment(version)}'`;
 }
+
+/**
+ * The names the version-carrying constraint may have: its own, and before schema step 3 the one cut
+ * from a long table name (see `SchemaStep` 3).
+ */
+export function schemaVersionConstraints(n: TableNaming): string[] {
+  return n.legacyPrefix ? [`${n.prefix}_state_check`, `${n.legacyPrefix}_state_check`] : [`${n.prefix}_state_check`];
+}
+
+/** Reads the version comment: $1 the qualified table, $2 the constraint names it may have. */
+export const readSchemaVersionSql = `SELECT obj_description(oid, 'pg_constraint') AS comment FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = ANY($2::text[])`;
 
 export function parseSchemaVersion(comment: string | null): number {
   const match = comment && /schema version (\d+)$/.exec(comment);

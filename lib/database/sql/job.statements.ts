@@ -1,4 +1,5 @@
 import type { TableNaming } from '../table-naming';
+import { readSchemaVersionSql } from '../migrations/job-table.ddl';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
@@ -278,7 +279,7 @@ ${`COPY ${Q} (${columns}) FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS
         runAtLiteral === null ? '0' : `GREATEST(0, ceil(extract(epoch FROM ${runAtLiteral}::timestamptz - now()) * 1000))`
       })::text`,
 
-    readSchemaVersion: `SELECT obj_description(oid, 'pg_constraint') AS comment FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2`,
+    readSchemaVersion: readSchemaVersionSql,
     migrationLock: `SELECT pg_advisory_xact_lock(hashtext($1))`,
   };
 }
