@@ -269,6 +269,11 @@ export class JobRepository {
     return this.run('rescue', this.statements.rescue, [queues, limit]);
   }
 
+  /** Which of `queues` have a due pending job (see `dueQueues`). */
+  async findQueuesWithDueJobs(queues: string[]): Promise<string[]> {
+    return (await this.run<{ queue: string }>('poll', this.statements.dueQueues, [queues])).map((r) => r.queue);
+  }
+
   async cancel(id: string): Promise<(Job & { previousState: JobState }) | null> {
     const [row] = await this.run<RawJobRow & { prev_state: JobState }>('cancel', this.statements.cancel, [id]);
     return row ? { ...toJob(row), previousState: row.prev_state } : null;

@@ -18,8 +18,8 @@ const MAX_ERROR_BACKOFF_MS = 5000;
 /**
  * Claims the due jobs of one queue, as many as it has free slots, in one statement, and hands each
  * to `run`. It claims when woken (notification, in-process add, a finished job freeing a slot, a
- * timer for a delayed job) and on a poll timer as the fallback. One claim is in flight at a time;
- * wakes that arrive meanwhile fold into one more claim.
+ * timer for a delayed job, or the worker's {@link IdleQueueProbe} finding due jobs). One claim is in
+ * flight at a time; wakes that arrive meanwhile fold into one more claim.
  */
 export class QueuePoller {
   private readonly logger = new Logger('QueueWorker');
@@ -33,7 +33,6 @@ export class QueuePoller {
   /** The last claim filled every free slot, so more jobs may be due: claim when a slot frees. */
   private mayHaveMore = false;
   private stopped = true;
-  private pollTimer?: NodeJS.Timeout;
   private dueTimer?: NodeJS.Timeout;
   private dueAt = Infinity;
   private slotWake?: NodeJS.Immediate;
@@ -52,14 +51,20 @@ export class QueuePoller {
 
   start(): void {
     this.stopped = false;
-    this.pollTimer = setInterval(() => this.wake(), this.settings.pollIntervalMs);
     this.wake();
+  }
+
+  /**
+   * Whether a poll should look for due jobs of this queue: running, no claim in flight, a free slot,
+   * not backing off after a database error. A busy queue needs none: a freed slot claims again.
+   */
+  get idle(): boolean {
+    return !this.stopped && !this.claiming && this.freeSlots() > 0 && Date.now() >= this.retryAt;
   }
 
   /** Stops claiming; resolves once no claim is in flight. Running jobs are not touched. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.pollTimer);
     clearTimeout(this.dueTimer);
     if (this.slotWake) clearImmediate(this.slotWake);
     await this.claiming;

@@ -9,6 +9,7 @@ import { JobExecutor } from './job-executor';
 import { LeaseKeeper } from './lease-keeper';
 import { QueuePoller } from './queue-poller';
 import { QueueWakeups } from './queue-wakeups';
+import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
@@ -100,10 +101,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
     const keeper = new LeaseKeeper(repository, this.running, this.workerId, settings.lockDurationMs, settings.heartbeatIntervalMs);
     const rescuer = new LeaseRescuer(repository, [...this.pollers.keys()], settings.rescueIntervalMs);
+    const probe = new IdleQueueProbe(repository, this.pollers, settings.pollIntervalMs);
     keeper.start();
     rescuer.start();
     void rescuer.runOnce();
-    this.stoppables.push(keeper, rescuer);
+    this.stoppables.push(keeper, rescuer, probe);
 
     this.unsubscribe = this.wakeups.subscribe((queue, inMs) => this.pollers.get(queue)?.wake(inMs));
     if (settings.listen) {
@@ -115,6 +117,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       await listener.start();
     }
     for (const poller of this.pollers.values()) poller.start();
+    probe.start();
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);
   }
 

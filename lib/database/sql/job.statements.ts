@@ -232,6 +232,17 @@ export function buildJobStatements(n: TableNaming) {
       ), woken AS (${notifyJobs('revived')})
       SELECT ${jobColumns('revived.')}, (SELECT count(*) FROM woken) AS "_woken" FROM revived`,
 
+    /**
+     * Which of the queues $1 have a due pending job: the poll of a process's idle queues in one
+     * statement. Each EXISTS is one descent of the claim index.
+     */
+    dueQueues: `
+      SELECT q.queue FROM unnest($1::text[]) AS q(queue)
+      WHERE EXISTS (
+        SELECT 1 FROM ${Q} AS j
+        WHERE j.state = 'pending' AND hashtext(j.queue) = hashtext(q.queue) AND j.queue = q.queue AND j.run_at <= now()
+      )`,
+
     getById: `SELECT ${jobColumns()} FROM ${Q} WHERE id = $1`,
 
     countAll: `SELECT state, count(*)::int AS n FROM ${Q} GROUP BY state`,
