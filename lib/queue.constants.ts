@@ -28,6 +28,18 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 /** Largest number of rows one `addBulk` statement inserts; bigger inputs are split into chunks. */
 export const BULK_CHUNK_SIZE = 5000;
 /**
+ * Largest JSON text of one job's data (or one handler's result), in UTF-8 bytes: 32 MiB.
+ * NOTE: jsonb refuses values over 256 MB of its binary form, which can be several times the text
+ * (an array of small numbers: about 6 times), so this keeps any accepted value well clear of it.
+ */
+export const MAX_JSON_BYTES = 32 * 1024 * 1024;
+/**
+ * Largest total data of one insert statement (a group of concurrent `add()`s, or a chunk of an
+ * `addBulk` by statements), in bytes of JSON text; a job bigger than that goes alone. The batch
+ * travels as one jsonb value, so it is bounded like one job's data.
+ */
+export const MAX_BATCH_BYTES = MAX_JSON_BYTES;
+/**
  * `addBulk` inputs of at least this many jobs (none of them given as a delay) go by COPY, in one
  * transaction whatever their size; smaller ones by a prepared INSERT, whose fixed cost is lower.
  */
@@ -45,6 +57,10 @@ export const MAX_CLAIM_BATCH = 1000;
 
 /** Longest queue or job name accepted. */
 export const MAX_NAME_LENGTH = 128;
+/** The latest run time accepted (the end of year 9999, UTC): later ones do not survive an ISO round trip to PostgreSQL. */
+export const MAX_RUN_AT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/** The earliest run time accepted: 0001-01-01T00:00:00Z (earlier years have no 4-digit ISO form). */
+export const MIN_RUN_AT_MS = -62_135_596_800_000;
 /** Largest value PostgreSQL `integer` columns hold. */
 export const MAX_INT32 = 2_147_483_647;
 

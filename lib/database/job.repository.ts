@@ -114,13 +114,12 @@ export class JobRepository {
     return toInsertedJobs(rows, inserted);
   }
 
-  /** Inserts any number of rows by statements of at most `chunkSize` rows, all in one transaction. */
-  async insertInChunks(rows: NewJobRow[], chunkSize: number): Promise<Job[]> {
-    if (rows.length <= chunkSize) return this.insert(rows);
+  /** Inserts rows by one statement per chunk, all in one transaction. */
+  async insertInChunks(chunks: NewJobRow[][]): Promise<Job[]> {
+    if (chunks.length <= 1) return this.insert(chunks[0] ?? []);
     return this.inTransaction('insert', async (client) => {
       const jobs: Job[] = [];
-      for (let i = 0; i < rows.length; i += chunkSize) {
-        const chunk = rows.slice(i, i + chunkSize);
+      for (const chunk of chunks) {
         const { rows: [inserted] } = await client.query<{ ids: string; now: number }>(this.statements.insert, [`[${batchJson(chunk)}]`]);
         jobs.push(...toInsertedJobs(chunk, inserted));
       }

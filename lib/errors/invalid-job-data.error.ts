@@ -7,7 +7,8 @@ export class InvalidJobDataError extends QueueError {
     readonly path: string,
     /** What is wrong there. */
     readonly problem: string,
+    rule = 'job data must survive a JSON round trip',
   ) {
-    super(`${path} ${problem}: job data must survive a JSON round trip`);
+    super(`${path} ${problem}: ${rule}`);
   }
 }

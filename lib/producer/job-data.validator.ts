@@ -1,4 +1,22 @@
 import { InvalidJobDataError } from '../errors/invalid-job-data.error';
+import { MAX_JSON_BYTES } from '../queue.constants';
+
+/**
+ * `value` as the JSON text to store, after {@link assertJsonRoundTrip}; refuses a text over
+ * {@link MAX_JSON_BYTES} (UTF-8 bytes) with an InvalidJobDataError at `root`.
+ */
+export function serializeJson(value: unknown, root = 'data'): string {
+  assertJsonRoundTrip(value, root);
+  const text = JSON.stringify(value);
+  // NOTE: a UTF-16 code unit is at most 3 UTF-8 bytes: only long texts need counting.
+  if (text.length * 3 > MAX_JSON_BYTES) {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > MAX_JSON_BYTES) {
+      throw new InvalidJobDataError(root, `is ${bytes} bytes as JSON`, `a job's data or result may have at most ${MAX_JSON_BYTES} bytes`);
+    }
+  }
+  return text;
+}
 
 /**
  * Refuses a value that JSON (and PostgreSQL `jsonb`) cannot store and give back unchanged, naming the

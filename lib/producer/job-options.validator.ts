@@ -1,6 +1,6 @@
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
-import { MAX_INT32, MAX_NAME_LENGTH } from '../queue.constants';
+import { MAX_INT32, MAX_NAME_LENGTH, MAX_RUN_AT_MS, MIN_RUN_AT_MS } from '../queue.constants';
 import type { BackoffOptions, JobOptions, JobRunOptions } from '../interfaces/job-options.interface';
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
 
@@ -10,8 +10,16 @@ const moduleOptionError: ErrorFactory = (option, value, expected) => new Invalid
 
 /** Queue and job names: non-empty, at most 128 characters, no control characters, no edge spaces. */
 export function assertName(kind: 'queue' | 'name', value: unknown, fail: ErrorFactory = jobOptionError): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME_LENGTH || value.trim() !== value || /[\u0000-\u001f\u007f]/.test(value)) {
-    throw fail(kind, value, `a non-empty string of at most ${MAX_NAME_LENGTH} characters without control characters or leading/trailing spaces`);
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > MAX_NAME_LENGTH ||
+    value.trim() !== value ||
+    /[\u0000-\u001f\u007f]/.test(value) ||
+    // NOTE: a lone UTF-16 surrogate would be stored as U+FFFD in text, and fails a JSON batch whole.
+    !(value as string & { isWellFormed(): boolean }).isWellFormed()
+  ) {
+    throw fail(kind, value, `a non-empty string of at most ${MAX_NAME_LENGTH} characters without control characters, lone UTF-16 surrogates or leading/trailing spaces`);
   }
 }
 
@@ -47,10 +55,12 @@ export function validateJobOptions(options: JobOptions): void {
   if (options.runAt !== undefined && options.delayMs !== undefined) {
     throw jobOptionError('runAt/delayMs', `${options.runAt} / ${options.delayMs}`, 'at most one of runAt and delayMs');
   }
-  if (options.runAt !== undefined && (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime()))) {
-    throw jobOptionError('runAt', options.runAt, 'a valid Date');
+  if (options.runAt !== undefined) {
+    const at = options.runAt instanceof Date ? options.runAt.getTime() : NaN;
+    if (!(at >= MIN_RUN_AT_MS && at <= MAX_RUN_AT_MS)) throw jobOptionError('runAt', options.runAt, 'a valid Date from year 1 to year 9999');
   }
-  if (options.delayMs !== undefined) assertInteger('delayMs', options.delayMs, 0, Number.MAX_SAFE_INTEGER);
+  // NOTE: bounded so that now + delay stays within what `runAt` accepts (PostgreSQL would refuse it).
+  if (options.delayMs !== undefined) assertInteger('delayMs', options.delayMs, 0, MAX_RUN_AT_MS - Date.now());
 }
 
 /** `@Processor()` options, checked at boot. */

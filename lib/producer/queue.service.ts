@@ -2,13 +2,13 @@ import { Inject, Injectable } from '@nestjs/common';
 import { QueueDatabase } from '../database/queue-database';
 import type { NewJobRow } from '../database/job.repository';
 import { QueueWakeups } from '../worker/queue-wakeups';
-import { InsertBatcher } from './insert-batcher';
-import { assertJsonRoundTrip } from './job-data.validator';
+import { InsertBatcher, chunkRows } from './insert-batcher';
+import { serializeJson } from './job-data.validator';
 import { assertName, validateJobOptions } from './job-options.validator';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
-import { BULK_CHUNK_SIZE, COPY_MIN_ROWS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
+import { COPY_MIN_ROWS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BulkJob, JobOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
@@ -58,7 +58,7 @@ export class QueueService {
    * - without delays (`runAt` is fine) and from 64 jobs up: by COPY, in one transaction whatever
    *   the size. Each job's data is validated and serialised just before it is
    *   sent, while the database inserts the previous ones; a bad one aborts the COPY.
-   * - otherwise: by statements of up to 5,000 jobs each, in one transaction.
+   * - otherwise: by statements of up to 5,000 jobs (and 32 MiB of data) each, in one transaction.
    *
    * @throws InvalidJobDataError, InvalidJobOptionError naming the first bad job (`jobs[i]…`)
    * @throws QueueUnavailableError when the database cannot be reached
@@ -97,7 +97,7 @@ export class QueueService {
     if (!delayed && jobs.length >= COPY_MIN_ROWS) {
       added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, row: toRow });
     } else {
-      added = await repository.insertInChunks(jobs.map((_, i) => toRow(i)), BULK_CHUNK_SIZE);
+      added = await repository.insertInChunks([...chunkRows(jobs.map((_, i) => toRow(i)), (row) => row.data)]);
     }
     const due = new Map<string, number>();
     for (const job of added) due.set(job.queue, Math.min(due.get(job.queue) ?? Infinity, this.dueInMs(job)));
@@ -163,12 +163,11 @@ export class QueueService {
       assertName('name', name);
       validateJobOptions(options);
     }
-    assertJsonRoundTrip(data, dataPath);
     const defaults = this.options.defaultJobOptions;
     return {
       queue,
       name,
-      data: JSON.stringify(data),
+      data: serializeJson(data, dataPath),
       priority: options.priority ?? defaults.priority ?? 0,
       runAt: options.runAt ?? null,
       delayMs: options.delayMs ?? 0,

@@ -9,7 +9,7 @@ import { backoffDelayMs } from './retry-policy';
 import { AttemptAbort } from './attempt-abort';
 import { ActiveJobView } from './active-job.view';
 import { jobErrorJson, serializeJobError } from './job-error.serializer';
-import { assertJsonRoundTrip } from '../producer/job-data.validator';
+import { serializeJson } from '../producer/job-data.validator';
 import { MissingHandlerError } from '../errors/missing-handler.error';
 import { JobTimeoutError } from '../errors/job-timeout.error';
 import { JobCancelledError } from '../errors/job-cancelled.error';
@@ -116,12 +116,13 @@ export class JobExecutor {
     if (value === undefined || value === null) {
       return { id: job.id, claim: job.claims, state: 'completed', result: 'null', error: null, delayMs: 0, refund: false };
     }
+    let result: string;
     try {
-      assertJsonRoundTrip(value, 'result');
+      result = serializeJson(value, 'result');
     } catch (error) {
       return this.failure(job, error, true);
     }
-    return { id: job.id, claim: job.claims, state: 'completed', result: JSON.stringify(value), error: null, delayMs: 0, refund: false };
+    return { id: job.id, claim: job.claims, state: 'completed', result, error: null, delayMs: 0, refund: false };
   }
 
   private failure(job: Job, thrown: unknown, retryable: boolean): AttemptOutcome {
@@ -146,14 +147,13 @@ export class JobExecutor {
     abort.throwIfAborted();
     return this.repository.dataSource.transaction(async (manager) => {
       const value = await work(manager);
-      const result = value === undefined ? null : value;
-      assertJsonRoundTrip(result, 'result');
+      const result = serializeJson(value === undefined ? null : value, 'result');
       abort.throwIfAborted();
       const outcome: AttemptOutcome = {
         id: job.id,
         claim: job.claims,
         state: 'completed',
-        result: JSON.stringify(result),
+        result,
         error: null,
         delayMs: 0,
         refund: false,

@@ -71,6 +71,8 @@ describe('bad input is refused with a typed error and nothing is stored', () => 
     ['an empty job name', ['q', ''], 'name'],
     ['an over-long job name', ['q', 'n'.repeat(129)], 'name'],
     ['a job name with edge spaces', ['q', ' n '], 'name'],
+    ['a queue name with a lone surrogate', ['cut \ud83c', 'n'], 'queue'],
+    ['a job name with a lone surrogate', ['q', '\udc00'], 'name'],
   ])('refuses %s', async (_what, [queueName, jobName], option) => {
     const error = await queue.add(queueName as string, jobName as string, {}).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidJobOptionError);
@@ -87,6 +89,10 @@ describe('bad input is refused with a typed error and nothing is stored', () => 
     ['an invalid runAt', { runAt: new Date('nope') }, 'runAt'],
     ['runAt that is not a Date', { runAt: '2030-01-01' }, 'runAt'],
     ['both runAt and delayMs', { runAt: new Date(), delayMs: 5 }, 'runAt/delayMs'],
+    ['runAt after year 9999', { runAt: new Date('+010000-01-01T00:00:00Z') }, 'runAt'],
+    ['runAt at the end of JavaScript time', { runAt: new Date(8.64e15) }, 'runAt'],
+    ['runAt before year 1', { runAt: new Date('-000001-01-01T00:00:00Z') }, 'runAt'],
+    ['a delayMs past year 9999', { delayMs: Number.MAX_SAFE_INTEGER }, 'delayMs'],
     ['timeoutMs 0', { timeoutMs: 0 }, 'timeoutMs'],
     ['a negative timeoutMs', { timeoutMs: -100 }, 'timeoutMs'],
     ['an unknown backoff type', { backoff: { type: 'linear', delayMs: 10 } }, 'backoff.type'],
@@ -111,6 +117,54 @@ describe('bad input is refused with a typed error and nothing is stored', () => 
     expect(error).toBeInstanceOf(InvalidJobDataError);
     expect((error as InvalidJobDataError).path).toBe('jobs[2].data.id');
   });
+
+  it('refuses data over 32 MiB as JSON (in bytes, not characters), naming it', async () => {
+    const big = { blob: 'x'.repeat(32 * 1024 * 1024) };
+    const error = await queue.add('q', 'n', big).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidJobDataError);
+    expect((error as InvalidJobDataError).path).toBe('data');
+    expect((error as Error).message).toMatch(/at most 33554432 bytes/);
+    const bulkError = await queue.addBulk([{ queue: 'q', name: 'n', data: {} }, { queue: 'q', name: 'n', data: big }]).catch((e: unknown) => e);
+    expect((bulkError as InvalidJobDataError).path).toBe('jobs[1].data');
+    // Multi-byte characters count as bytes: 12 M three-byte characters are 36 MB.
+    await expect(queue.add('q', 'n', { s: '\u20ac'.repeat(12 * 1024 * 1024) })).rejects.toBeInstanceOf(InvalidJobDataError);
+  });
+
+  it('one row in a group of concurrent add()s never fails the others: a lone surrogate, a bad runAt', async () => {
+    const results = await Promise.allSettled([
+      queue.add('q', 'first', {}),
+      queue.add('q', 'ok', { i: 1 }),
+      queue.add('q', 'bad \ud83c', { i: 2 }),
+      queue.add('q', 'ok', { i: 3 }, { runAt: new Date('+010000-01-01T00:00:00Z') }),
+      queue.add('q', 'ok', { i: 4 }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidJobOptionError);
+    expect((results[3] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidJobOptionError);
+    expect(await stored()).toBe(3);
+    await sql(`DELETE FROM "${schema}".queue_jobs`);
+  });
+
+  it('a row the database itself refuses (a constraint of the app\'s) fails only its own add() of a group', async () => {
+    await sql(`ALTER TABLE "${schema}".queue_jobs ADD CONSTRAINT app_rule CHECK (data->>'x' IS DISTINCT FROM 'refused')`);
+    try {
+      const results = await Promise.allSettled(['a', 'b', 'refused', 'c', 'd'].map((x) => queue.add('q', 'n', { x })));
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      expect(String((results[2] as PromiseRejectedResult).reason)).toMatch(/app_rule/);
+      expect(await stored()).toBe(4);
+    } finally {
+      await sql(`DELETE FROM "${schema}".queue_jobs`);
+      await sql(`ALTER TABLE "${schema}".queue_jobs DROP CONSTRAINT app_rule`);
+    }
+  });
+
+  it('27 concurrent 10 MB add()s all succeed: groups are bounded in bytes, not only rows', async () => {
+    const payload = { blob: 'y'.repeat(10 * 1024 * 1024) };
+    const results = await Promise.allSettled(Array.from({ length: 27 }, () => queue.add('q', 'big', payload)));
+    expect(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+    expect(await stored()).toBe(27);
+    await sql(`DELETE FROM "${schema}".queue_jobs`);
+  }, 120_000);
 
   it('refuses ids that are not job ids', async () => {
     for (const id of ['', 'abc', '1; DROP TABLE x', '-1', '1.5', 12 as unknown as string]) {
