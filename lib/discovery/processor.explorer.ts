@@ -1,5 +1,5 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
-import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { Injectable, type OnModuleInit, type Type } from '@nestjs/common';
+import { ContextIdFactory, DiscoveryService, MetadataScanner, ModuleRef } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ProcessorMetadataAccessor } from './processor-metadata.accessor';
 import { HandlerRegistry } from './handler.registry';
@@ -19,6 +19,7 @@ export class ProcessorExplorer implements OnModuleInit {
     private readonly scanner: MetadataScanner,
     private readonly accessor: ProcessorMetadataAccessor,
     private readonly registry: HandlerRegistry,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
   onModuleInit(): void {
@@ -48,6 +49,11 @@ export class ProcessorExplorer implements OnModuleInit {
     }
     validateProcessorOptions(processor.queue, processor.options, target.name);
     this.registry.addProcessor(processor.queue, target.name, processor.options);
+    // NOTE: a processor that depends on a request-scoped provider is request-scoped itself, and the
+    // instance discovery sees is only a placeholder without its dependencies. Such a processor gets a
+    // fresh instance per job, in a DI context of the job's own where `REQUEST` is the job (as
+    // @nestjs/bullmq does).
+    const perJob = !wrapper.isDependencyTreeStatic();
     const prototype = Object.getPrototypeOf(instance);
     for (const methodName of this.scanner.getAllMethodNames(prototype)) {
       const method = prototype[methodName];
@@ -56,9 +62,16 @@ export class ProcessorExplorer implements OnModuleInit {
       this.registry.addHandler(
         processor.queue,
         jobName,
-        (job: ActiveJob) => method.call(instance, job),
+        perJob ? (job: ActiveJob) => this.runInJobContext(metatype as Type, methodName, job) : (job: ActiveJob) => method.call(instance, job),
         `${target.name}.${methodName}`,
       );
     }
+  }
+
+  private async runInJobContext(type: Type, methodName: string, job: ActiveJob): Promise<unknown> {
+    const contextId = ContextIdFactory.create();
+    this.moduleRef.registerRequestByContextId(job, contextId);
+    const instance = await this.moduleRef.resolve<Record<string, (job: ActiveJob) => unknown>>(type, contextId, { strict: false });
+    return instance[methodName](job);
   }
 }

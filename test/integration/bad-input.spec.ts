@@ -124,7 +124,7 @@ describe('bad input is refused with a typed error and nothing is stored', () => 
     expect(error).toBeInstanceOf(InvalidJobDataError);
     expect((error as InvalidJobDataError).path).toBe('data');
     expect((error as Error).message).toMatch(/at most 33554432 bytes/);
-    const bulkError = await queue.addBulk([{ queue: 'q', name: 'n', data: {} }, { queue: 'q', name: 'n', data: big }]).catch((e: unknown) => e);
+    const bulkError = await queue.addBulk<unknown>([{ queue: 'q', name: 'n', data: {} }, { queue: 'q', name: 'n', data: big }]).catch((e: unknown) => e);
     expect((bulkError as InvalidJobDataError).path).toBe('jobs[1].data');
     // Multi-byte characters count as bytes: 12 M three-byte characters are 36 MB.
     await expect(queue.add('q', 'n', { s: '\u20ac'.repeat(12 * 1024 * 1024) })).rejects.toBeInstanceOf(InvalidJobDataError);
