@@ -2,7 +2,9 @@ import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { QUEUE_MODULE_OPTIONS, RESOLVED_QUEUE_OPTIONS } from './queue.constants';
 import { resolveQueueOptions } from './queue-options.resolver';
+import { InvalidModuleOptionsError } from './errors/invalid-module-options.error';
 import { QueueDatabase } from './database/queue-database';
+import { SingleQueueModuleCheck } from './discovery/single-queue-module.check';
 import { ProcessorMetadataAccessor } from './discovery/processor-metadata.accessor';
 import { ProcessorExplorer } from './discovery/processor.explorer';
 import { HandlerRegistry } from './discovery/handler.registry';
@@ -36,6 +38,7 @@ export class QueueModule {
       global: true,
       imports: [DiscoveryModule, ...imports],
       providers: [
+        SingleQueueModuleCheck,
         ...optionProviders,
         // NOTE: validated in a factory so a bad option fails the boot with a typed error.
         { provide: RESOLVED_QUEUE_OPTIONS, useFactory: resolveQueueOptions, inject: [QUEUE_MODULE_OPTIONS] },
@@ -56,7 +59,7 @@ export class QueueModule {
       return [{ provide: QUEUE_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] }];
     }
     const token = options.useExisting ?? options.useClass;
-    if (!token) throw new Error('QueueModule.forRootAsync() needs useFactory, useClass or useExisting');
+    if (!token) throw new InvalidModuleOptionsError('forRootAsync', '{}', 'one of useFactory, useClass or useExisting');
     const providers: Provider[] = [
       {
         provide: QUEUE_MODULE_OPTIONS,

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { CATCH_ALL_HANDLER } from '../queue.constants';
 import { DuplicateHandlerError } from '../errors/duplicate-handler.error';
+import { ConflictingProcessorOptionsError } from '../errors/conflicting-processor-options.error';
 import type { ActiveJob } from '../interfaces/job.interface';
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
 
@@ -13,6 +14,8 @@ export interface RegisteredQueue {
   processorName: string;
   options: ProcessorOptions;
   handlers: Map<string, { fn: JobHandler; owner: string }>;
+  /** Which class declared each of `options`' keys (for error messages). */
+  declaredBy: Map<string, string>;
 }
 
 /** The processors and handlers found at boot, keyed by queue. */
@@ -22,19 +25,28 @@ export class HandlerRegistry {
 
   addProcessor(queue: string, processorName: string, options: ProcessorOptions): RegisteredQueue {
     const existing = this.queues.get(queue);
-    if (existing) {
-      // NOTE: two classes may process one queue (e.g. split by job name); their options must agree
-      // on nothing but the handlers must not overlap. Concurrency is the larger of the two.
-      existing.options = {
-        ...existing.options,
-        ...options,
-        concurrency: Math.max(existing.options.concurrency ?? 1, options.concurrency ?? 1),
-      };
-      return existing;
+    if (!existing) {
+      // A copy: merging must not write into another class's decorator metadata.
+      const registered: RegisteredQueue = { queue, processorName, options: { ...options }, handlers: new Map(), declaredBy: new Map() };
+      for (const key of Object.keys(options)) registered.declaredBy.set(key, processorName);
+      this.queues.set(queue, registered);
+      return registered;
     }
-    const registered: RegisteredQueue = { queue, processorName, options, handlers: new Map() };
-    this.queues.set(queue, registered);
-    return registered;
+    // NOTE: several classes may process one queue (split by job name). The queue's options hold for
+    // all of its jobs, so they are merged explicitly: an option declared by one class only applies to
+    // the queue; declared by two with different values, the boot fails rather than let discovery
+    // order pick one.
+    for (const [key, value] of Object.entries(options) as [keyof ProcessorOptions, unknown][]) {
+      if (value === undefined) continue;
+      const known = existing.options[key];
+      if (known === undefined) {
+        (existing.options as Record<string, unknown>)[key] = value;
+        existing.declaredBy.set(key, processorName);
+      } else if (JSON.stringify(known) !== JSON.stringify(value)) {
+        throw new ConflictingProcessorOptionsError(queue, key, { processor: existing.declaredBy.get(key) ?? existing.processorName, value: known }, { processor: processorName, value });
+      }
+    }
+    return existing;
   }
 
   addHandler(queue: string, jobName: string, fn: JobHandler, owner: string): void {

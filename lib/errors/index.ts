@@ -13,3 +13,5 @@ export * from './job-not-found.error';
 export * from './invalid-job-state.error';
 export * from './queue-unavailable.error';
 export * from './queue-schema-outdated.error';
+export * from './duplicate-queue-module.error';
+export * from './conflicting-processor-options.error';

@@ -53,8 +53,26 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    if (this.options.worker === false) return;
+    if (this.options.worker === false) {
+      this.warnOfIgnoredRunDefaults();
+      return;
+    }
     await this.start(this.options.worker);
+  }
+
+  /**
+   * NOTE: run options left unset on a job are fixed when a worker first claims it, from its
+   * processor's defaults or the claiming process's module defaults: the module defaults of a
+   * producer-only process never reach its jobs. Said once at boot rather than silently ignored.
+   */
+  private warnOfIgnoredRunDefaults(): void {
+    const { maxAttempts, backoff, timeoutMs } = this.options.defaultJobOptions;
+    const ignored = Object.entries({ maxAttempts, backoff, timeoutMs }).filter(([, value]) => value !== undefined).map(([key]) => `defaultJobOptions.${key}`);
+    if (ignored.length === 0) return;
+    this.logger.warn(
+      `${ignored.join(', ')} ha${ignored.length === 1 ? 's' : 've'} no effect with worker: false: run options are fixed when a worker claims a job, ` +
+        `from the job's own options, its processor's defaultJobOptions, or the defaultJobOptions of the worker's QueueModule. Set them there (defaultJobOptions.priority does apply here).`,
+    );
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -1,4 +1,16 @@
-import { Handle, Processor, DuplicateHandlerError, HandleWithoutProcessorError, InvalidModuleOptionsError } from '../../lib';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import {
+  ConflictingProcessorOptionsError,
+  DuplicateHandlerError,
+  DuplicateQueueModuleError,
+  Handle,
+  HandleWithoutProcessorError,
+  InvalidModuleOptionsError,
+  Processor,
+  QueueModule,
+} from '../../lib';
+import { HandlerRegistry } from '../../lib/discovery/handler.registry';
 import type { DataSource } from 'typeorm';
 import { createTestApp, createTestDataSource } from './helpers/app';
 import { dropSchema, uniqueSchema } from './helpers/database';
@@ -81,5 +93,54 @@ describe('misuse fails the boot with a typed error', () => {
     const error = await createTestApp({ schema, dataSource, providers: [ZeroConcurrency] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidModuleOptionsError);
     expect((error as Error).message).toContain('ZeroConcurrency @Processor concurrency');
+  });
+
+  it('two processors of one queue declaring different options name both classes and the option', async () => {
+    @Processor('split', { concurrency: 2 })
+    class SplitA {
+      @Handle('a') a() {}
+    }
+    @Processor('split', { concurrency: 5 })
+    class SplitB {
+      @Handle('b') b() {}
+    }
+    const error = await createTestApp({ schema, dataSource, providers: [SplitA, SplitB] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConflictingProcessorOptionsError);
+    expect((error as Error).message).toMatch(/SplitA and SplitB of queue "split" declare different values of concurrency: 2 and 5/);
+  });
+
+  it('processors of one queue split by job name merge their options when they do not conflict', async () => {
+    @Processor('merged', { concurrency: 3 })
+    class MergedA {
+      @Handle('a') a() {}
+    }
+    @Processor('merged', { defaultJobOptions: { maxAttempts: 7 } })
+    class MergedB {
+      @Handle('b') b() {}
+    }
+    @Processor('merged', { concurrency: 3 })
+    class MergedC {
+      @Handle('c') c() {}
+    }
+    const app = await createTestApp({ schema, dataSource, providers: [MergedA, MergedB, MergedC], queue: { worker: false } });
+    try {
+      const [queue] = app.get(HandlerRegistry).getQueues();
+      expect(queue.options).toEqual({ concurrency: 3, defaultJobOptions: { maxAttempts: 7 } });
+      expect([...queue.handlers.keys()].sort()).toEqual(['a', 'b', 'c']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('QueueModule imported twice with different options names both importers', async () => {
+    @Module({ imports: [QueueModule.forRoot({ schema, dataSource, worker: false })] })
+    class BillingModule {}
+    @Module({ imports: [QueueModule.forRoot({ schema, dataSource, tableName: 'other_jobs', worker: false }), BillingModule] })
+    class RootModule {}
+    const error = await NestFactory.createApplicationContext(RootModule, { logger: false, abortOnError: false }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DuplicateQueueModuleError);
+    expect((error as Error).message).toContain('imported by BillingModule');
+    expect((error as Error).message).toContain('imported by RootModule');
+    expect((error as Error).message).toContain(`"${schema}"."other_jobs"`);
   });
 });
