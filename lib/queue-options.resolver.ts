@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { createTableNaming, type TableNaming } from './database/table-naming';
-import { assertInteger, moduleOptionError, validateRunOptions } from './producer/job-options.validator';
+import { assertInteger, assertKnownKeys, moduleOptionError, validateRunOptions } from './producer/job-options.validator';
+import { KNOWN_OPTIONS } from './producer/known-options';
 import type { DefaultJobOptions } from './interfaces/job-options.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
 import {
@@ -37,8 +38,11 @@ export interface ResolvedQueueOptions {
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
 export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQueueOptions {
   if (typeof options !== 'object' || options === null) throw moduleOptionError('options', options, 'an object');
+  assertKnownKeys(options, KNOWN_OPTIONS.module, '', moduleOptionError);
   const naming = createTableNaming(options.schema, options.tableName);
   const defaults = options.defaultJobOptions ?? {};
+  if (typeof defaults !== 'object' || defaults === null) throw moduleOptionError('defaultJobOptions', defaults, 'an object');
+  assertKnownKeys(defaults, KNOWN_OPTIONS.moduleDefaults, 'defaultJobOptions.', moduleOptionError);
   validateRunOptions(defaults, 'defaultJobOptions.', moduleOptionError);
   if (defaults.priority !== undefined) assertInteger('defaultJobOptions.priority', defaults.priority, -MAX_INT32, MAX_INT32, moduleOptionError);
   if (options.retentionMs !== undefined) assertInteger('retentionMs', options.retentionMs, 1, Number.MAX_SAFE_INTEGER, moduleOptionError);
@@ -61,6 +65,7 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
 
 function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], false | undefined>): ResolvedWorkerOptions {
   if (typeof worker !== 'object' || worker === null) throw moduleOptionError('worker', worker, 'false or an object');
+  assertKnownKeys(worker, KNOWN_OPTIONS.worker, 'worker.', moduleOptionError);
   const pollIntervalMs = worker.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
   const lockDurationMs = worker.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
   const shutdownTimeoutMs = worker.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;

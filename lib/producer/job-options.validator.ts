@@ -3,6 +3,7 @@ import { InvalidModuleOptionsError } from '../errors/invalid-module-options.erro
 import { MAX_INT32, MAX_NAME_LENGTH, MAX_RUN_AT_MS, MIN_RUN_AT_MS } from '../queue.constants';
 import type { BackoffOptions, JobOptions, JobRunOptions } from '../interfaces/job-options.interface';
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
+import { KNOWN_OPTIONS, suggestOption } from './known-options';
 
 type ErrorFactory = (option: string, value: unknown, expected: string) => Error;
 const jobOptionError: ErrorFactory = (option, value, expected) => new InvalidJobOptionError(option, value, expected);
@@ -29,8 +30,25 @@ export function assertInteger(option: string, value: unknown, min: number, max =
   }
 }
 
+/**
+ * Refuses any key of `options` that is not in `known`, naming it (with `prefix`) and suggesting the
+ * name it most likely meant.
+ */
+export function assertKnownKeys(options: object, known: readonly string[], prefix: string, fail: ErrorFactory = jobOptionError): void {
+  for (const key in options) {
+    if (!Object.prototype.hasOwnProperty.call(options, key) || known.includes(key)) continue;
+    const suggestion = suggestOption(key, known);
+    throw fail(
+      `${prefix}${key}`,
+      (options as Record<string, unknown>)[key],
+      `no option of that name${suggestion ? `: did you mean ${prefix}${suggestion}?` : ''} (${prefix ? `${prefix.slice(0, -1)} takes` : 'options are'} ${known.join(', ')})`,
+    );
+  }
+}
+
 function assertBackoff(prefix: string, backoff: unknown, fail: ErrorFactory): asserts backoff is BackoffOptions {
   if (typeof backoff !== 'object' || backoff === null) throw fail(prefix, backoff, "an object { type: 'fixed' | 'exponential', delayMs }");
+  assertKnownKeys(backoff, KNOWN_OPTIONS.backoff, `${prefix}.`, fail);
   const b = backoff as Partial<BackoffOptions>;
   if (b.type !== 'fixed' && b.type !== 'exponential') throw fail(`${prefix}.type`, b.type, "'fixed' or 'exponential'");
   assertInteger(`${prefix}.delayMs`, b.delayMs, 0, MAX_INT32, fail);
@@ -50,6 +68,7 @@ export function validateRunOptions(options: JobRunOptions, prefix = '', fail: Er
 /** Everything `add()` accepts; throws {@link InvalidJobOptionError} naming the first bad option. */
 export function validateJobOptions(options: JobOptions): void {
   if (typeof options !== 'object' || options === null) throw jobOptionError('options', options, 'an object');
+  assertKnownKeys(options, KNOWN_OPTIONS.job, '');
   validateRunOptions(options);
   if (options.priority !== undefined) assertInteger('priority', options.priority, -MAX_INT32, MAX_INT32);
   if (options.runAt !== undefined && options.delayMs !== undefined) {
@@ -67,8 +86,14 @@ export function validateJobOptions(options: JobOptions): void {
 export function validateProcessorOptions(queue: string, options: ProcessorOptions, className: string): void {
   const fail: ErrorFactory = (option, value, expected) => moduleOptionError(`${className} @Processor ${option}`, value, expected);
   assertName('queue', queue, fail);
+  if (typeof options !== 'object' || options === null) throw fail('options', options, 'an object');
+  assertKnownKeys(options, KNOWN_OPTIONS.processor, '', fail);
   if (options.concurrency !== undefined) assertInteger('concurrency', options.concurrency, 1, 10_000, fail);
-  if (options.defaultJobOptions) validateRunOptions(options.defaultJobOptions, 'defaultJobOptions.', fail);
+  if (options.defaultJobOptions !== undefined) {
+    if (typeof options.defaultJobOptions !== 'object' || options.defaultJobOptions === null) throw fail('defaultJobOptions', options.defaultJobOptions, 'an object');
+    assertKnownKeys(options.defaultJobOptions, KNOWN_OPTIONS.runDefaults, 'defaultJobOptions.', fail);
+    validateRunOptions(options.defaultJobOptions, 'defaultJobOptions.', fail);
+  }
 }
 
 export { moduleOptionError };

@@ -4,7 +4,8 @@ import type { NewJobRow } from '../database/job.repository';
 import { QueueWakeups } from '../worker/queue-wakeups';
 import { InsertBatcher, chunkRows } from './insert-batcher';
 import { serializeJson } from './job-data.validator';
-import { assertName, validateJobOptions } from './job-options.validator';
+import { assertKnownKeys, assertName, validateJobOptions } from './job-options.validator';
+import { KNOWN_OPTIONS } from './known-options';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
@@ -72,6 +73,7 @@ export class QueueService {
     const names = new Set<string>();
     jobs.forEach((job, i) => {
       if (typeof job !== 'object' || job === null) throw new InvalidJobOptionError(`jobs[${i}]`, job, 'an object { queue, name, data, options? }');
+      assertKnownKeys(job, KNOWN_OPTIONS.bulkJob, `jobs[${i}].`);
       const options = job.options ?? {};
       if (typeof options === 'object' && options !== null && 'manager' in options) {
         throw new InvalidJobOptionError(`jobs[${i}].options.manager`, '[EntityManager]', 'no manager: addBulk runs outside user transactions');

@@ -106,6 +106,29 @@ describe('bad input is refused with a typed error and nothing is stored', () => 
     expect((error as Error).message).toContain(option);
   });
 
+  it.each([
+    ["BullMQ's delay", { delay: 5000 }, 'delay', 'did you mean delayMs?'],
+    ["BullMQ's attempts", { attempts: 3 }, 'attempts', 'did you mean maxAttempts?'],
+    ['a wrong case', { delayms: 10 }, 'delayms', 'did you mean delayMs?'],
+    ['a near spelling', { priorty: 1 }, 'priorty', 'did you mean priority?'],
+    ['a feature not built yet', { unique: { key: 'k' } }, 'unique', 'no option of that name (options are runAt, delayMs'],
+    ['a backoff key', { backoff: { type: 'fixed', delay: 100 } }, 'backoff.delay', 'did you mean backoff.delayMs?'],
+  ])('refuses an unknown key: %s', async (_what, options, option, hint) => {
+    const error = await queue.add('q', 'n', {}, options as never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidJobOptionError);
+    expect((error as InvalidJobOptionError).option).toBe(option);
+    expect((error as Error).message).toContain(hint);
+    const bulk = await queue.addBulk([{ queue: 'q', name: 'n', data: {}, options: options as never }]).catch((e: unknown) => e);
+    expect((bulk as InvalidJobOptionError).option).toBe(option);
+  });
+
+  it('refuses an unknown key of an addBulk entry', async () => {
+    const error = await queue.addBulk([{ queue: 'q', name: 'n', data: {} }, { queue: 'q', name: 'n', data: {}, opts: { delay: 1 } } as never]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidJobOptionError);
+    expect((error as InvalidJobOptionError).option).toBe('jobs[1].opts');
+    expect((error as Error).message).toContain('did you mean jobs[1].options?');
+  });
+
   it('validates every addBulk entry before inserting any', async () => {
     const error = await queue
       .addBulk([

@@ -79,6 +79,11 @@ describe('misuse fails the boot with a typed error', () => {
     ['a fractional lock duration', { worker: { lockDurationMs: 1000.5 } }, 'worker.lockDurationMs'],
     ['a bad default maxAttempts', { defaultJobOptions: { maxAttempts: 0 } }, 'defaultJobOptions.maxAttempts'],
     ['a non-boolean listen', { worker: { listen: 'yes' } }, 'worker.listen'],
+    ['an unknown module option', { metrics: {} }, 'metrics'],
+    ['a misspelt module option', { tablename: 'jobs' }, 'tablename'],
+    ['an unknown worker option', { worker: { concurrency: 5 } }, 'worker.concurrency'],
+    ["pg-boss's poll interval", { worker: { newJobCheckInterval: 500 } }, 'worker.newJobCheckInterval'],
+    ['an unknown default job option', { defaultJobOptions: { delay: 5 } }, 'defaultJobOptions.delay'],
   ])('invalid module options: %s', async (_what, queueOptions, option) => {
     const error = await createTestApp({ schema, dataSource, queue: queueOptions as never }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidModuleOptionsError);
@@ -93,6 +98,21 @@ describe('misuse fails the boot with a typed error', () => {
     const error = await createTestApp({ schema, dataSource, providers: [ZeroConcurrency] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidModuleOptionsError);
     expect((error as Error).message).toContain('ZeroConcurrency @Processor concurrency');
+  });
+
+  it.each([
+    ['a limit not built yet', { globalConcurrency: 5 }, 'globalConcurrency', '(options are concurrency, defaultJobOptions)'],
+    ['a misspelt option', { concurency: 5 }, 'concurency', 'did you mean concurrency?'],
+    ['a default the processor cannot set', { defaultJobOptions: { priority: 5 } }, 'defaultJobOptions.priority', 'defaultJobOptions takes maxAttempts, backoff, timeoutMs'],
+  ])('unknown processor options: %s', async (_what, options, option, hint) => {
+    @Processor('mail', options as never)
+    class Unknown {
+      @Handle('x') x() {}
+    }
+    const error = await createTestApp({ schema, dataSource, providers: [Unknown] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidModuleOptionsError);
+    expect((error as InvalidModuleOptionsError).option).toBe(`Unknown @Processor ${option}`);
+    expect((error as Error).message).toContain(hint);
   });
 
   it('two processors of one queue declaring different options name both classes and the option', async () => {

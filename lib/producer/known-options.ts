@@ -1,0 +1,65 @@
+/**
+ * The option names each options object accepts, and what a misspelt or foreign name most likely
+ * meant. Unknown keys are refused (a BullMQ-style `{ delay: 5000 }` silently ran the job at once).
+ */
+export const KNOWN_OPTIONS = {
+  job: ['runAt', 'delayMs', 'priority', 'maxAttempts', 'backoff', 'timeoutMs', 'manager'],
+  bulkJob: ['queue', 'name', 'data', 'options'],
+  backoff: ['type', 'delayMs', 'maxDelayMs', 'jitter'],
+  runDefaults: ['maxAttempts', 'backoff', 'timeoutMs'],
+  moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
+  processor: ['concurrency', 'defaultJobOptions'],
+  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs'],
+  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen'],
+} as const;
+
+/** Names other queues use, and ours for the same thing. */
+const ALIASES: Record<string, string> = {
+  delay: 'delayMs',
+  startAfter: 'runAt',
+  runAfter: 'runAt',
+  attempts: 'maxAttempts',
+  retryLimit: 'maxAttempts',
+  maxRetries: 'maxAttempts',
+  timeout: 'timeoutMs',
+  expireInSeconds: 'timeoutMs',
+  retryDelay: 'backoff',
+  retryBackoff: 'backoff',
+  lockDuration: 'lockDurationMs',
+  pollInterval: 'pollIntervalMs',
+  newJobCheckInterval: 'pollIntervalMs',
+  shutdownTimeout: 'shutdownTimeoutMs',
+  table: 'tableName',
+  removeOnComplete: 'retentionMs',
+  removeOnFail: 'retentionMs',
+  retention: 'retentionMs',
+  opts: 'options',
+};
+
+/** The known name `key` most likely meant, if any: an alias, a different case, or a near spelling. */
+export function suggestOption(key: string, known: readonly string[]): string | undefined {
+  const alias = ALIASES[key];
+  if (alias && known.includes(alias)) return alias;
+  const lower = key.toLowerCase();
+  const sameCase = known.find((k) => k.toLowerCase() === lower);
+  if (sameCase) return sameCase;
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(key.length / 4)) + 1;
+  for (const k of known) {
+    const d = editDistance(lower, k.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
