@@ -61,6 +61,7 @@ describe('jobs whose name this worker does not know', () => {
 
   it('within the grace, hands the job back uncounted, and a worker that knows the name runs it', async () => {
     const queue = await boot('unk_grace', oldVersion('unk_grace'), 60_000);
+    const oldApp = apps[apps.length - 1];
     const job = await queue.add('unk_grace', 'brand-new', {});
     const handedBack = await waitFor('the job to be handed back', async () => {
       const j = await queue.getJob(job.id);
@@ -69,8 +70,10 @@ describe('jobs whose name this worker does not know', () => {
     expect(handedBack.attempts).toBe(0);
     expect(handedBack.lastError?.name).toBe(MissingHandlerError.name);
     expect(handedBack.runAt.getTime()).toBeGreaterThan(Date.now() - 1000);
-    await boot('unk_grace', newVersion('unk_grace'), 60_000);
-    const done = await waitForJobState(queue, job.id, JobState.Completed, 20_000);
+    const upgraded = await boot('unk_grace', newVersion('unk_grace'), 60_000);
+    // The rolling deploy ends: the old version stops (until then either version may claim it).
+    await apps.splice(apps.indexOf(oldApp), 1)[0].close();
+    const done = await waitForJobState(upgraded, job.id, JobState.Completed, 20_000);
     expect(done.attempts).toBe(1);
     expect(done.result).toBe('ran by the new version at attempt 1');
   });
