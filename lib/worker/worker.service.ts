@@ -12,7 +12,6 @@ import { QueueWakeups } from './queue-wakeups';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
-import { JobCancelledError } from '../errors/job-cancelled.error';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_BACKOFF, DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';

@@ -64,8 +64,9 @@ describe('concurrency slots and aborted attempts', () => {
   });
 
   it('a timed-out handler that ignores its signal keeps its slot until it returns, and is logged', async () => {
+    // NOTE: each handler outlives its abort by 1.8 s, well past the 1 s after which it is reported.
     const jobs = await Promise.all(
-      [0, 1, 2].map(() => queue.add('slots', 'stubborn', { ms: 1200 }, { timeoutMs: 200, maxAttempts: 1 })),
+      [0, 1, 2].map(() => queue.add('slots', 'stubborn', { ms: 2000 }, { timeoutMs: 200, maxAttempts: 1 })),
     );
     await waitFor('the three handler bodies to end', () => jobs.every((j) => runs.of(j.id)[0]?.ended), 20_000);
     expect(runs.maxConcurrent).toBe(1);
