@@ -35,9 +35,9 @@ describe('failure logs', () => {
     const job = await queue.add('faillog', 'boom', {}, { maxAttempts: 2, backoff: { type: 'fixed', delayMs: 10 } });
     await waitForJobState(queue, job.id, JobState.Failed);
     const named = (attempt: string) => new RegExp(`job ${job.id} \\(queue "faillog", name "boom"\\).*attempt ${attempt}.*boom of job ${job.id}`, 'i');
-    const [warning] = await waitFor('the warning', () => logger.find('warn', named('1/2')));
+    const warning = await waitFor('the warning', () => logger.find('warn', named('1/2'))[0]);
     expect(warning.context).toBe('QueueWorker');
-    const [error] = await waitFor('the error', () => logger.find('error', named('2/2')));
+    const error = await waitFor('the error', () => logger.find('error', named('2/2'))[0]);
     expect(error.context).toBe('QueueWorker');
     expect(logger.find('error', named('1/2'))).toEqual([]);
   });
