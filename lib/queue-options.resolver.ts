@@ -8,6 +8,7 @@ import {
   DEFAULT_LOCK_DURATION_MS,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  DEFAULT_UNKNOWN_JOB_GRACE_MS,
   MAX_INT32,
 } from './queue.constants';
 
@@ -23,6 +24,8 @@ export interface ResolvedWorkerOptions {
   /** How often lapsed leases are looked for: half a lease, so a dead worker's job waits at most
    * about 1.5 lease lengths. */
   rescueIntervalMs: number;
+  /** See `WorkerOptions.unknownJobGraceMs`. */
+  unknownJobGraceMs: number;
 }
 
 /** The module options after validation, with defaults filled in. */
@@ -70,9 +73,12 @@ function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], fals
   const lockDurationMs = worker.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
   const shutdownTimeoutMs = worker.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const listen = worker.listen ?? true;
+  // NOTE: checked as given (not after `??`), so an explicit null is refused rather than defaulted.
+  const unknownJobGraceMs = worker.unknownJobGraceMs === undefined ? DEFAULT_UNKNOWN_JOB_GRACE_MS : worker.unknownJobGraceMs;
   assertInteger('worker.pollIntervalMs', pollIntervalMs, 10, MAX_INT32, moduleOptionError);
   assertInteger('worker.lockDurationMs', lockDurationMs, 300, MAX_INT32, moduleOptionError);
   assertInteger('worker.shutdownTimeoutMs', shutdownTimeoutMs, 0, MAX_INT32, moduleOptionError);
+  assertInteger('worker.unknownJobGraceMs', unknownJobGraceMs, 0, MAX_INT32, moduleOptionError);
   if (typeof listen !== 'boolean') throw moduleOptionError('worker.listen', listen, 'a boolean');
   const third = Math.floor(lockDurationMs / 3);
   return {
@@ -82,5 +88,6 @@ function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], fals
     listen,
     heartbeatIntervalMs: listen ? third : Math.min(third, 1000),
     rescueIntervalMs: Math.floor(lockDurationMs / 2),
+    unknownJobGraceMs,
   };
 }

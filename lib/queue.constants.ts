@@ -24,6 +24,7 @@ export const DEFAULT_BACKOFF = { type: 'exponential', delayMs: 1000, maxDelayMs:
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_UNKNOWN_JOB_GRACE_MS = 600_000;
 
 /** Largest number of rows one `addBulk` statement inserts; bigger inputs are split into chunks. */
 export const BULK_CHUNK_SIZE = 5000;

@@ -6,7 +6,10 @@ import type { JobRepository } from './job.repository';
 export type JobNotification =
   /** Jobs were added (or went back to pending) in `queue`; the earliest is due in `inMs`. */
   | { type: 'job'; queue: string; inMs: number }
-  /** An active job was cancelled: whoever runs it should abort it. */
+  /**
+   * An active job may have been cancelled: whoever runs it should check its row. Only a hint (any
+   * session that can connect can send one): the row decides, never the notification.
+   */
   | { type: 'cancel'; id: string };
 
 export interface NotificationHandlers {
@@ -113,7 +116,8 @@ export class JobNotificationListener {
         this.handlers.onNotification({ type: 'cancel', id: body.id });
       }
     } catch {
-      this.logger.debug(`Ignored a malformed notification: ${message.payload}`);
+      // NOTE: not the payload itself: anyone who can connect can NOTIFY on this channel.
+      this.logger.debug(`Ignored a malformed notification (${message.payload.length} characters)`);
     }
   }
 }

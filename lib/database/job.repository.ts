@@ -244,28 +244,53 @@ export class JobRepository {
   }
 
   /**
-   * Renews leases; returns the ids this worker still holds, and those that were cancelled while
-   * it ran them (every other id lost its lease).
+   * Renews leases; returns, by job id, the claim this worker still holds, and the claim that was
+   * cancelled while it ran it (every other (id, claim) lost its lease). One job has one claim in
+   * the table, so at most one of the attempts of one id that run here can match.
    */
   async heartbeat(
     jobs: { id: string; claim: number }[],
     workerId: string,
     lockDurationMs: number,
-  ): Promise<{ held: Set<string>; cancelled: Set<string> }> {
-    const rows = await this.run<{ id: string; state: JobState }>('heartbeat', this.statements.heartbeat, [
+  ): Promise<{ held: Map<string, number>; cancelled: Map<string, number> }> {
+    const rows = await this.run<{ id: string; claims: number; state: JobState }>('heartbeat', this.statements.heartbeat, [
       jobs.map((j) => j.id),
       jobs.map((j) => j.claim),
       workerId,
       lockDurationMs,
     ], undefined, false);
-    const held = new Set<string>();
-    const cancelled = new Set<string>();
-    for (const row of rows) (row.state === 'cancelled' ? cancelled : held).add(String(row.id));
+    const held = new Map<string, number>();
+    const cancelled = new Map<string, number>();
+    for (const row of rows) (row.state === 'cancelled' ? cancelled : held).set(String(row.id), row.claims);
     return { held, cancelled };
   }
 
-  async rescueExpired(queues: string[], limit: number): Promise<{ id: string; state: JobState }[]> {
-    return this.run('rescue', this.statements.rescue, [queues, limit]);
+  /** Rescues up to `limit` jobs whose lease lapsed, in every queue. */
+  async rescueExpired(limit: number): Promise<{ id: string; state: JobState }[]> {
+    return this.run('rescue', this.statements.rescue, [limit]);
+  }
+
+  /**
+   * Hands back a claimed job this worker has no handler for (see `handBackUnknown` in the
+   * statements): 'pending' (due again in `retryInMs`), 'failed' (unknown for `graceMs` already), or
+   * null when this worker no longer held the lease.
+   */
+  async handBackUnknown(
+    job: { id: string; claim: number },
+    workerId: string,
+    graceMs: number,
+    retryInMs: number,
+    errorJson: string,
+  ): Promise<'pending' | 'failed' | null> {
+    const [row] = await this.run<{ state: 'pending' | 'failed' }>('finish', this.statements.handBackUnknown, [
+      job.id,
+      job.claim,
+      workerId,
+      graceMs,
+      retryInMs,
+      errorJson,
+    ]);
+    return row?.state ?? null;
   }
 
   /** Which of `queues` have a due pending job (see `dueQueues`). */

@@ -14,13 +14,25 @@ export interface WorkerOptions {
    * a job whose lease lapses (its process died or froze) is rescued by any live worker. Default 30000.
    */
   lockDurationMs?: number;
-  /** How long `app.close()` lets running jobs finish before aborting them (ms). Default 10000. */
+  /**
+   * How long `app.close()` lets running jobs finish before aborting them (ms). An aborted job whose
+   * handler returns within a second is handed back to pending without counting the attempt; one
+   * whose handler still runs keeps its lease (no longer renewed) and is rescued when it lapses, with
+   * the attempt counted. `app.close()` returns within about this plus 4 s. Default 10000.
+   */
   shutdownTimeoutMs?: number;
   /**
    * LISTEN for new-job and cancellation notifications on one dedicated connection. Set false behind
    * PgBouncer in transaction mode: the worker then polls only. Default true.
    */
   listen?: boolean;
+  /**
+   * How long a job whose name this worker has no handler for (a rolling deploy: only the new
+   * version knows it) is handed back to pending, without counting an attempt, for a worker that
+   * knows it, before it is failed with `MissingHandlerError` (ms, counted from the first hand-back).
+   * `0` fails such a job at once. Queues with a catch-all `@Handle()` never see it. Default 600000.
+   */
+  unknownJobGraceMs?: number;
 }
 
 /** Options of `QueueModule.forRoot()`. */

@@ -10,7 +10,7 @@ export const KNOWN_OPTIONS = {
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
   processor: ['concurrency', 'defaultJobOptions'],
   module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs'],
-  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen'],
+  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs'],
 } as const;
 
 /** Names other queues use, and ours for the same thing. */

@@ -3,7 +3,7 @@ import type { EntityManager } from 'typeorm';
 import type { AttemptOutcome, JobRepository } from '../database/job.repository';
 import type { HandlerRegistry } from '../discovery/handler.registry';
 import type { JobCompleter } from './job-completer';
-import type { RunningJobs } from './running-jobs';
+import type { RunningJob, RunningJobs } from './running-jobs';
 import type { ActiveJob, Job } from '../interfaces/job.interface';
 import { backoffDelayMs } from './retry-policy';
 import { AttemptAbort } from './attempt-abort';
@@ -18,6 +18,30 @@ import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
 
 const ABORTED = Symbol('aborted');
+/** How long after its abort a handler still running is reported as ignoring its signal. */
+const OVERRUN_WARNING_MS = 1000;
+/** Longest wait before a job with an unknown name is offered again. */
+const MAX_UNKNOWN_JOB_RETRY_DELAY_MS = 5000;
+
+const noop = () => undefined;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof (value as PromiseLike<unknown>)?.then === 'function';
+}
+
+/** How a log line names a job. */
+function describeJob(job: Job): string {
+  return `Job ${job.id} (queue "${job.queue}", name "${job.name}")`;
+}
+
+/**
+ * When a job with an unknown name is offered again: soon enough that a worker that knows it takes
+ * it quickly, not so soon that the workers that do not know it spin on it (a quarter of the grace,
+ * at least 250 ms, at most 5 s).
+ */
+export function unknownJobRetryDelayMs(graceMs: number): number {
+  return Math.max(250, Math.min(MAX_UNKNOWN_JOB_RETRY_DELAY_MS, Math.ceil(graceMs / 4)));
+}
 
 /** How the executor reports progress to whoever gave it the job (the queue's poller). */
 export interface AttemptHooks {
@@ -35,6 +59,8 @@ export interface AttemptHooks {
  */
 export class JobExecutor {
   private readonly logger = new Logger('QueueWorker');
+  /** `queue` NUL `name` of the unknown job names already logged at warn level by this process. */
+  private readonly unknownLogged = new Set<string>();
 
   constructor(
     private readonly registry: HandlerRegistry,
@@ -43,21 +69,44 @@ export class JobExecutor {
     private readonly running: RunningJobs,
     private readonly workerId: string,
     private readonly lockDurationMs: number,
+    private readonly unknownJobGraceMs: number,
   ) {}
 
-  async execute(job: Job, hooks: AttemptHooks): Promise<void> {
+  /**
+   * Runs one claimed attempt. `claimedAt` is when the claim statement was sent: the lease the
+   * database granted cannot end before `claimedAt` + the lease length.
+   */
+  async execute(job: Job, hooks: AttemptHooks, claimedAt = Date.now()): Promise<void> {
     const abort = new AttemptAbort();
-    const entry = this.running.add(job, abort, this.lockDurationMs);
-    let slotFreed = false;
+    const entry = this.running.add(job, abort, claimedAt + this.lockDurationMs);
     try {
-      const outcome = await this.attempt(job, abort);
+      // NOTE: an older attempt of this job still runs here (cancelled and retried, or requeued by
+      // our own rescuer while frozen): the database gave us a newer claim, so its lease is surely
+      // gone. It is aborted, and this attempt starts only once its handler has returned, so two
+      // runs of one job never overlap in this process.
+      if (entry.older) await this.supersede(entry.older);
+      let outcome = abort.aborted ? this.fromAbort(job, abort.reason) : await this.attempt(job, abort, entry);
+      if (entry.stillRunning) {
+        this.watchOverrun(entry);
+        if (abort.reason instanceof WorkerShutdownError) {
+          // NOTE: handed back (attempt refunded) only once the handler stopped; if shutdown gives
+          // up on it first (abandoned), nothing is written and its lease lapses.
+          await entry.stillRunning;
+          if (entry.abandoned) outcome = undefined;
+        }
+      }
+      const write = outcome ? this.completer.record(outcome) : undefined;
+      // NOTE: an aborted attempt's outcome may be written at once, but its concurrency slot stays
+      // taken until its handler's promise settles: `concurrency` bounds handler code actually
+      // running in this process, not attempts with an open outcome.
+      if (entry.stillRunning) await entry.stillRunning;
       // NOTE: the slot is freed when the handler is done, not when its outcome is written: the
       // next claim then overlaps the previous batch's write instead of waiting for it. The poller
       // bounds how many written-pending outcomes may pile up.
-      slotFreed = true;
+      entry.handlerDone = true;
       hooks.handlerDone(outcome?.state === 'pending' && !outcome.refund ? outcome.delayMs : undefined);
-      if (outcome) {
-        const result = await this.completer.record(outcome);
+      if (write) {
+        const result = await write;
         if (result === 'fenced' && !(abort.reason instanceof JobCancelledError)) {
           this.logger.warn(new JobLeaseLostError(job.id, job.attempts).message);
         }
@@ -68,17 +117,42 @@ export class JobExecutor {
       this.logger.error(`Internal error running job ${job.id}: ${(error as Error)?.stack ?? error}`);
     } finally {
       this.running.delete(entry);
-      if (!slotFreed) hooks.handlerDone(undefined);
+      if (!entry.handlerDone) hooks.handlerDone(undefined);
       hooks.settled();
     }
   }
 
+  /** Aborts an older attempt of the same job and waits until its handler has returned. */
+  private async supersede(older: RunningJob): Promise<void> {
+    older.abort.abort(new JobLeaseLostError(older.job.id, older.job.attempts));
+    // NOTE: polled (a rare path): the older attempt says within a few microtasks whether its
+    // handler still runs (`stillRunning`), unless it is itself waiting for an even older one.
+    while (!older.removed && !older.handlerDone && !older.stillRunning) await new Promise<void>((resolve) => setTimeout(resolve, 10));
+    await older.stillRunning;
+  }
+
+  /** Warns, once per attempt, when a handler still runs a while after its attempt was aborted. */
+  private watchOverrun(entry: RunningJob): void {
+    const { job, abort } = entry;
+    const timer = setTimeout(() => {
+      const why = abort.reason instanceof Error ? `${abort.reason.name}: ${abort.reason.message}` : String(abort.reason);
+      this.logger.warn(
+        `${describeJob(job)} is still running ${OVERRUN_WARNING_MS} ms after its attempt ${job.attempts} was aborted (${why}): ` +
+          `its handler ignores job.signal. Its concurrency slot stays taken until it returns.`,
+      );
+    }, OVERRUN_WARNING_MS);
+    timer.unref();
+    void entry.stillRunning!.then(() => clearTimeout(timer));
+  }
+
   /** The outcome to write, or undefined when there is nothing to write. */
-  private async attempt(job: Job, abort: AttemptAbort): Promise<AttemptOutcome | undefined> {
+  private async attempt(job: Job, abort: AttemptAbort, entry: RunningJob): Promise<AttemptOutcome | undefined> {
     const handler = this.registry.resolve(job.queue, job.name);
     if (!handler) {
       // Retrying cannot help: the code has no handler for this name.
-      return this.failure(job, new MissingHandlerError(job.queue, job.name), false);
+      if (this.unknownJobGraceMs === 0) return this.failure(job, new MissingHandlerError(job.queue, job.name), false);
+      await this.handBackUnknown(job);
+      return undefined;
     }
     let committedInTransaction = false;
     const active = new ActiveJobView(job, abort, async (work) => {
@@ -87,18 +161,21 @@ export class JobExecutor {
       return value;
     });
     const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
+    let returned: unknown;
     try {
-      // NOTE: settles on abort too, so a handler that ignores its signal cannot hold the slot or
-      // the outcome hostage; its late result is ignored here and fenced out in the database.
+      // NOTE: settles on abort too, so a handler that ignores its signal cannot hold the outcome
+      // hostage; its late result is ignored here and fenced out in the database. Its slot is held
+      // until it returns (`entry.stillRunning`).
       const value = await new Promise<unknown>((resolve, reject) => {
         abort.onAbort(() => resolve(ABORTED));
-        const returned = handler(active);
-        if (returned !== null && typeof (returned as PromiseLike<unknown>)?.then === 'function') {
-          (returned as PromiseLike<unknown>).then(resolve, reject);
+        returned = handler(active);
+        if (isThenable(returned)) {
+          returned.then(resolve, reject);
         } else {
           resolve(returned);
         }
       });
+      if (value === ABORTED) this.markStillRunning(entry, returned);
       if (committedInTransaction) return undefined;
       if (value === ABORTED) return this.fromAbort(job, abort.reason);
       return this.success(job, value);
@@ -108,6 +185,49 @@ export class JobExecutor {
       return this.failure(job, error, true);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Records that the attempt was aborted while its handler's promise had not settled.
+   * NOTE: only on this path is anything allocated for it; a handler that returns (the usual case)
+   * costs nothing more.
+   */
+  private markStillRunning(entry: RunningJob, returned: unknown): void {
+    if (isThenable(returned)) entry.stillRunning = Promise.resolve(returned).then(noop, noop);
+  }
+
+  /**
+   * A job whose name no handler of its queue knows (here): handed back uncounted, for a worker that
+   * knows it (a rolling deploy), until it has been unknown for `unknownJobGraceMs`; then failed.
+   */
+  private async handBackUnknown(job: Job): Promise<void> {
+    const error = new MissingHandlerError(job.queue, job.name);
+    // NOTE: jittered: due again at a time set by this worker's own poll, the job would come due
+    // just before this worker's next poll, and this worker would win it back nearly every time.
+    const retryInMs = Math.round(unknownJobRetryDelayMs(this.unknownJobGraceMs) * (0.75 + Math.random() / 2));
+    let state: 'pending' | 'failed' | null;
+    try {
+      state = await this.repository.handBackUnknown(
+        { id: job.id, claim: job.claims },
+        this.workerId,
+        this.unknownJobGraceMs,
+        retryInMs,
+        jobErrorJson(serializeJobError(error, job.attempts)),
+      );
+    } catch (failure) {
+      this.logger.warn(`Could not hand back ${describeJob(job)} (no handler here): ${(failure as Error)?.message ?? failure}; its lease will lapse and it will be rescued`);
+      return;
+    }
+    if (state === 'failed') {
+      this.logger.error(`${describeJob(job)} failed: no handler for its name for ${this.unknownJobGraceMs} ms (${error.message})`);
+    } else if (state === 'pending') {
+      const key = `${job.queue}\u0000${job.name}`;
+      const first = !this.unknownLogged.has(key);
+      this.unknownLogged.add(key);
+      const message = `${describeJob(job)} has no handler in this worker; handed back (attempt not counted) for a worker that knows it, again in ${retryInMs} ms; it fails once unknown for ${this.unknownJobGraceMs} ms`;
+      if (first) this.logger.warn(message);
+      else this.logger.debug(message);
     }
   }
 
@@ -127,11 +247,15 @@ export class JobExecutor {
 
   private failure(job: Job, thrown: unknown, retryable: boolean): AttemptOutcome {
     const maxAttempts = job.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
-    const error = jobErrorJson(serializeJobError(thrown, job.attempts));
+    const serialized = serializeJobError(thrown, job.attempts);
+    const error = jobErrorJson(serialized);
+    const attempt = `attempt ${job.attempts}/${maxAttempts}`;
     if (!retryable || job.attempts >= maxAttempts) {
+      this.logger.error(`${describeJob(job)} failed on ${attempt}${retryable ? '' : ' (not retryable)'}: ${serialized.message}`);
       return { id: job.id, claim: job.claims, state: 'failed', result: null, error, delayMs: 0, refund: false };
     }
     const delayMs = backoffDelayMs(job.backoff ?? DEFAULT_BACKOFF, job.attempts);
+    this.logger.warn(`${describeJob(job)} failed ${attempt}: ${serialized.message}; retrying in ${delayMs} ms`);
     return { id: job.id, claim: job.claims, state: 'pending', result: null, error, delayMs, refund: false };
   }
 

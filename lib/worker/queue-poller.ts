@@ -42,7 +42,8 @@ export class QueuePoller {
   constructor(
     private readonly settings: QueuePollerSettings,
     private readonly repository: JobRepository,
-    private readonly run: (job: Job, hooks: AttemptHooks) => void,
+    /** Runs one claimed job; `claimedAt` is when its claim statement was sent (its lease's lower bound). */
+    private readonly run: (job: Job, hooks: AttemptHooks, claimedAt: number) => void,
   ) {}
 
   get queue(): string {
@@ -109,6 +110,7 @@ export class QueuePoller {
       }
       const limit = Math.min(free, MAX_CLAIM_BATCH);
       let jobs: Job[];
+      const claimedAt = Date.now();
       try {
         const { queue, workerId, lockDurationMs, defaults } = this.settings;
         jobs = await this.repository.claim(queue, limit, workerId, lockDurationMs, defaults);
@@ -121,7 +123,7 @@ export class QueuePoller {
       this.retryAt = 0;
       this.mayHaveMore = jobs.length === limit;
       if (jobs.length === limit) this.again = true;
-      for (const job of jobs) this.dispatch(job);
+      for (const job of jobs) this.dispatch(job, claimedAt);
     } while (this.again && !this.stopped);
   }
 
@@ -144,9 +146,9 @@ export class QueuePoller {
     },
   };
 
-  private dispatch(job: Job): void {
+  private dispatch(job: Job, claimedAt: number): void {
     this.active++;
-    this.run(job, this.hooks);
+    this.run(job, this.hooks, claimedAt);
   }
 
   /** Coalesces the slots freed by one batch of completions into one claim. */

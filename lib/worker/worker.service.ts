@@ -13,14 +13,18 @@ import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
-import { JobCancelledError } from '../errors/job-cancelled.error';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_BACKOFF, DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
 import type { ClaimDefaults } from '../database/job.repository';
 
+/**
+ * At shutdown, how long handlers aborted after `shutdownTimeoutMs` get to return; only those that
+ * do are handed back (attempt refunded). The rest keep their lease, no longer renewed.
+ */
+export const SHUTDOWN_ABORT_GRACE_MS = 1000;
 /** Grace given to the final outcome writes at shutdown, after running jobs were aborted. */
-const FINAL_WRITE_GRACE_MS = 3000;
+export const FINAL_WRITE_GRACE_MS = 3000;
 
 /**
  * The worker of this process: one poller per queue that has a processor here, the executor that
@@ -37,10 +41,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly running = new RunningJobs();
   /** Attempts started and not settled (outcome written or given up); `execute()` never rejects. */
   private inflight = 0;
-  private idleWaiters: (() => void)[] = [];
+  private idleWaiters: { condition: () => boolean; resolve: () => void }[] = [];
   private pollers = new Map<string, QueuePoller>();
   private stoppables: { stop(): Promise<void> }[] = [];
   private completer?: JobCompleter;
+  private keeper?: LeaseKeeper;
   private unsubscribe?: () => void;
   private started = false;
   private stopping?: Promise<void>;
@@ -94,7 +99,15 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
     const completer = new JobCompleter(repository, this.workerId);
     this.completer = completer;
-    const executor = new JobExecutor(this.registry, repository, completer, this.running, this.workerId, settings.lockDurationMs);
+    const executor = new JobExecutor(
+      this.registry,
+      repository,
+      completer,
+      this.running,
+      this.workerId,
+      settings.lockDurationMs,
+      settings.unknownJobGraceMs,
+    );
     for (const registered of queues) {
       const poller = new QueuePoller(
         {
@@ -106,11 +119,12 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
           defaults: this.claimDefaults(registered),
         },
         repository,
-        (job, hooks) => {
-          const attempt = executor.execute(job, hooks);
+        (job, hooks, claimedAt) => {
+          const attempt = executor.execute(job, hooks, claimedAt);
           this.inflight++;
           void attempt.then(() => {
-            if (--this.inflight === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+            this.inflight--;
+            this.notifyWaiters();
           });
         },
       );
@@ -118,8 +132,9 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
 
     const keeper = new LeaseKeeper(repository, this.running, this.workerId, settings.lockDurationMs, settings.heartbeatIntervalMs);
-    const rescuer = new LeaseRescuer(repository, [...this.pollers.keys()], settings.rescueIntervalMs);
+    const rescuer = new LeaseRescuer(repository, settings.rescueIntervalMs);
     const probe = new IdleQueueProbe(repository, this.pollers, settings.pollIntervalMs);
+    this.keeper = keeper;
     keeper.start();
     rescuer.start();
     void rescuer.runOnce();
@@ -139,8 +154,31 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);
   }
 
+  /** Resolves once no attempt is in flight. */
   private whenIdle(): Promise<void> {
-    return this.inflight === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
+    return this.waitUntil(() => this.inflight === 0);
+  }
+
+  /**
+   * Resolves once every attempt still in flight is one that shutdown abandoned (its handler ignores
+   * its signal and still runs; nothing will be written for it).
+   */
+  private whenOnlyAbandonedLeft(): Promise<void> {
+    return this.waitUntil(() => this.inflight === this.running.all().filter((r) => r.abandoned).length);
+  }
+
+  private waitUntil(condition: () => boolean): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push({ condition, resolve }));
+  }
+
+  private notifyWaiters(): void {
+    if (this.idleWaiters.length === 0) return;
+    this.idleWaiters = this.idleWaiters.filter((w) => {
+      if (!w.condition()) return true;
+      w.resolve();
+      return false;
+    });
   }
 
   private claimDefaults(registered: RegisteredQueue): ClaimDefaults {
@@ -155,12 +193,17 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
   private onNotification(notification: JobNotification): void {
     if (notification.type === 'job') this.pollers.get(notification.queue)?.wake(notification.inMs);
-    else this.running.abort(notification.id, new JobCancelledError(notification.id));
+    // NOTE: only a hint (anyone who can connect can NOTIFY): it makes the lease keeper check the
+    // rows now, and the row decides; a notice for a job not running here costs nothing.
+    else if (this.running.has(notification.id)) void this.keeper?.check();
   }
 
   /**
    * Graceful shutdown: stop claiming, let running jobs finish for up to `shutdownTimeoutMs`, abort
-   * the rest and hand them back to pending without counting the attempt, then write the outcomes.
+   * the rest, and hand back (attempt not counted) those whose handler returns within
+   * SHUTDOWN_ABORT_GRACE_MS; the others keep their lease, which is no longer renewed, and are
+   * rescued when it lapses (attempt counted), so they never run twice at once. Then write the
+   * outcomes (FINAL_WRITE_GRACE_MS at most when the database is unreachable).
    */
   stop(): Promise<void> {
     this.stopping ??= this.doStop();
@@ -174,22 +217,36 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     await Promise.all([...this.pollers.values()].map((p) => p.stop()));
     if (this.inflight > 0) {
       this.logger.log(`Shutting down: waiting up to ${shutdownTimeoutMs} ms for ${this.inflight} running job(s)`);
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.whenIdle(),
-        new Promise((resolve) => (timer = setTimeout(resolve, shutdownTimeoutMs))),
-      ]);
-      clearTimeout(timer);
+      await withTimeout(this.whenIdle(), shutdownTimeoutMs);
     }
-    const left = this.running.all();
+    const left = this.running.all().filter((r) => !r.handlerDone);
     if (left.length > 0) {
-      this.logger.warn(`Shutting down: ${left.length} job(s) still running after ${shutdownTimeoutMs} ms are aborted and handed back to pending`);
-      for (const r of left) this.running.abort(r.job.id, new WorkerShutdownError(shutdownTimeoutMs));
+      this.logger.warn(`Shutting down: ${left.length} job(s) still running after ${shutdownTimeoutMs} ms are aborted; those that stop within ${SHUTDOWN_ABORT_GRACE_MS} ms are handed back to pending`);
+      for (const r of left) r.abort.abort(new WorkerShutdownError(shutdownTimeoutMs));
+      await withTimeout(this.waitUntil(() => left.every((r) => r.handlerDone || r.removed)), SHUTDOWN_ABORT_GRACE_MS);
+      const stuck = left.filter((r) => !r.handlerDone && !r.removed);
+      for (const r of stuck) r.abandoned = true;
+      if (stuck.length > 0) {
+        this.logger.warn(
+          `Shutting down: ${stuck.length} job(s) ignore their abort signal and still run (${stuck.slice(0, 10).map((r) => r.job.id).join(', ')}): ` +
+            'they are not handed back; their lease is no longer renewed and they will be rescued when it lapses (attempt counted)',
+        );
+      }
+      // NOTE: one turn of the event loop, so an attempt whose handler returned just now records its
+      // outcome before the completer is drained.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     await this.completer?.drain(Date.now() + FINAL_WRITE_GRACE_MS);
-    await this.whenIdle();
+    await this.whenOnlyAbandonedLeft();
     for (const s of this.stoppables) await s.stop();
     this.stoppables = [];
     this.started = false;
   }
+}
+
+/** Waits for `promise`, at most `ms`. */
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

@@ -164,12 +164,14 @@ export function buildJobStatements(n: TableNaming) {
     /**
      * Renew the leases of the jobs worker $3 runs (ids $1 at claims $2). Rows locked right now (being
      * finished, cancelled) are skipped rather than waited for, so heartbeats never deadlock with
-     * completions. Returns the ids this worker still holds (state 'active') and those cancelled
-     * during their attempt (state 'cancelled'); any other id has lost its lease.
+     * completions. Returns the (id, claim) pairs this worker still holds (state 'active') and those
+     * cancelled during their attempt (state 'cancelled'); any other pair has lost its lease. The
+     * claim is returned because two attempts of one job may run here at once (an old one aborted but
+     * not yet returned, and its retry).
      */
     heartbeat: `
       WITH mine AS (
-        SELECT j.id, j.state FROM ${Q} AS j
+        SELECT j.id, j.claims, j.state FROM ${Q} AS j
         JOIN unnest($1::bigint[], $2::int[]) AS h(id, claim) ON j.id = h.id AND j.claims = h.claim
         WHERE (j.state = 'active' AND j.locked_by = $3) OR j.state = 'cancelled'
       ), renewed AS (
@@ -179,18 +181,22 @@ export function buildJobStatements(n: TableNaming) {
           FOR UPDATE SKIP LOCKED
         )
       )
-      SELECT id, state FROM mine`,
+      SELECT id, claims, state FROM mine`,
 
     /**
-     * Rescue active jobs of queues $1 whose lease lapsed: back to pending with the attempt counted,
-     * or failed once attempts are exhausted, so a job that kills its process ends instead of looping.
+     * Rescue up to $1 active jobs whose lease lapsed, in any queue (a lapsed lease is a lapsed lease,
+     * whoever notices: a queue whose processor was removed must not keep jobs active forever): back
+     * to pending with the attempt counted, or failed once attempts are exhausted, so a job that kills
+     * its process ends instead of looping.
      */
     rescue: `
       WITH expired AS (
+        -- NOTE: exactly the lease index's predicate and order (locked_until WHERE state = 'active'):
+        -- an index range scan that stops after $1 rows, whatever the table's size.
         SELECT id FROM ${Q}
-        WHERE state = 'active' AND locked_until < now() AND queue = ANY($1::text[])
+        WHERE state = 'active' AND locked_until < now()
         ORDER BY locked_until
-        LIMIT $2
+        LIMIT $1
         FOR UPDATE SKIP LOCKED
       ), rescued AS (
         UPDATE ${Q} AS j SET
@@ -207,6 +213,34 @@ export function buildJobStatements(n: TableNaming) {
         RETURNING j.id, j.queue, j.state, j.run_at
       ), woken AS (${notifyJobs(`rescued WHERE state = 'pending'`)})
       SELECT id, state, (SELECT count(*) FROM woken) AS "_woken" FROM rescued`,
+
+    /**
+     * Hand back job $1 (claim $2, leased to worker $3), which that worker has no handler for (a
+     * rolling deploy), without counting the attempt: due again in $5 ms, for a worker that knows the
+     * name. `unknownSince` in its `last_error` ($6, a MissingHandlerError) records the first hand-back;
+     * once that is $4 ms old the job is failed instead (the attempt counted). Fenced like `finish`.
+     * Returns the job's new state (no row when fenced out).
+     */
+    handBackUnknown: `
+      WITH target AS (
+        SELECT id,
+          COALESCE(CASE WHEN last_error->>'name' = 'MissingHandlerError' THEN (last_error->>'unknownSince')::timestamptz END, now()) AS since
+        FROM ${Q} WHERE id = $1 AND claims = $2 AND state = 'active' AND locked_by = $3
+        FOR UPDATE
+      ), decided AS (
+        SELECT id, since, since <= now() - $4 * interval '1 millisecond' AS expired FROM target
+      ), handed AS (
+        UPDATE ${Q} AS j SET
+          state = CASE WHEN d.expired THEN 'failed' ELSE 'pending' END,
+          attempts = CASE WHEN d.expired THEN j.attempts ELSE j.attempts - 1 END,
+          run_at = CASE WHEN d.expired THEN j.run_at ELSE now() + $5 * interval '1 millisecond' END,
+          finished_at = CASE WHEN d.expired THEN now() END,
+          last_error = $6::jsonb || jsonb_build_object('unknownSince', d.since, 'at', now()),
+          locked_by = NULL, locked_until = NULL
+        FROM decided AS d WHERE j.id = d.id
+        RETURNING j.id, j.queue, j.state, j.run_at
+      ), woken AS (${notifyJobs(`handed WHERE state = 'pending'`)})
+      SELECT state, (SELECT count(*) FROM woken) AS "_woken" FROM handed`,
 
     /** Cancel a pending or active job; an active one's worker is told through NOTIFY to abort it. */
     cancel: `

@@ -5,18 +5,20 @@ import { PeriodicTask } from './periodic-task';
 const RESCUE_BATCH = 1000;
 
 /**
- * Puts back jobs whose lease lapsed (their worker died, froze or lost the database) in the queues
- * this process runs: to pending with the attempt counted, or to failed once attempts are spent.
- * Every worker runs one; SKIP LOCKED keeps them from stepping on each other.
+ * Puts back jobs whose lease lapsed (their worker died, froze or lost the database), in every
+ * queue, not only those this process runs: a queue whose processor was removed or renamed must not
+ * keep jobs active forever. To pending with the attempt counted, or to failed once attempts are
+ * spent (never for lack of a handler). Every worker runs one; SKIP LOCKED keeps them from stepping
+ * on each other.
  */
 export class LeaseRescuer extends PeriodicTask {
   private readonly log = new Logger('QueueRescuer');
 
-  constructor(repository: JobRepository, queues: string[], intervalMs: number) {
+  constructor(repository: JobRepository, intervalMs: number) {
     super('Lease rescuer', intervalMs, async () => {
       let rescued: { id: string; state: string }[];
       do {
-        rescued = await repository.rescueExpired(queues, RESCUE_BATCH);
+        rescued = await repository.rescueExpired(RESCUE_BATCH);
         if (rescued.length > 0) {
           const failed = rescued.filter((r) => r.state === 'failed').length;
           this.log.warn(`Rescued ${rescued.length} job(s) whose lease lapsed (${failed} failed: attempts exhausted)`);

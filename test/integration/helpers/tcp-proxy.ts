@@ -3,11 +3,14 @@ import net from 'node:net';
 /**
  * A TCP proxy in front of PostgreSQL that a test can cut (every connection dropped, new ones
  * refused) and restore: a database outage or restart, seen from the app, without touching the
- * real server that other test files use.
+ * real server that other test files use. It can also freeze (stop forwarding, keep every socket
+ * open): a silent network, where statements neither succeed nor fail.
  */
 export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly pairs = new Set<[net.Socket, net.Socket]>();
+  private frozen = false;
   port = 0;
 
   constructor(
@@ -19,15 +22,20 @@ export class TcpProxy {
     if (this.server) return this.port;
     const server = net.createServer((client) => {
       const upstream = net.connect(this.targetPort, this.targetHost);
-      for (const s of [client, upstream]) {
+      const pair: [net.Socket, net.Socket] = [client, upstream];
+      this.pairs.add(pair);
+      for (const s of pair) {
         this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
+        s.on('close', () => {
+          this.sockets.delete(s);
+          this.pairs.delete(pair);
+        });
         s.on('error', () => {
           client.destroy();
           upstream.destroy();
         });
       }
-      client.pipe(upstream).pipe(client);
+      if (!this.frozen) client.pipe(upstream).pipe(client);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -48,6 +56,26 @@ export class TcpProxy {
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
     if (server) await new Promise((resolve) => server.close(resolve));
+  }
+
+  /**
+   * Stops forwarding in both directions and keeps every socket open (new connections are accepted
+   * and never answered): what a client sees of a silent network or a frozen server.
+   */
+  freeze(): void {
+    this.frozen = true;
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  /** Forwards again what was held back while frozen. */
+  thaw(): void {
+    this.frozen = false;
+    for (const [client, upstream] of this.pairs) client.pipe(upstream).pipe(client);
   }
 
   /** Listens again on the same port (no-op if it is not cut). */
