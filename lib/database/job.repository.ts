@@ -10,6 +10,7 @@ import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
 import { COPY_FIRST_PIECE_ROWS, COPY_PIECE_ROWS } from '../queue.constants';
+import { UniqueKeyHeldError } from '../errors/unique-key-held.error';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionConstraints, writeSchemaVersion } from './migrations/job-table.ddl';
 
 /** A job to insert, already validated and serialised. */
@@ -25,7 +26,24 @@ export interface NewJobRow {
   /** JSON text or null. */
   backoff: string | null;
   timeoutMs: number | null;
+  /** The unique key and how it is held, or null (the common case). */
+  unique: UniqueRow | null;
 }
+
+/** A job's unique key, as inserted (see schema step 4). */
+export interface UniqueRow {
+  key: string;
+  hold: 'finish' | 'start' | 'window';
+  /** The throttle window (hold 'window' only). */
+  windowMs: number | null;
+  replace: boolean;
+}
+
+/** SQLSTATE of a unique index refusing a row. */
+const UNIQUE_VIOLATION = '23505';
+
+/** How many times an insert whose key's holder vanished meanwhile is tried again. */
+const UNIQUE_INSERT_TRIES = 10;
 
 /**
  * The jobs of a bulk insert by COPY: counted and summed up before anything is sent, each row made
@@ -112,6 +130,92 @@ export class JobRepository {
     }
     const [inserted] = await this.run<{ ids: string; now: number }>('insert', this.statements.insert, [`[${batchJson(rows)}]`], manager);
     return toInsertedJobs(rows, inserted);
+  }
+
+  /**
+   * Inserts one job with a unique key, or returns the holder of the key (`duplicate: true`), having
+   * replaced its data, priority and run time when asked to and it has not started. In `manager`'s
+   * transaction when given.
+   */
+  async insertUnique(row: NewJobRow, manager?: EntityManager): Promise<Job> {
+    const u = row.unique!;
+    const params = [...oneRowParams(row), u.key, u.hold, u.windowMs === null ? null : String(u.windowMs), String(u.replace)];
+    for (let tries = 1; ; tries++) {
+      const [found] = await this.run<RawJobRow & { inserted: boolean }>('insert', this.statements.insertUnique, params, manager);
+      if (found) return Object.assign(toJob(found), { duplicate: !found.inserted });
+      // NOTE: the holder that made the insert conflict was finished before the look-up saw it;
+      // the key is free now, or held by yet another job: the next try finds out.
+      if (tries >= UNIQUE_INSERT_TRIES) throw new Error(`nestjs-pg-queue: the unique key ${JSON.stringify(u.key)} changed holders ${tries} times during one add()`);
+    }
+  }
+
+  /**
+   * Inserts a batch in which some jobs have unique keys, all in one transaction: each key once (the
+   * first of the batch, or the last with `replace`), the others of the batch and those the table
+   * already held returned as duplicates of their holder. Jobs come back in input order.
+   */
+  async insertWithUnique(rows: NewJobRow[], chunk: (rows: NewJobRow[]) => NewJobRow[][]): Promise<Job[]> {
+    return this.inTransaction('insert', async (client) => {
+      // The window numbers, from this transaction's now(), so every statement below agrees on them.
+      const windows = [...new Set(rows.filter((r) => r.unique?.hold === 'window').map((r) => r.unique!.windowMs!))];
+      const slots = new Map<number, string>();
+      if (windows.length > 0) {
+        const { rows: found } = await client.query<{ window_ms: string; slot: string }>(this.statements.windowSlots, [windows]);
+        for (const w of found) slots.set(Number(w.window_ms), w.slot);
+      }
+      const slotOf = (r: NewJobRow) => (r.unique?.hold === 'window' ? slots.get(r.unique.windowMs!)! : '0');
+      const keyOf = (queue: string, key: string, slot: string) => `${queue}\u0000${key}\u0000${slot}`;
+      // Each key once: the representative of each input row is the first with its key, or a later
+      // one that replaces it.
+      const representative = new Map<string, number>();
+      const rep = rows.map((r, i) => {
+        if (!r.unique) return i;
+        const key = keyOf(r.queue, r.unique.key, slotOf(r));
+        const known = representative.get(key);
+        if (known === undefined || r.unique.replace) representative.set(key, i);
+        return key;
+      });
+      const repIndex = (i: number) => (typeof rep[i] === 'number' ? (rep[i] as number) : representative.get(rep[i] as string)!);
+      const jobs = new Map<number, Job>();
+      let todo = rows.map((_, i) => i).filter((i) => repIndex(i) === i);
+      for (let tries = 1; todo.length > 0; tries++) {
+        if (tries > UNIQUE_INSERT_TRIES) throw new Error(`nestjs-pg-queue: unique keys changed holders ${UNIQUE_INSERT_TRIES} times during one addBulk()`);
+        // NOTE: `replace` is one parameter of the statement, so rows go in runs of one setting, in
+        // input order (new jobs' ids keep it, and with them the claim order of equal jobs).
+        for (const [replace, group] of runsOf(todo, (i) => rows[i].unique?.replace ?? false)) {
+          for (const part of chunk(group.map((i) => rows[i]))) {
+            const indexes = group.splice(0, part.length);
+            const { rows: written } = await client.query<RawJobRow & { inserted: boolean; unique_slot: string | null }>(this.statements.insertUniqueBatch, [
+              `[${batchJson(part, (r) => (r.unique?.hold === 'window' ? slotOf(r) : null))}]`,
+              replace,
+            ]);
+            const plain = indexes.filter((i) => !rows[i].unique);
+            const byKey = new Map(indexes.filter((i) => rows[i].unique).map((i) => [keyOf(rows[i].queue, rows[i].unique!.key, slotOf(rows[i])), i]));
+            let nextPlain = 0;
+            for (const row of written) {
+              const i = row.unique_key === null ? plain[nextPlain++] : byKey.get(keyOf(row.queue, row.unique_key, row.unique_slot ?? '0'))!;
+              jobs.set(i, Object.assign(toJob(row), rows[i].unique ? { duplicate: !row.inserted } : {}));
+            }
+          }
+        }
+        // The keys held by jobs that took no replacement: their holders.
+        const missing = todo.filter((i) => !jobs.has(i));
+        if (missing.length > 0) {
+          const { rows: holders } = await client.query<RawJobRow & { unique_slot: string }>(this.statements.findUniqueHolders, [
+            missing.map((i) => rows[i].queue),
+            missing.map((i) => rows[i].unique!.key),
+            missing.map((i) => slotOf(rows[i])),
+          ]);
+          const byKey = new Map(missing.map((i) => [keyOf(rows[i].queue, rows[i].unique!.key, slotOf(rows[i])), i]));
+          for (const h of holders) jobs.set(byKey.get(keyOf(h.queue, h.unique_key!, h.unique_slot))!, Object.assign(toJob(h), { duplicate: true }));
+        }
+        todo = missing.filter((i) => !jobs.has(i));
+      }
+      return rows.map((_, i) => {
+        const holder = jobs.get(repIndex(i))!;
+        return repIndex(i) === i ? holder : { ...holder, duplicate: true };
+      });
+    });
   }
 
   /** Inserts rows by one statement per chunk, all in one transaction. */
@@ -279,7 +383,19 @@ export class JobRepository {
   }
 
   async retry(id: string): Promise<Job | null> {
-    const [row] = await this.run<RawJobRow>('retry', this.statements.retry, [id]);
+    let row: RawJobRow | undefined;
+    try {
+      [row] = await this.run<RawJobRow>('retry', this.statements.retry, [id]);
+    } catch (error) {
+      // NOTE: back to pending, a job holds its unique key again (see schema step 4); the unique
+      // index refuses that while another job holds the key.
+      const failure = error as { code?: unknown; cause?: { code?: unknown } };
+      if ((failure.code ?? failure.cause?.code) !== UNIQUE_VIOLATION) throw error;
+      const job = await this.findById(id);
+      const [holder] = job?.uniqueKey ? await this.run<RawJobRow>('retry', this.statements.findUniqueHolders, [[job.queue], [job.uniqueKey], [0]]) : [];
+      if (job?.uniqueKey && holder) throw new UniqueKeyHeldError(id, job.uniqueKey, holder.id);
+      throw error;
+    }
     return row ? toJob(row) : null;
   }
 
@@ -448,15 +564,28 @@ export class JobRepository {
   }
 }
 
+/** `items` cut into runs of consecutive items with the same `key`, in order. */
+function runsOf<T, K>(items: T[], key: (item: T) => K): [K, T[]][] {
+  const runs: [K, T[]][] = [];
+  for (const item of items) {
+    const k = key(item);
+    const last = runs[runs.length - 1];
+    if (last && last[0] === k) last[1].push(item);
+    else runs.push([k, [item]]);
+  }
+  return runs;
+}
+
 /** The rows of a batch insert as one JSON array's elements. `data` and `backoff` are JSON texts
  * already (validated): spliced in, not stringified again. */
-function batchJson(rows: NewJobRow[]): string {
+function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string | null): string {
   return rows
     .map(
       (r) =>
         `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
         `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
-        `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}}`,
+        `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
+        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${slot(r) ?? 'null'}}` : '}'),
     )
     .join(',');
 }
@@ -520,6 +649,7 @@ function toNewJob(row: NewJobRow): Job {
     finishedAt: null,
     result: null,
     lastError: null,
+    uniqueKey: row.unique?.key ?? null,
     lockedBy: null,
     lockedUntil: null,
   } as unknown as Job;
@@ -572,7 +702,7 @@ function sqlLiteral(text: string): string {
 
 /** Whether a row leaves every option to the table's defaults (see `insertOneDue`). */
 function isDueWithDefaults(r: NewJobRow): boolean {
-  return r.priority === 0 && r.runAt === null && r.delayMs <= 0 && r.maxAttempts === null && r.backoff === null && r.timeoutMs === null;
+  return r.priority === 0 && r.runAt === null && r.delayMs <= 0 && r.maxAttempts === null && r.backoff === null && r.timeoutMs === null && r.unique === null;
 }
 
 /** `insertOne`'s parameters, as text (a `SingleValueQuery` sends them as they are). */

@@ -75,6 +75,13 @@ export interface Job<T = unknown, R = unknown> {
   result: R | null;
   /** The last failure, kept after a later success too so flaky jobs can be seen. */
   lastError: JobError | null;
+  /** The job's unique key (`unique.key` when it was added), or null. */
+  uniqueKey: string | null;
+  /**
+   * Set by `add()`/`addBulk()` on jobs given a unique key: true when the key was held and the
+   * holder is returned instead of a new job.
+   */
+  duplicate?: boolean;
   /** The worker holding the lease while `active`. */
   lockedBy: string | null;
   /** When the lease lapses unless renewed by a heartbeat. */

@@ -34,6 +34,7 @@ export class ActiveJobView extends ActiveJob {
     this.finishedAt = job.finishedAt;
     this.result = job.result;
     this.lastError = job.lastError;
+    this.uniqueKey = job.uniqueKey;
     this.lockedBy = job.lockedBy;
     this.lockedUntil = job.lockedUntil;
     this.#abort = abort;

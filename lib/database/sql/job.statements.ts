@@ -1,5 +1,5 @@
 import type { TableNaming } from '../table-naming';
-import { readSchemaVersionSql } from '../migrations/job-table.ddl';
+import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
@@ -34,12 +34,22 @@ export function buildJobStatements(n: TableNaming) {
   const claimedColumns = (p: string) =>
     `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
      NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
-     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}`;
+     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key`;
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
-     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}`;
+     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key`;
+  // NOTE: the conflict target names the unique index exactly (columns, expression, predicate), as
+  // ON CONFLICT requires to infer it.
+  const uniqueTarget = `("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`;
+  // The window number of a throttled job, from the database's clock (no skew between app hosts).
+  const windowSlot = (hold: string, windowMs: string) =>
+    `CASE WHEN ${hold} = 'window' THEN floor(date_part('epoch', now()) * 1000 / ${windowMs})::bigint END`;
+  // A replacement (debounce) changes data, priority and run time of a holder that has not started.
+  const replaceHolder = (replace: string) =>
+    `DO UPDATE SET "data" = EXCLUDED."data", "priority" = EXCLUDED."priority", "run_at" = EXCLUDED."run_at"
+     WHERE ${replace} AND j.state = 'pending'`;
 
   return {
     /**
@@ -98,6 +108,59 @@ export function buildJobStatements(n: TableNaming) {
       SELECT id || ',' || ${epochMs('now()')} AS job FROM inserted, woken`,
 
     /**
+     * Insert one job with a unique key ($10, held as $11: 'finish' | 'start' | 'window' of $12 ms),
+     * or find the job that holds the key; with $13 (replace) a holder that has not started takes the
+     * new data, priority and run time. Returns the job (inserted or holder) with `inserted`; no row
+     * when the holder was released between the conflict and the look-up (the caller tries again).
+     */
+    insertUnique: `
+      WITH slot AS (SELECT ${windowSlot('$11::text', '$12::float8')} AS s),
+      ins AS (
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        SELECT $1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9, $10, $11, slot.s FROM slot
+        ON CONFLICT ${uniqueTarget}
+        ${replaceHolder('$13::boolean')}
+        RETURNING j.*, (j.xmax = 0) AS inserted
+      ), woken AS (${notifyJobs('ins')})
+      SELECT ${jobColumns('ins.')}, ins.inserted, (SELECT count(*) FROM woken) AS "_woken" FROM ins
+      UNION ALL
+      SELECT ${jobColumns('h.')}, false, 0 FROM ${Q} AS h, slot
+      WHERE NOT EXISTS (SELECT 1 FROM ins) AND h.queue = $1 AND h.unique_key = $10 AND COALESCE(h.unique_slot, 0) = COALESCE(slot.s, 0)
+        AND ${UNIQUE_HELD.replace(/"(unique_key|unique_hold|state|claims)"/g, 'h.$1')}`,
+
+    /**
+     * Insert a batch of jobs (one JSON array, as `insert`) of which some have unique keys (no key
+     * twice in the batch); a row whose key is held is not inserted, and with $2 (replace) a holder
+     * that has not started takes the row's data, priority and run time instead. Returns the inserted
+     * and replaced jobs, with `inserted`, by id (inserted ones in input order).
+     */
+    insertUniqueBatch: `
+      WITH ins AS (
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        SELECT u.queue, u.name, COALESCE(u.data, 'null'::jsonb), u.priority, COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
+               u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_hold, u.unique_slot
+        -- NOTE: rows are inserted, and take their ids, in the array's order (as in the insert statement).
+        FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
+          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint)
+        ON CONFLICT ${uniqueTarget}
+        ${replaceHolder('EXCLUDED."unique_key" IS NOT NULL AND $2::boolean')}
+        RETURNING j.*, (j.xmax = 0) AS inserted
+      ), woken AS (${notifyJobs('ins')})
+      SELECT ${jobColumns('ins.')}, ins.inserted, ins.unique_slot::text AS unique_slot, (SELECT count(*) FROM woken) AS "_woken" FROM ins ORDER BY ins.id`,
+
+    /**
+     * The jobs that hold the unique keys $2 (with window numbers $3, 0 for none) in queues $1.
+     */
+    findUniqueHolders: `
+      SELECT ${jobColumns('h.')}, COALESCE(h.unique_slot, 0)::text AS unique_slot
+      FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(queue, unique_key, slot)
+      JOIN ${Q} AS h ON h.queue = k.queue AND h.unique_key = k.unique_key AND COALESCE(h.unique_slot, 0) = k.slot
+      WHERE ${UNIQUE_HELD.replace(/"(unique_key|unique_hold|state|claims)"/g, 'h.$1')}`,
+
+    /** The window numbers that throttled jobs added now with windows of $1 ms get (one row each). */
+    windowSlots: `SELECT w::text AS window_ms, ${windowSlot(`'window'`, 'w::float8')}::text AS slot FROM unnest($1::bigint[]) AS w`,
+
+    /**
      * Claim up to $2 due jobs of queue $1 for worker $3 with a lease of $4 ms. Run options still
      * unset are fixed here from the processor's defaults ($5-$7), so they hold on every later attempt.
      */
@@ -114,6 +177,9 @@ export function buildJobStatements(n: TableNaming) {
         -- NOTE: hashtext(queue) is the claim index's first key (see the schema steps); queue = $1
         -- keeps out a queue whose name has the same hash.
         WHERE state = 'pending' AND hashtext(queue) = hashtext($1) AND queue = $1 AND run_at <= now()
+          -- NOTE: checked by the claim itself, so a pause holds on every node whatever it knows; an
+          -- uncorrelated sub-select, evaluated once per claim (one primary-key probe).
+          AND NOT EXISTS (SELECT 1 FROM ${n.queuesQualified} WHERE name = $1 AND paused)
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
@@ -238,7 +304,8 @@ export function buildJobStatements(n: TableNaming) {
      */
     dueQueues: `
       SELECT q.queue FROM unnest($1::text[]) AS q(queue)
-      WHERE EXISTS (
+      WHERE NOT EXISTS (SELECT 1 FROM ${n.queuesQualified} AS r WHERE r.name = q.queue AND r.paused)
+      AND EXISTS (
         SELECT 1 FROM ${Q} AS j
         WHERE j.state = 'pending' AND hashtext(j.queue) = hashtext(q.queue) AND j.queue = q.queue AND j.run_at <= now()
       )`,
