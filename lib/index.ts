@@ -21,3 +21,4 @@ export {
   type QueueMigrationOptions,
 } from './database/migrations/create-queue-migration';
 export * from './errors';
+export { JobSnooze } from './worker/job-snooze';

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { BackoffOptions } from './job-options.interface';
+import type { JobSnooze } from '../worker/job-snooze';
 
 /**
  * The states of a job. See docs/state-machine.md for the transitions.
@@ -108,6 +109,13 @@ export interface ActiveJob<T = unknown, R = unknown> extends Job<T, R> {
    * Call it at most once, as the last thing the handler does, and return its value.
    */
   transaction<X extends R>(work: (manager: EntityManager) => Promise<X>): Promise<X>;
+  /**
+   * Ends this attempt without counting it and without an error: the job goes back to pending and
+   * runs again in `delayMs` (integer >= 0). Return its value: `return job.snooze(30_000)`. The last
+   * error is kept as it was; like every outcome it is written only while this worker holds the
+   * job's lease. A bad delay throws `InvalidJobOptionError`, which fails the attempt.
+   */
+  snooze(delayMs: number): JobSnooze;
 }
 
 /** Counts of jobs per state. */
