@@ -519,6 +519,11 @@ export class JobRepository {
     }
   }
 
+  /** Runs one statement of another part of the database layer (the queue registry) on the pool. */
+  runStatement<Row>(operation: string, text: string, values: unknown[]): Promise<Row[]> {
+    return this.run<Row>(operation, text, values);
+  }
+
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true): Promise<Row[]> {
     if (manager) {
       try {

@@ -13,6 +13,7 @@ import { COPY_MIN_ROWS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
+import type { QueueInfo } from '../interfaces/queue-info.interface';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
@@ -166,6 +167,36 @@ export class QueueService {
     const job = await repository.findById(id);
     if (!job) throw new JobNotFoundError(id);
     throw new InvalidJobStateError(id, 'retry', job.state, [JobState.Failed, JobState.Cancelled]);
+  }
+
+  /**
+   * Pauses a queue on every node: from when this resolves, no worker of any process starts a job
+   * of it (the claim itself checks the flag); running jobs finish, `add()` still works, the rescuer
+   * and retention go on. The flag is stored, so it survives restarts. Pausing a paused queue is a
+   * no-op.
+   *
+   * @throws InvalidJobOptionError for an invalid queue name
+   */
+  async pause(queue: string): Promise<QueueInfo> {
+    assertName('queue', queue);
+    return (await this.database.getRegistry()).pause(queue);
+  }
+
+  /** Resumes a paused queue and wakes its workers at once. Resuming a queue that is not paused is a no-op. */
+  async resume(queue: string): Promise<QueueInfo | null> {
+    assertName('queue', queue);
+    const resumed = await (await this.database.getRegistry()).resume(queue);
+    this.wakeups.wake(queue);
+    return resumed;
+  }
+
+  /**
+   * Every queue the table knows (with a processor somewhere, paused, or with jobs), with its pause
+   * flag and its job counts per state as last counted (at most 2 s old when it can be helped: see
+   * {@link QueueInfo.counts}).
+   */
+  async getQueues(): Promise<QueueInfo[]> {
+    return (await this.database.getRegistry()).list();
   }
 
   /** Number of jobs in each state, for one queue or all. */
