@@ -9,7 +9,7 @@ import { CopyInQuery, type CopyInRows } from './copy-in.query';
 import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
-import { COPY_FIRST_PIECE_ROWS, COPY_PIECE_ROWS } from '../queue.constants';
+import { COPY_FIRST_PIECE_ROWS, COPY_MIN_ROWS, COPY_PIECE_ROWS } from '../queue.constants';
 import { UniqueKeyHeldError } from '../errors/unique-key-held.error';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionConstraints, writeSchemaVersion } from './migrations/job-table.ddl';
 
@@ -42,6 +42,9 @@ export interface UniqueRow {
 /** SQLSTATE of a unique index refusing a row. */
 const UNIQUE_VIOLATION = '23505';
 
+/** Bulk inserts with unique keys that skip the optimistic COPY after one met a held key. */
+const UNIQUE_COPY_SKIPS_AFTER_CONFLICT = 16;
+
 /** How many times an insert whose key's holder vanished meanwhile is tried again. */
 const UNIQUE_INSERT_TRIES = 10;
 
@@ -58,6 +61,8 @@ export interface CopyRowSource {
    * sends only queue, name and data (less for both sides to write and parse).
    */
   defaultsOnly: boolean;
+  /** Whether rows carry unique keys (held 'finish' or 'start'; never a window: see `insertWithUnique`). */
+  withUnique?: boolean;
   /** Makes row `index`; may throw (bad input), which aborts the whole insert. */
   row(index: number): NewJobRow;
 }
@@ -94,6 +99,8 @@ export interface ClaimDefaults {
 export class JobRepository {
   readonly statements: JobStatements;
   private readonly names = new Map<string, string>();
+  /** See `insertWithUnique`: how many more unique bulk inserts go by statements before a COPY is tried again. */
+  private uniqueCopySkips = 0;
 
   constructor(
     readonly dataSource: DataSource,
@@ -139,12 +146,22 @@ export class JobRepository {
    */
   async insertUnique(row: NewJobRow, manager?: EntityManager): Promise<Job> {
     const u = row.unique!;
-    const params = [...oneRowParams(row), u.key, u.hold, u.windowMs === null ? null : String(u.windowMs), String(u.replace)];
+    const text = u.replace ? this.statements.insertUniqueReplacing : this.statements.insertUnique;
+    const windowMs = u.windowMs === null ? null : String(u.windowMs);
+    const params = [...oneRowParams(row), u.key, u.hold, windowMs];
     for (let tries = 1; ; tries++) {
-      const [found] = await this.run<RawJobRow & { inserted: boolean }>('insert', this.statements.insertUnique, params, manager);
-      if (found) return Object.assign(toJob(found), { duplicate: !found.inserted });
-      // NOTE: the holder that made the insert conflict was finished before the look-up saw it;
-      // the key is free now, or held by yet another job: the next try finds out.
+      const job = manager ? ((await this.run<{ job: string }>('insert', text, params, manager))[0]?.job ?? null) : await this.optionalValue('insert', text, params);
+      if (job !== null && job[0] !== '=') {
+        const [inserted] = toInsertedJobs([row], { ids: job.slice(0, job.indexOf(',')), now: Number(job.slice(job.indexOf(',') + 1)) });
+        return Object.assign(inserted, { duplicate: false });
+      }
+      // The key was held: the holder as it is now (replaced, or left alone because it runs).
+      const [holder] = job !== null
+        ? await this.run<RawJobRow>('insert', this.statements.getById, [job.slice(1)], manager)
+        : await this.run<RawJobRow>('insert', this.statements.findUniqueHolder, [row.queue, u.key, windowMs], manager);
+      if (holder) return Object.assign(toJob(holder), { duplicate: true });
+      // NOTE: the holder that made the insert conflict finished before the look-up saw it; the key
+      // is free now, or held by yet another job: the next try finds out.
       if (tries >= UNIQUE_INSERT_TRIES) throw new Error(`nestjs-pg-queue: the unique key ${JSON.stringify(u.key)} changed holders ${tries} times during one add()`);
     }
   }
@@ -155,6 +172,60 @@ export class JobRepository {
    * already held returned as duplicates of their holder. Jobs come back in input order.
    */
   async insertWithUnique(rows: NewJobRow[], chunk: (rows: NewJobRow[]) => NewJobRow[][]): Promise<Job[]> {
+    const copyable =
+      rows.length >= COPY_MIN_ROWS && rows.every((r) => r.delayMs === 0 && (!r.unique || (!r.unique.replace && r.unique.hold !== 'window')));
+    if (copyable && this.uniqueCopySkips === 0) {
+      const jobs = await this.insertUniqueByCopy(rows);
+      if (jobs) return jobs;
+      // NOTE: a batch that met a held key is likely followed by more: skip the COPY for a while.
+      this.uniqueCopySkips = UNIQUE_COPY_SKIPS_AFTER_CONFLICT;
+    } else if (copyable) {
+      this.uniqueCopySkips--;
+    }
+    return this.insertWithUniqueStatements(rows, chunk);
+  }
+
+  /**
+   * The fast path of `insertWithUnique`, for large batches without replacements, windows or
+   * delays: optimistic, by COPY, each key of the batch once (the first job with it). A key some job
+   * in the table holds makes the unique index fail the COPY whole (nothing is stored): then null is
+   * returned and the statement path settles the batch. Measured on batches of 1,000 fresh keys:
+   * about 1.4 times a plain addBulk's time, against 2.5 to 3 times for the statement path, or for
+   * looking the keys up before the COPY (the look-up alone took 7-25 ms per 1,000 keys).
+   */
+  private async insertUniqueByCopy(rows: NewJobRow[]): Promise<Job[] | null> {
+    const keyOf = (r: NewJobRow) => `${r.queue}\u0000${r.unique!.key}`;
+    const first = new Map<string, number>();
+    const rep = rows.map((r, i) => {
+      if (!r.unique) return i;
+      const key = keyOf(r);
+      if (!first.has(key)) first.set(key, i);
+      return first.get(key)!;
+    });
+    const toCopy = rows.map((_, i) => i).filter((i) => rep[i] === i);
+    const soonest = new Map<string, Date | null>();
+    for (const i of toCopy) {
+      const { queue, runAt } = rows[i];
+      const known = soonest.get(queue);
+      if (known === undefined || (known !== null && (runAt === null || runAt < known))) soonest.set(queue, runAt);
+    }
+    let inserted: Job[];
+    try {
+      // NOTE: as in a plain addBulk, only queue, name and data (and here the key) when every job
+      // leaves the rest to the table's defaults.
+      const defaultsOnly = toCopy.every((i) => isDueWithDefaults({ ...rows[i], unique: null }));
+      inserted = await this.insertByCopy({ count: toCopy.length, soonest, defaultsOnly, withUnique: true, row: (k) => rows[toCopy[k]] });
+    } catch (error) {
+      const failure = error as { code?: unknown; cause?: { code?: unknown } };
+      if ((failure.code ?? failure.cause?.code) === UNIQUE_VIOLATION) return null;
+      throw error;
+    }
+    const jobs = new Map<number, Job>();
+    toCopy.forEach((i, k) => jobs.set(i, rows[i].unique ? Object.assign(inserted[k], { duplicate: false }) : inserted[k]));
+    return rows.map((_, i) => (rep[i] === i ? jobs.get(i)! : { ...jobs.get(rep[i])!, duplicate: true }));
+  }
+
+  private async insertWithUniqueStatements(rows: NewJobRow[], chunk: (rows: NewJobRow[]) => NewJobRow[][]): Promise<Job[]> {
     return this.inTransaction('insert', async (client) => {
       // The window numbers, from this transaction's now(), so every statement below agrees on them.
       const windows = [...new Set(rows.filter((r) => r.unique?.hold === 'window').map((r) => r.unique!.windowMs!))];
@@ -171,8 +242,7 @@ export class JobRepository {
       const rep = rows.map((r, i) => {
         if (!r.unique) return i;
         const key = keyOf(r.queue, r.unique.key, slotOf(r));
-        const known = representative.get(key);
-        if (known === undefined || r.unique.replace) representative.set(key, i);
+        if (!representative.has(key) || r.unique.replace) representative.set(key, i);
         return key;
       });
       const repIndex = (i: number) => (typeof rep[i] === 'number' ? (rep[i] as number) : representative.get(rep[i] as string)!);
@@ -180,23 +250,31 @@ export class JobRepository {
       let todo = rows.map((_, i) => i).filter((i) => repIndex(i) === i);
       for (let tries = 1; todo.length > 0; tries++) {
         if (tries > UNIQUE_INSERT_TRIES) throw new Error(`nestjs-pg-queue: unique keys changed holders ${UNIQUE_INSERT_TRIES} times during one addBulk()`);
+        const replaced: [number, string][] = [];
         // NOTE: `replace` is one parameter of the statement, so rows go in runs of one setting, in
         // input order (new jobs' ids keep it, and with them the claim order of equal jobs).
         for (const [replace, group] of runsOf(todo, (i) => rows[i].unique?.replace ?? false)) {
           for (const part of chunk(group.map((i) => rows[i]))) {
             const indexes = group.splice(0, part.length);
-            const { rows: written } = await client.query<RawJobRow & { inserted: boolean; unique_slot: string | null }>(this.statements.insertUniqueBatch, [
-              `[${batchJson(part, (r) => (r.unique?.hold === 'window' ? slotOf(r) : null))}]`,
-              replace,
-            ]);
+            const { rows: written } = await client.query<{ id: string; queue: string; unique_key: string | null; unique_slot: string; fresh: boolean; now: number }>(
+              this.statements.insertUniqueBatch,
+              [`[${batchJson(part, slotOf)}]`, replace],
+            );
             const plain = indexes.filter((i) => !rows[i].unique);
             const byKey = new Map(indexes.filter((i) => rows[i].unique).map((i) => [keyOf(rows[i].queue, rows[i].unique!.key, slotOf(rows[i])), i]));
             let nextPlain = 0;
-            for (const row of written) {
-              const i = row.unique_key === null ? plain[nextPlain++] : byKey.get(keyOf(row.queue, row.unique_key, row.unique_slot ?? '0'))!;
-              jobs.set(i, Object.assign(toJob(row), rows[i].unique ? { duplicate: !row.inserted } : {}));
+            for (const w of written) {
+              const i = w.unique_key === null ? plain[nextPlain++] : byKey.get(keyOf(w.queue, w.unique_key, w.unique_slot))!;
+              if (!w.fresh) replaced.push([i, w.id]);
+              else jobs.set(i, Object.assign(stamp(toNewJob(rows[i]), w.id, Number(w.now), rows[i].delayMs), rows[i].unique ? { duplicate: false } : {}));
             }
           }
+        }
+        // Replaced holders, as they are now.
+        if (replaced.length > 0) {
+          const { rows: found } = await client.query<RawJobRow>(this.statements.getByIds, [replaced.map(([, id]) => id)]);
+          const byId = new Map(found.map((r) => [String(r.id), r]));
+          for (const [i, id] of replaced) jobs.set(i, Object.assign(toJob(byId.get(id)!), { duplicate: true }));
         }
         // The keys held by jobs that took no replacement: their holders.
         const missing = todo.filter((i) => !jobs.has(i));
@@ -251,14 +329,15 @@ export class JobRepository {
       bounds.push(end);
       if (end === source.count) break;
     }
-    const line = source.defaultsOnly ? copyLineOfDefaults : copyLine;
-    const query = new CopyInQuery(this.statements.copyInsert(source.count, bounds.length - 1, wakes, source.defaultsOnly), (send, end) => {
+    const base = source.defaultsOnly ? copyLineOfDefaults : copyLine;
+    const line = source.withUnique ? (r: NewJobRow) => withUniqueColumns(base(r), r) : base;
+    const query = new CopyInQuery(this.statements.copyInsert(source.count, bounds.length - 1, wakes, source.defaultsOnly, source.withUnique ?? false), (send, end) => {
       for (let piece = 1; piece < bounds.length; piece++) {
         let text = '';
         for (let i = bounds[piece - 1]; i < bounds[piece]; i++) {
           const row = source.row(i);
           if (row.delayMs !== 0) throw new Error(`nestjs-pg-queue: row ${i} has a delay and cannot be inserted by COPY`);
-          if (source.defaultsOnly && !isDueWithDefaults(row)) throw new Error(`nestjs-pg-queue: row ${i} has options, in a COPY of defaults only`);
+          if (source.defaultsOnly && !isDueWithDefaults(row.unique && source.withUnique ? { ...row, unique: null } : row)) throw new Error(`nestjs-pg-queue: row ${i} has options, in a COPY of defaults only`);
           rows[i] = row;
           text += line(row);
         }
@@ -537,9 +616,14 @@ export class JobRepository {
 
   /** Runs a prepared statement on the pool that returns one text value (see {@link SingleValueQuery}). */
   private async value(operation: string, text: string, values: (string | null)[]): Promise<string> {
-    const value = await this.submit<string | null>(operation, new SingleValueQuery(this.statementName(text), text, values));
+    const value = await this.optionalValue(operation, text, values);
     if (value === null) throw new Error(`nestjs-pg-queue: the ${operation} statement returned no value`);
     return value;
+  }
+
+  /** `value`, for a statement that may return no row (null). */
+  private optionalValue(operation: string, text: string, values: (string | null)[]): Promise<string | null> {
+    return this.submit<string | null>(operation, new SingleValueQuery(this.statementName(text), text, values));
   }
 
   /**
@@ -583,14 +667,14 @@ function runsOf<T, K>(items: T[], key: (item: T) => K): [K, T[]][] {
 
 /** The rows of a batch insert as one JSON array's elements. `data` and `backoff` are JSON texts
  * already (validated): spliced in, not stringified again. */
-function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string | null): string {
+function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string): string {
   return rows
     .map(
       (r) =>
         `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
         `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
         `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
-        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${slot(r) ?? 'null'}}` : '}'),
+        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}}` : '}'),
     )
     .join(',');
 }
@@ -688,6 +772,16 @@ function copyLine(r: NewJobRow): string {
     `${copyValue(r.queue)}\t${copyValue(r.name)}\t${copyValue(r.data)}\t${r.priority}\t${r.runAt ? r.runAt.toISOString() : 'now'}\t` +
     `${r.maxAttempts ?? '\\N'}\t${r.backoff === null ? '\\N' : copyValue(r.backoff)}\t${r.timeoutMs ?? '\\N'}\n`
   );
+}
+
+/** A COPY line with the unique key and its hold ('finish' or 'start') appended (see `CopyRowSource.withUnique`). */
+function withUniqueColumns(line: string, r: NewJobRow): string {
+  return `${line.slice(0, -1)}\t${r.unique ? `${copyFreeText(r.unique.key)}\t${r.unique.hold}` : '\\N\t\\N'}\n`;
+}
+
+/** Any text in COPY's text format: unlike names and JSON, a unique key may hold tabs and line breaks. */
+function copyFreeText(text: string): string {
+  return text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
 /** `copyLine` for the COPY of queue, name and data only (see `CopyRowSource.defaultsOnly`). */

@@ -2,7 +2,8 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { Handle, InvalidJobOptionError, JobState, Processor, QueueService, UniqueKeyHeldError, type ActiveJob } from '../../lib';
 import { createTestApp } from './helpers/app';
-import { dropSchema, sql, uniqueSchema } from './helpers/database';
+import { Client } from 'pg';
+import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitForJobState } from './helpers/jobs';
 import { waitFor } from './helpers/wait-for';
 
@@ -139,6 +140,65 @@ describe('unique jobs', () => {
     // Ids of new jobs keep input order.
     expect(Number(jobs[2].id)).toBeGreaterThan(Number(jobs[0].id));
     expect(Number(jobs[6].id)).toBeGreaterThan(Number(jobs[5].id));
+  });
+
+  it('a large addBulk (the COPY path): keys with tabs, line breaks and backslashes, duplicates in the batch and in the table', async () => {
+    const held = await queue.add('uniq', 'gated', { v: -1 }, { unique: { key: 'line\nbreak' } });
+    const keys = ['tab\there', 'line\nbreak', 'back\\slash', 'cr\rhere', 'plain'];
+    const input = Array.from({ length: 200 }, (_, i) => ({
+      queue: 'uniq',
+      name: 'gated',
+      data: { v: i },
+      options: i % 10 === 0 ? undefined : { unique: { key: i < keys.length + 1 ? keys[i - 1] : `k${i % 50}` } },
+    }));
+    const jobs = await queue.addBulk(input);
+    const stored = await sql<{ id: string; unique_key: string | null }>(`SELECT id::text, unique_key FROM ${table} ORDER BY id`);
+    // The held key was not added again; every other key once; plain jobs all.
+    const expectedKeys = new Set(input.filter((j) => j.options).map((j) => j.options!.unique.key));
+    expect(stored.filter((r) => r.unique_key !== null).map((r) => r.unique_key).sort()).toEqual([...expectedKeys].sort());
+    expect(stored.filter((r) => r.unique_key === null)).toHaveLength(20);
+    expect(jobs[2]).toMatchObject({ id: held.id, duplicate: true, data: { v: -1 } });
+    for (const key of keys) expect(stored.some((r) => r.unique_key === key)).toBe(true);
+    // In-batch duplicates of k<n>: the first wins, the later ones return it.
+    const byKey = new Map<string, string>();
+    jobs.forEach((job, i) => {
+      const key = input[i].options?.unique.key;
+      if (!key || key === 'line\nbreak') return;
+      if (!byKey.has(key)) {
+        byKey.set(key, job.id);
+        expect(job.duplicate).toBe(false);
+      } else {
+        expect(job).toMatchObject({ id: byKey.get(key), duplicate: true });
+      }
+    });
+  });
+
+  it('a large addBulk racing another transaction for a key falls back, and returns that transaction\'s job', async () => {
+    // A producer of its own: the optimistic COPY is tried (another batch's conflict makes a
+    // repository skip it for a while).
+    const fresh = await createTestApp({ schema, queue: { worker: false } });
+    const queue = fresh.get(QueueService);
+    const other = new Client({ connectionString: DATABASE_URL });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      const [{ id }] = (await other.query(`INSERT INTO ${table} (queue, name, unique_key, unique_hold) VALUES ('uniq', 'gated', 'raced', 'finish') RETURNING id::text`)).rows;
+      const bulk = queue.addBulk(Array.from({ length: 100 }, (_, i) => ({ queue: 'uniq', name: 'gated', data: { i }, options: { unique: { key: i === 50 ? 'raced' : `r${i}` } } })));
+      // The COPY waits on the other transaction's key, then fails on it once that commits.
+      await waitFor('the bulk insert to wait for the other transaction', async () => (await sql(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%COPY%'`)).length > 0);
+      await other.query('COMMIT');
+      const jobs = await bulk;
+      expect(jobs[50]).toMatchObject({ id, duplicate: true });
+      const [{ n }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE unique_key LIKE 'r%' OR unique_key = 'raced'`);
+      expect(n).toBe(100);
+      // The conflict sends the next batches by statements: they still dedupe against the table.
+      const again = await queue.addBulk(Array.from({ length: 100 }, (_, i) => ({ queue: 'uniq', name: 'gated', data: { i }, options: { unique: { key: `r${i}` } } })));
+      expect(again.filter((j) => j.duplicate)).toHaveLength(99);
+      expect(again[50].duplicate).toBe(false);
+    } finally {
+      await other.end();
+      await fresh.close();
+    }
   });
 
   it('in a user transaction: the key is taken at commit, and nothing at rollback', async () => {

@@ -46,6 +46,23 @@ export function buildJobStatements(n: TableNaming) {
   // The window number of a throttled job, from the database's clock (no skew between app hosts).
   const windowSlot = (hold: string, windowMs: string) =>
     `CASE WHEN ${hold} = 'window' THEN floor(date_part('epoch', now()) * 1000 / ${windowMs})::bigint END`;
+  // UNIQUE_HELD for the rows of `alias`.
+  const heldBy = (alias: string) => UNIQUE_HELD.replace(/"(unique_key|unique_hold|state|claims)"/g, `${alias}.$1`);
+  // The single-row unique insert, with what to do on conflict.
+  const uniqueInsert = (onConflict: string) => `
+      WITH ins AS (
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        VALUES ($1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9, $10, $11,
+          ${windowSlot('$11::text', '$12::float8')})
+        ON CONFLICT ${uniqueTarget}
+        ${onConflict}
+        RETURNING j.id, j.queue, j.run_at, (j.xmax = 0) AS fresh
+      ), woken AS (
+        SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
+          GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000)))::text)
+        FROM ins
+      )
+      SELECT CASE WHEN fresh THEN id || ',' || ${epochMs('now()')} ELSE '=' || id END AS job FROM ins, woken`;
   // A replacement (debounce) changes data, priority and run time of a holder that has not started.
   const replaceHolder = (replace: string) =>
     `DO UPDATE SET "data" = EXCLUDED."data", "priority" = EXCLUDED."priority", "run_at" = EXCLUDED."run_at"
@@ -108,31 +125,33 @@ export function buildJobStatements(n: TableNaming) {
       SELECT id || ',' || ${epochMs('now()')} AS job FROM inserted, woken`,
 
     /**
-     * Insert one job with a unique key ($10, held as $11: 'finish' | 'start' | 'window' of $12 ms),
-     * or find the job that holds the key; with $13 (replace) a holder that has not started takes the
-     * new data, priority and run time. Returns the job (inserted or holder) with `inserted`; no row
-     * when the holder was released between the conflict and the look-up (the caller tries again).
+     * Insert one job with a unique key ($10, held as $11: 'finish' | 'start' | 'window' of $12 ms;
+     * the other parameters as `insertOne`'s), unless a job of the queue holds the key. Returns one
+     * text value, as `insertOne`: `<id>,<now>` for a new job, or no row when the key was held
+     * (the caller then looks the holder up: the slow path of a duplicate). Lean on purpose: most
+     * unique adds find their key free, and they should cost about what a plain add costs.
      */
-    insertUnique: `
-      WITH slot AS (SELECT ${windowSlot('$11::text', '$12::float8')} AS s),
-      ins AS (
-        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
-        SELECT $1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9, $10, $11, slot.s FROM slot
-        ON CONFLICT ${uniqueTarget}
-        ${replaceHolder('$13::boolean')}
-        RETURNING j.*, (j.xmax = 0) AS inserted
-      ), woken AS (${notifyJobs('ins')})
-      SELECT ${jobColumns('ins.')}, ins.inserted, (SELECT count(*) FROM woken) AS "_woken" FROM ins
-      UNION ALL
-      SELECT ${jobColumns('h.')}, false, 0 FROM ${Q} AS h, slot
-      WHERE NOT EXISTS (SELECT 1 FROM ins) AND h.queue = $1 AND h.unique_key = $10 AND COALESCE(h.unique_slot, 0) = COALESCE(slot.s, 0)
-        AND ${UNIQUE_HELD.replace(/"(unique_key|unique_hold|state|claims)"/g, 'h.$1')}`,
+    insertUnique: uniqueInsert('DO NOTHING'),
 
     /**
-     * Insert a batch of jobs (one JSON array, as `insert`) of which some have unique keys (no key
-     * twice in the batch); a row whose key is held is not inserted, and with $2 (replace) a holder
-     * that has not started takes the row's data, priority and run time instead. Returns the inserted
-     * and replaced jobs, with `inserted`, by id (inserted ones in input order).
+     * `insertUnique` that, when the holder has not started, gives it this add's data, priority and
+     * run time (debounce). Returns `<id>,<now>` for a new job, `=<id>` for a replaced holder,
+     * no row when the holder was running (and keeps its data).
+     */
+    insertUniqueReplacing: uniqueInsert(replaceHolder('true')),
+
+    /** The job holding the unique key $2 of queue $1, in window $3 (now's, for a window of $3 ms; or none). */
+    findUniqueHolder: `
+      SELECT ${jobColumns('h.')} FROM ${Q} AS h
+      WHERE h.queue = $1 AND h.unique_key = $2 AND COALESCE(h.unique_slot, 0) = COALESCE(${windowSlot(`CASE WHEN $3::bigint IS NULL THEN '' ELSE 'window' END`, '$3::float8')}, 0)
+        AND ${heldBy('h')}`,
+
+    /**
+     * Insert a batch of jobs (one JSON array, as the insert statement) of which some have unique
+     * keys (no key twice in the batch); a row whose key is held is not inserted, and with $2
+     * (replace) a holder that has not started takes the row's data, priority and run time instead.
+     * Returns a row per inserted or replaced job, by id (so inserted ones in input order): its id,
+     * key, window number and whether it is new, and the statement's now().
      */
     insertUniqueBatch: `
       WITH ins AS (
@@ -143,19 +162,22 @@ export function buildJobStatements(n: TableNaming) {
         FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
           delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint)
         ON CONFLICT ${uniqueTarget}
-        ${replaceHolder('EXCLUDED."unique_key" IS NOT NULL AND $2::boolean')}
-        RETURNING j.*, (j.xmax = 0) AS inserted
+        ${replaceHolder('$2::boolean')}
+        RETURNING j.id, j.queue, j.run_at, j.unique_key, j.unique_slot, (j.xmax = 0) AS fresh
       ), woken AS (${notifyJobs('ins')})
-      SELECT ${jobColumns('ins.')}, ins.inserted, ins.unique_slot::text AS unique_slot, (SELECT count(*) FROM woken) AS "_woken" FROM ins ORDER BY ins.id`,
+      SELECT ins.id::text, ins.queue, ins.unique_key, COALESCE(ins.unique_slot, 0)::text AS unique_slot, ins.fresh, ${ms('now()', 'now')},
+        (SELECT count(*) FROM woken) AS "_woken"
+      FROM ins ORDER BY ins.id`,
 
-    /**
-     * The jobs that hold the unique keys $2 (with window numbers $3, 0 for none) in queues $1.
-     */
+    /** The jobs that hold the unique keys $2 (with window numbers $3, 0 for none) in queues $1. */
     findUniqueHolders: `
       SELECT ${jobColumns('h.')}, COALESCE(h.unique_slot, 0)::text AS unique_slot
       FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(queue, unique_key, slot)
       JOIN ${Q} AS h ON h.queue = k.queue AND h.unique_key = k.unique_key AND COALESCE(h.unique_slot, 0) = k.slot
-      WHERE ${UNIQUE_HELD.replace(/"(unique_key|unique_hold|state|claims)"/g, 'h.$1')}`,
+      WHERE ${heldBy('h')}`,
+
+    /** Jobs by id (the replaced holders of a batch). */
+    getByIds: `SELECT ${jobColumns()} FROM ${Q} WHERE id = ANY($1::bigint[])`,
 
     /** The window numbers that throttled jobs added now with windows of $1 ms get (one row each). */
     windowSlots: `SELECT w::text AS window_ms, ${windowSlot(`'window'`, 'w::float8')}::text AS slot FROM unnest($1::bigint[]) AS w`,
@@ -339,8 +361,10 @@ export function buildJobStatements(n: TableNaming) {
      * ours, in input order. When other sessions took ids in between, the range is searched for the
      * rows this transaction wrote (`xmin`). `wakes` holds one notification expression per queue.
      */
-    copyInsert: (count: number, pieces: number, wakes: string[], defaultsOnly: boolean) => {
-      const columns = defaultsOnly ? `"queue", "name", "data"` : `"queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms"`;
+    copyInsert: (count: number, pieces: number, wakes: string[], defaultsOnly: boolean, withUnique = false) => {
+      const columns =
+        (defaultsOnly ? `"queue", "name", "data"` : `"queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms"`) +
+        (withUnique ? `, "unique_key", "unique_hold"` : '');
       const sequence = `pg_get_serial_sequence('${Q}', 'id')::regclass`;
       const floor = `current_setting('nestjs_pg_queue.copy_floor')::bigint`;
       return `SELECT set_config('nestjs_pg_queue.copy_floor', nextval(${sequence})::text, true);
