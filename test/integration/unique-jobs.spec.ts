@@ -201,6 +201,22 @@ describe('unique jobs', () => {
     }
   });
 
+  it('addBulk with throttle windows and delays (the statement path): one job per key and window', async () => {
+    const first = await queue.add('uniq', 'gated', { v: 0 }, { unique: { key: 'w1', windowMs: 3_600_000 } });
+    const jobs = await queue.addBulk([
+      { queue: 'uniq', name: 'gated', data: { v: 1 }, options: { unique: { key: 'w1', windowMs: 3_600_000 } } },
+      { queue: 'uniq', name: 'gated', data: { v: 2 }, options: { unique: { key: 'w2', windowMs: 3_600_000 }, delayMs: 1000 } },
+      { queue: 'uniq', name: 'gated', data: { v: 3 }, options: { unique: { key: 'w2', windowMs: 3_600_000 } } },
+      { queue: 'uniq', name: 'gated', data: { v: 4 }, options: { delayMs: 1000 } },
+    ]);
+    expect(jobs.map((j) => j.duplicate)).toEqual([true, false, true, undefined]);
+    expect(jobs[0].id).toBe(first.id);
+    expect(jobs[2].id).toBe(jobs[1].id);
+    expect(jobs[1].runAt.getTime()).toBeGreaterThan(Date.now() + 500);
+    const [{ n }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+    expect(n).toBe(3);
+  });
+
   it('in a user transaction: the key is taken at commit, and nothing at rollback', async () => {
     const dataSource = producer.get(DataSource);
     await expect(
