@@ -79,10 +79,12 @@ export async function createBenchApp({ schema, worker = false, processor, poolSi
 }
 
 /** Enqueues `count` no-op jobs with addBulk in chunks of 1000; data is `{ i }`. */
-export async function enqueueBulk(queue, count, from = 0) {
+export async function enqueueBulk(queue, count, from = 0, options) {
   for (let i = 0; i < count; i += 1000) {
     const n = Math.min(1000, count - i);
-    await queue.addBulk(Array.from({ length: n }, (_, k) => ({ queue: QUEUE, name: 'noop', data: { i: from + i + k } })));
+    await queue.addBulk(
+      Array.from({ length: n }, (_, k) => ({ queue: QUEUE, name: 'noop', data: { i: from + i + k }, ...(options ? { options: options(from + i + k) } : {}) })),
+    );
   }
 }
 

@@ -94,7 +94,8 @@ export function startChild(cfg, execArgv = process.execArgv) {
 
 /**
  * jobs/s of `jobs` enqueues through a producer-only app: `seq` (one add() at a time),
- * `concurrent10` (10 producers calling add() in a loop) or `bulk` (addBulk of 1000 at a time).
+ * `concurrent10` (10 producers calling add() in a loop) or `bulk` (addBulk of 1000 at a time);
+ * `seq_unique` and `bulk_unique` the same with a distinct unique key per job.
  * `patch(app)` lets the diagnostics alter the app before the clock starts.
  */
 export async function enqueue(mode, jobs, { patch } = {}) {
@@ -105,6 +106,10 @@ export async function enqueue(mode, jobs, { patch } = {}) {
       const t0 = now();
       if (mode === 'seq') {
         for (let i = 0; i < jobs; i++) await queue.add(QUEUE, 'noop', { i });
+      } else if (mode === 'seq_unique') {
+        for (let i = 0; i < jobs; i++) await queue.add(QUEUE, 'noop', { i }, { unique: { key: `k${i}` } });
+      } else if (mode === 'bulk_unique') {
+        await enqueueBulk(queue, jobs, 0, (i) => ({ unique: { key: `k${i}` } }));
       } else if (mode === 'concurrent10') {
         const per = Math.ceil(jobs / 10);
         await Promise.all(

@@ -3,7 +3,7 @@
 // measured in the same run. See bench/README.md.
 //
 //   npm run bench                                   # builds dist/lib first
-//   node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss]
+//   node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss]
 //                      [--concurrency 1000] [--rss-jobs 100000] [--no-raw]
 //   node bench/run.mjs --only sweep [--sweep 50,100,200,500,1000]   # drain vs processor concurrency
 //   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
@@ -23,7 +23,7 @@ const arg = (name, dflt) => {
 };
 const N = Number(arg('jobs', 20000));
 const REPS = Number(arg('reps', 3));
-const ONLY = String(arg('only', 'enqueue,drain,bloat,latency,rss')).split(',');
+const ONLY = String(arg('only', 'enqueue,unique,drain,bloat,latency,rss')).split(',');
 const CONCURRENCY = Number(arg('concurrency', 1000));
 const RSS_JOBS = Number(arg('rss-jobs', 100000));
 const FINISHED_ROWS = Number(arg('finished-rows', 1000000));
@@ -32,14 +32,14 @@ const RAW = !args.includes('--no-raw');
 // NOTE: resolved from this file, not the working directory: <project>/../shared/bench.
 const RAW_SCRIPT = path.resolve(ROOT, '..', 'shared', 'bench', 'raw-reference.mjs');
 const usage = (message) => {
-  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,drain,latency,rss,sweep,bloat] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
+  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss,sweep,bloat] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
   process.exit(2);
 };
 for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS, 'finished-rows': FINISHED_ROWS })) {
   if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
 }
 if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
-const KNOWN = ['enqueue', 'drain', 'latency', 'rss', 'sweep', 'bloat'];
+const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat'];
 const unknown = ONLY.filter((g) => !KNOWN.includes(g));
 if (unknown.length) usage(`--only: unknown group(s) ${unknown.join(',')}; known: ${KNOWN.join(',')}`);
 
@@ -77,6 +77,10 @@ async function main() {
       record('enqueue_bulk', 'jobs/s', await enqueue('bulk', N));
       await rawGroup('enqueue');
     }
+    if (ONLY.includes('unique')) {
+      record('enqueue_seq_unique', 'jobs/s', await enqueue('seq_unique', N));
+      record('enqueue_bulk_unique', 'jobs/s', await enqueue('bulk_unique', N));
+    }
     if (ONLY.includes('drain')) {
       record('drain', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY })).jobsPerSec);
       await rawGroup('drain');
@@ -111,6 +115,7 @@ async function main() {
     console.log(JSON.stringify({ system: 'nestjs-pg-queue', metric, unit, ...summarize(values) }));
   }
 
+  printOwnRatios(ours);
   if (rawRuns.size === 0) return;
   const raw = {};
   for (const [metric, { unit, values }] of rawRuns) {
@@ -146,6 +151,22 @@ const COUNTERPARTS = {
   latency_p95: { raw: 'latency_p95' },
   latency_p99: { raw: 'latency_p99', bar: (r) => r.ours <= 15, barText: 'ours <= 15 ms' },
 };
+
+// Ours against ours, in the same run: what an option costs over the plain path.
+const OWN_RATIOS = {
+  enqueue_seq_unique: { base: 'enqueue_seq', bar: (r) => r.ratio >= 0.8, barText: 'ratio >= 0.8' },
+  enqueue_bulk_unique: { base: 'enqueue_bulk', bar: (r) => r.ratio >= 0.5, barText: 'ratio >= 0.5' },
+};
+
+function printOwnRatios(ours) {
+  for (const [metric, spec] of Object.entries(OWN_RATIOS)) {
+    const a = ours[metric];
+    const b = ours[spec.base];
+    if (!a || !b) continue;
+    const line = { metric, base: spec.base, ratio: Math.round((a.median / b.median) * 1000) / 1000, ours: a.median, baseValue: b.median, unit: a.unit };
+    console.log(JSON.stringify({ ...line, bar: spec.barText, pass: spec.bar(line) }));
+  }
+}
 
 function printRatios(ours, raw) {
   for (const [metric, spec] of Object.entries(COUNTERPARTS)) {

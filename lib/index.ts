@@ -4,7 +4,8 @@ export { Processor } from './decorators/processor.decorator';
 export { Handle } from './decorators/handle.decorator';
 export { JobState, Job, ActiveJob } from './interfaces/job.interface';
 export type { JobError, JobCounts } from './interfaces/job.interface';
-export type { JobOptions, BulkJob, BackoffOptions, JobRunOptions, DefaultJobOptions } from './interfaces/job-options.interface';
+export type { QueueInfo } from './interfaces/queue-info.interface';
+export type { JobOptions, BulkJob, BackoffOptions, JobRunOptions, DefaultJobOptions, UniqueOptions } from './interfaces/job-options.interface';
 export type { ProcessorOptions } from './interfaces/processor-options.interface';
 export type {
   QueueModuleOptions,
@@ -21,3 +22,4 @@ export {
   type QueueMigrationOptions,
 } from './database/migrations/create-queue-migration';
 export * from './errors';
+export { JobSnooze } from './worker/job-snooze';

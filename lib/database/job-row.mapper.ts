@@ -21,6 +21,7 @@ export interface RawJobRow {
   last_error: Job['lastError'];
   locked_by: string | null;
   locked_until: number | null;
+  unique_key: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -45,6 +46,7 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     finishedAt: toDate(row.finished_at),
     result: row.result as R | null,
     lastError: row.last_error,
+    uniqueKey: row.unique_key ?? null,
     lockedBy: row.locked_by,
     lockedUntil: toDate(row.locked_until),
   };
@@ -85,6 +87,7 @@ export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
     timeoutMs: (v[8] as number | null) ?? claim.timeoutMs,
     result: null,
     lastError: v[9] as Job['lastError'],
+    uniqueKey: v[13] as string | null,
     lockedBy: claim.workerId,
     runAt: new Date(v[10] as number),
     lockedUntil: new Date(startedAt + claim.lockDurationMs),

@@ -25,6 +25,10 @@ export interface JobRow {
   lastError: JobError | null;
   lockedBy: string | null;
   lockedUntil: Date | null;
+  uniqueKey: string | null;
+  uniqueHold: 'finish' | 'start' | 'window' | null;
+  uniqueSlot: string | null;
+  groupKey: string | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -44,6 +48,8 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       // An expression index (hashtext(queue), ...), which entity metadata cannot describe: TypeORM
       // is told to leave it alone.
       { name: `${naming.prefix}_claim_hash_idx`, synchronize: false },
+      // Unique on an expression, with a predicate on states: left alone too.
+      { name: `${naming.prefix}_unique_idx`, synchronize: false },
       { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
       { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
     ],
@@ -71,6 +77,10 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       createdAt: { name: 'created_at', type: 'timestamptz', default: () => 'now()' },
       startedAt: { name: 'started_at', type: 'timestamptz', nullable: true },
       finishedAt: { name: 'finished_at', type: 'timestamptz', nullable: true },
+      uniqueKey: { name: 'unique_key', type: 'text', nullable: true },
+      uniqueHold: { name: 'unique_hold', type: 'text', nullable: true },
+      uniqueSlot: { name: 'unique_slot', type: 'bigint', nullable: true },
+      groupKey: { name: 'group_key', type: 'text', nullable: true },
     },
   });
 }

@@ -9,7 +9,8 @@ import { CopyInQuery, type CopyInRows } from './copy-in.query';
 import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
-import { COPY_FIRST_PIECE_ROWS, COPY_PIECE_ROWS } from '../queue.constants';
+import { COPY_FIRST_PIECE_ROWS, COPY_MIN_ROWS, COPY_PIECE_ROWS } from '../queue.constants';
+import { UniqueKeyHeldError } from '../errors/unique-key-held.error';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionConstraints, writeSchemaVersion } from './migrations/job-table.ddl';
 
 /** A job to insert, already validated and serialised. */
@@ -25,7 +26,27 @@ export interface NewJobRow {
   /** JSON text or null. */
   backoff: string | null;
   timeoutMs: number | null;
+  /** The unique key and how it is held, or null (the common case). */
+  unique: UniqueRow | null;
 }
+
+/** A job's unique key, as inserted (see schema step 4). */
+export interface UniqueRow {
+  key: string;
+  hold: 'finish' | 'start' | 'window';
+  /** The throttle window (hold 'window' only). */
+  windowMs: number | null;
+  replace: boolean;
+}
+
+/** SQLSTATE of a unique index refusing a row. */
+const UNIQUE_VIOLATION = '23505';
+
+/** Bulk inserts with unique keys that skip the optimistic COPY after one met a held key. */
+const UNIQUE_COPY_SKIPS_AFTER_CONFLICT = 16;
+
+/** How many times an insert whose key's holder vanished meanwhile is tried again. */
+const UNIQUE_INSERT_TRIES = 10;
 
 /**
  * The jobs of a bulk insert by COPY: counted and summed up before anything is sent, each row made
@@ -40,6 +61,8 @@ export interface CopyRowSource {
    * sends only queue, name and data (less for both sides to write and parse).
    */
   defaultsOnly: boolean;
+  /** Whether rows carry unique keys (held 'finish' or 'start'; never a window: see `insertWithUnique`). */
+  withUnique?: boolean;
   /** Makes row `index`; may throw (bad input), which aborts the whole insert. */
   row(index: number): NewJobRow;
 }
@@ -76,6 +99,8 @@ export interface ClaimDefaults {
 export class JobRepository {
   readonly statements: JobStatements;
   private readonly names = new Map<string, string>();
+  /** See `insertWithUnique`: how many more unique bulk inserts go by statements before a COPY is tried again. */
+  private uniqueCopySkips = 0;
 
   constructor(
     readonly dataSource: DataSource,
@@ -114,6 +139,163 @@ export class JobRepository {
     return toInsertedJobs(rows, inserted);
   }
 
+  /**
+   * Inserts one job with a unique key, or returns the holder of the key (`duplicate: true`), having
+   * replaced its data, priority and run time when asked to and it has not started. In `manager`'s
+   * transaction when given.
+   */
+  async insertUnique(row: NewJobRow, manager?: EntityManager): Promise<Job> {
+    const u = row.unique!;
+    const text = u.replace ? this.statements.insertUniqueReplacing : this.statements.insertUnique;
+    const windowMs = u.windowMs === null ? null : String(u.windowMs);
+    const params = [...oneRowParams(row), u.key, u.hold, windowMs];
+    for (let tries = 1; ; tries++) {
+      const job = manager ? ((await this.run<{ job: string }>('insert', text, params, manager))[0]?.job ?? null) : await this.optionalValue('insert', text, params);
+      if (job !== null && job[0] !== '=') {
+        const [inserted] = toInsertedJobs([row], { ids: job.slice(0, job.indexOf(',')), now: Number(job.slice(job.indexOf(',') + 1)) });
+        return Object.assign(inserted, { duplicate: false });
+      }
+      // The key was held: the holder as it is now (replaced, or left alone because it runs).
+      const [holder] = job !== null
+        ? await this.run<RawJobRow>('insert', this.statements.getById, [job.slice(1)], manager)
+        : await this.run<RawJobRow>('insert', this.statements.findUniqueHolder, [row.queue, u.key, windowMs], manager);
+      if (holder) return Object.assign(toJob(holder), { duplicate: true });
+      // NOTE: the holder that made the insert conflict finished before the look-up saw it; the key
+      // is free now, or held by yet another job: the next try finds out.
+      if (tries >= UNIQUE_INSERT_TRIES) throw new Error(`nestjs-pg-queue: the unique key ${JSON.stringify(u.key)} changed holders ${tries} times during one add()`);
+    }
+  }
+
+  /**
+   * Inserts a batch in which some jobs have unique keys, all in one transaction: each key once (the
+   * first of the batch, or the last with `replace`), the others of the batch and those the table
+   * already held returned as duplicates of their holder. Jobs come back in input order.
+   */
+  async insertWithUnique(rows: NewJobRow[], chunk: (rows: NewJobRow[]) => NewJobRow[][]): Promise<Job[]> {
+    const copyable =
+      rows.length >= COPY_MIN_ROWS && rows.every((r) => r.delayMs === 0 && (!r.unique || (!r.unique.replace && r.unique.hold !== 'window')));
+    if (copyable && this.uniqueCopySkips === 0) {
+      const jobs = await this.insertUniqueByCopy(rows);
+      if (jobs) return jobs;
+      // NOTE: a batch that met a held key is likely followed by more: skip the COPY for a while.
+      this.uniqueCopySkips = UNIQUE_COPY_SKIPS_AFTER_CONFLICT;
+    } else if (copyable) {
+      this.uniqueCopySkips--;
+    }
+    return this.insertWithUniqueStatements(rows, chunk);
+  }
+
+  /**
+   * The fast path of `insertWithUnique`, for large batches without replacements, windows or
+   * delays: optimistic, by COPY, each key of the batch once (the first job with it). A key some job
+   * in the table holds makes the unique index fail the COPY whole (nothing is stored): then null is
+   * returned and the statement path settles the batch. Measured on batches of 1,000 fresh keys:
+   * about 1.4 times a plain addBulk's time, against 2.5 to 3 times for the statement path, or for
+   * looking the keys up before the COPY (the look-up alone took 7-25 ms per 1,000 keys).
+   */
+  private async insertUniqueByCopy(rows: NewJobRow[]): Promise<Job[] | null> {
+    const keyOf = (r: NewJobRow) => `${r.queue}\u0000${r.unique!.key}`;
+    const first = new Map<string, number>();
+    const rep = rows.map((r, i) => {
+      if (!r.unique) return i;
+      const key = keyOf(r);
+      if (!first.has(key)) first.set(key, i);
+      return first.get(key)!;
+    });
+    const toCopy = rows.map((_, i) => i).filter((i) => rep[i] === i);
+    const soonest = new Map<string, Date | null>();
+    for (const i of toCopy) {
+      const { queue, runAt } = rows[i];
+      const known = soonest.get(queue);
+      if (known === undefined || (known !== null && (runAt === null || runAt < known))) soonest.set(queue, runAt);
+    }
+    let inserted: Job[];
+    try {
+      // NOTE: as in a plain addBulk, only queue, name and data (and here the key) when every job
+      // leaves the rest to the table's defaults.
+      const defaultsOnly = toCopy.every((i) => isDueWithDefaults({ ...rows[i], unique: null }));
+      inserted = await this.insertByCopy({ count: toCopy.length, soonest, defaultsOnly, withUnique: true, row: (k) => rows[toCopy[k]] });
+    } catch (error) {
+      const failure = error as { code?: unknown; cause?: { code?: unknown } };
+      if ((failure.code ?? failure.cause?.code) === UNIQUE_VIOLATION) return null;
+      throw error;
+    }
+    const jobs = new Map<number, Job>();
+    toCopy.forEach((i, k) => jobs.set(i, rows[i].unique ? Object.assign(inserted[k], { duplicate: false }) : inserted[k]));
+    return rows.map((_, i) => (rep[i] === i ? jobs.get(i)! : { ...jobs.get(rep[i])!, duplicate: true }));
+  }
+
+  private async insertWithUniqueStatements(rows: NewJobRow[], chunk: (rows: NewJobRow[]) => NewJobRow[][]): Promise<Job[]> {
+    return this.inTransaction('insert', async (client) => {
+      // The window numbers, from this transaction's now(), so every statement below agrees on them.
+      const windows = [...new Set(rows.filter((r) => r.unique?.hold === 'window').map((r) => r.unique!.windowMs!))];
+      const slots = new Map<number, string>();
+      if (windows.length > 0) {
+        const { rows: found } = await client.query<{ window_ms: string; slot: string }>(this.statements.windowSlots, [windows]);
+        for (const w of found) slots.set(Number(w.window_ms), w.slot);
+      }
+      const slotOf = (r: NewJobRow) => (r.unique?.hold === 'window' ? slots.get(r.unique.windowMs!)! : '0');
+      const keyOf = (queue: string, key: string, slot: string) => `${queue}\u0000${key}\u0000${slot}`;
+      // Each key once: the representative of each input row is the first with its key, or a later
+      // one that replaces it.
+      const representative = new Map<string, number>();
+      const rep = rows.map((r, i) => {
+        if (!r.unique) return i;
+        const key = keyOf(r.queue, r.unique.key, slotOf(r));
+        if (!representative.has(key) || r.unique.replace) representative.set(key, i);
+        return key;
+      });
+      const repIndex = (i: number) => (typeof rep[i] === 'number' ? (rep[i] as number) : representative.get(rep[i] as string)!);
+      const jobs = new Map<number, Job>();
+      let todo = rows.map((_, i) => i).filter((i) => repIndex(i) === i);
+      for (let tries = 1; todo.length > 0; tries++) {
+        if (tries > UNIQUE_INSERT_TRIES) throw new Error(`nestjs-pg-queue: unique keys changed holders ${UNIQUE_INSERT_TRIES} times during one addBulk()`);
+        const replaced: [number, string][] = [];
+        // NOTE: `replace` is one parameter of the statement, so rows go in runs of one setting, in
+        // input order (new jobs' ids keep it, and with them the claim order of equal jobs).
+        for (const [replace, group] of runsOf(todo, (i) => rows[i].unique?.replace ?? false)) {
+          for (const part of chunk(group.map((i) => rows[i]))) {
+            const indexes = group.splice(0, part.length);
+            const { rows: written } = await client.query<{ id: string; queue: string; unique_key: string | null; unique_slot: string; fresh: boolean; now: number }>(
+              this.statements.insertUniqueBatch,
+              [`[${batchJson(part, slotOf)}]`, replace],
+            );
+            const plain = indexes.filter((i) => !rows[i].unique);
+            const byKey = new Map(indexes.filter((i) => rows[i].unique).map((i) => [keyOf(rows[i].queue, rows[i].unique!.key, slotOf(rows[i])), i]));
+            let nextPlain = 0;
+            for (const w of written) {
+              const i = w.unique_key === null ? plain[nextPlain++] : byKey.get(keyOf(w.queue, w.unique_key, w.unique_slot))!;
+              if (!w.fresh) replaced.push([i, w.id]);
+              else jobs.set(i, Object.assign(stamp(toNewJob(rows[i]), w.id, Number(w.now), rows[i].delayMs), rows[i].unique ? { duplicate: false } : {}));
+            }
+          }
+        }
+        // Replaced holders, as they are now.
+        if (replaced.length > 0) {
+          const { rows: found } = await client.query<RawJobRow>(this.statements.getByIds, [replaced.map(([, id]) => id)]);
+          const byId = new Map(found.map((r) => [String(r.id), r]));
+          for (const [i, id] of replaced) jobs.set(i, Object.assign(toJob(byId.get(id)!), { duplicate: true }));
+        }
+        // The keys held by jobs that took no replacement: their holders.
+        const missing = todo.filter((i) => !jobs.has(i));
+        if (missing.length > 0) {
+          const { rows: holders } = await client.query<RawJobRow & { unique_slot: string }>(this.statements.findUniqueHolders, [
+            missing.map((i) => rows[i].queue),
+            missing.map((i) => rows[i].unique!.key),
+            missing.map((i) => slotOf(rows[i])),
+          ]);
+          const byKey = new Map(missing.map((i) => [keyOf(rows[i].queue, rows[i].unique!.key, slotOf(rows[i])), i]));
+          for (const h of holders) jobs.set(byKey.get(keyOf(h.queue, h.unique_key!, h.unique_slot))!, Object.assign(toJob(h), { duplicate: true }));
+        }
+        todo = missing.filter((i) => !jobs.has(i));
+      }
+      return rows.map((_, i) => {
+        const holder = jobs.get(repIndex(i))!;
+        return repIndex(i) === i ? holder : { ...holder, duplicate: true };
+      });
+    });
+  }
+
   /** Inserts rows by one statement per chunk, all in one transaction. */
   async insertInChunks(chunks: NewJobRow[][]): Promise<Job[]> {
     if (chunks.length <= 1) return this.insert(chunks[0] ?? []);
@@ -147,14 +329,15 @@ export class JobRepository {
       bounds.push(end);
       if (end === source.count) break;
     }
-    const line = source.defaultsOnly ? copyLineOfDefaults : copyLine;
-    const query = new CopyInQuery(this.statements.copyInsert(source.count, bounds.length - 1, wakes, source.defaultsOnly), (send, end) => {
+    const base = source.defaultsOnly ? copyLineOfDefaults : copyLine;
+    const line = source.withUnique ? (r: NewJobRow) => withUniqueColumns(base(r), r) : base;
+    const query = new CopyInQuery(this.statements.copyInsert(source.count, bounds.length - 1, wakes, source.defaultsOnly, source.withUnique ?? false), (send, end) => {
       for (let piece = 1; piece < bounds.length; piece++) {
         let text = '';
         for (let i = bounds[piece - 1]; i < bounds[piece]; i++) {
           const row = source.row(i);
           if (row.delayMs !== 0) throw new Error(`nestjs-pg-queue: row ${i} has a delay and cannot be inserted by COPY`);
-          if (source.defaultsOnly && !isDueWithDefaults(row)) throw new Error(`nestjs-pg-queue: row ${i} has options, in a COPY of defaults only`);
+          if (source.defaultsOnly && !isDueWithDefaults(row.unique && source.withUnique ? { ...row, unique: null } : row)) throw new Error(`nestjs-pg-queue: row ${i} has options, in a COPY of defaults only`);
           rows[i] = row;
           text += line(row);
         }
@@ -304,7 +487,19 @@ export class JobRepository {
   }
 
   async retry(id: string): Promise<Job | null> {
-    const [row] = await this.run<RawJobRow>('retry', this.statements.retry, [id]);
+    let row: RawJobRow | undefined;
+    try {
+      [row] = await this.run<RawJobRow>('retry', this.statements.retry, [id]);
+    } catch (error) {
+      // NOTE: back to pending, a job holds its unique key again (see schema step 4); the unique
+      // index refuses that while another job holds the key.
+      const failure = error as { code?: unknown; cause?: { code?: unknown } };
+      if ((failure.code ?? failure.cause?.code) !== UNIQUE_VIOLATION) throw error;
+      const job = await this.findById(id);
+      const [holder] = job?.uniqueKey ? await this.run<RawJobRow>('retry', this.statements.findUniqueHolders, [[job.queue], [job.uniqueKey], [0]]) : [];
+      if (job?.uniqueKey && holder) throw new UniqueKeyHeldError(id, job.uniqueKey, holder.id);
+      throw error;
+    }
     return row ? toJob(row) : null;
   }
 
@@ -428,6 +623,11 @@ export class JobRepository {
     }
   }
 
+  /** Runs one statement of another part of the database layer (the queue registry) on the pool. */
+  runStatement<Row>(operation: string, text: string, values: unknown[]): Promise<Row[]> {
+    return this.run<Row>(operation, text, values);
+  }
+
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true): Promise<Row[]> {
     if (manager) {
       try {
@@ -441,9 +641,14 @@ export class JobRepository {
 
   /** Runs a prepared statement on the pool that returns one text value (see {@link SingleValueQuery}). */
   private async value(operation: string, text: string, values: (string | null)[]): Promise<string> {
-    const value = await this.submit<string | null>(operation, new SingleValueQuery(this.statementName(text), text, values));
+    const value = await this.optionalValue(operation, text, values);
     if (value === null) throw new Error(`nestjs-pg-queue: the ${operation} statement returned no value`);
     return value;
+  }
+
+  /** `value`, for a statement that may return no row (null). */
+  private optionalValue(operation: string, text: string, values: (string | null)[]): Promise<string | null> {
+    return this.submit<string | null>(operation, new SingleValueQuery(this.statementName(text), text, values));
   }
 
   /**
@@ -473,15 +678,28 @@ export class JobRepository {
   }
 }
 
+/** `items` cut into runs of consecutive items with the same `key`, in order. */
+function runsOf<T, K>(items: T[], key: (item: T) => K): [K, T[]][] {
+  const runs: [K, T[]][] = [];
+  for (const item of items) {
+    const k = key(item);
+    const last = runs[runs.length - 1];
+    if (last && last[0] === k) last[1].push(item);
+    else runs.push([k, [item]]);
+  }
+  return runs;
+}
+
 /** The rows of a batch insert as one JSON array's elements. `data` and `backoff` are JSON texts
  * already (validated): spliced in, not stringified again. */
-function batchJson(rows: NewJobRow[]): string {
+function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string): string {
   return rows
     .map(
       (r) =>
         `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
         `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
-        `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}}`,
+        `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
+        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}}` : '}'),
     )
     .join(',');
 }
@@ -545,6 +763,7 @@ function toNewJob(row: NewJobRow): Job {
     finishedAt: null,
     result: null,
     lastError: null,
+    uniqueKey: row.unique?.key ?? null,
     lockedBy: null,
     lockedUntil: null,
   } as unknown as Job;
@@ -580,6 +799,16 @@ function copyLine(r: NewJobRow): string {
   );
 }
 
+/** A COPY line with the unique key and its hold ('finish' or 'start') appended (see `CopyRowSource.withUnique`). */
+function withUniqueColumns(line: string, r: NewJobRow): string {
+  return `${line.slice(0, -1)}\t${r.unique ? `${copyFreeText(r.unique.key)}\t${r.unique.hold}` : '\\N\t\\N'}\n`;
+}
+
+/** Any text in COPY's text format: unlike names and JSON, a unique key may hold tabs and line breaks. */
+function copyFreeText(text: string): string {
+  return text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
 /** `copyLine` for the COPY of queue, name and data only (see `CopyRowSource.defaultsOnly`). */
 function copyLineOfDefaults(r: NewJobRow): string {
   return `${copyValue(r.queue)}\t${copyValue(r.name)}\t${copyValue(r.data)}\n`;
@@ -597,7 +826,7 @@ function sqlLiteral(text: string): string {
 
 /** Whether a row leaves every option to the table's defaults (see `insertOneDue`). */
 function isDueWithDefaults(r: NewJobRow): boolean {
-  return r.priority === 0 && r.runAt === null && r.delayMs <= 0 && r.maxAttempts === null && r.backoff === null && r.timeoutMs === null;
+  return r.priority === 0 && r.runAt === null && r.delayMs <= 0 && r.maxAttempts === null && r.backoff === null && r.timeoutMs === null && r.unique === null;
 }
 
 /** `insertOne`'s parameters, as text (a `SingleValueQuery` sends them as they are). */

@@ -3,6 +3,7 @@ import { ModuleRef } from '@nestjs/core';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { JobRepository } from './job.repository';
+import { QueueRegistryRepository } from './queue-registry.repository';
 import { RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
 import { QueueSchemaOutdatedError } from '../errors/queue-schema-outdated.error';
@@ -18,6 +19,7 @@ import type { ResolvedQueueOptions } from '../queue-options.resolver';
 export class QueueDatabase implements OnModuleInit {
   private jobs?: JobRepository;
   private ready?: Promise<JobRepository>;
+  private registry?: QueueRegistryRepository;
 
   constructor(
     @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
@@ -35,6 +37,13 @@ export class QueueDatabase implements OnModuleInit {
       throw error;
     });
     return this.ready;
+  }
+
+  /** The queue registry's repository (pause, resume, the list of queues). */
+  async getRegistry(): Promise<QueueRegistryRepository> {
+    const jobs = await this.getRepository();
+    this.registry ??= new QueueRegistryRepository(jobs);
+    return this.registry;
   }
 
   /** The repository once initialised; for the worker, which starts after init. */

@@ -20,6 +20,8 @@ export interface TableNaming {
    * 40 characters alone, which two such tables could share. Schema step 3 renames what carries it.
    */
   legacyPrefix?: string;
+  /** `"schema"."<table>_queues"`: the queue registry (one row per queue: pause, limits, counts). */
+  queuesQualified: string;
 }
 
 /** Longest prefix: the longest suffix (`_claim_hash_idx`) still fits PostgreSQL's 63-byte names. */
@@ -37,11 +39,16 @@ export function createTableNaming(schema: string = DEFAULT_SCHEMA, table: string
   // NOTE: pg_notify() rejects channel names of 64 bytes or more; long names get a stable digest.
   const channel = full.length <= 63 ? full : `pgq_${createHash('sha1').update(full).digest('hex')}`;
   const qualified = `"${schema}"."${table}"`;
-  if (table.length <= MAX_PREFIX_LENGTH) return { schema, table, qualified, channel, prefix: table };
+  // NOTE: `<table>_queues` while that fits in 63 characters; the unique prefix otherwise.
+  const queuesQualified = `"${schema}"."${table.length <= 56 ? table : createPrefix(table)}_queues"`;
+  if (table.length <= MAX_PREFIX_LENGTH) return { schema, table, qualified, channel, prefix: table, queuesQualified };
   // NOTE: index names share the schema's namespace, so a prefix cut from a long table name must stay
   // unique: 31 characters of the name, then 8 of its digest (CREATE INDEX IF NOT EXISTS would
   // otherwise silently skip the second table's indexes).
+  return { schema, table, qualified, channel, prefix: createPrefix(table), legacyPrefix: table.slice(0, MAX_PREFIX_LENGTH), queuesQualified };
+}
+
+function createPrefix(table: string): string {
   const digest = createHash('sha1').update(table).digest('hex').slice(0, 8);
-  const prefix = `${table.slice(0, MAX_PREFIX_LENGTH - 9)}_${digest}`;
-  return { schema, table, qualified, channel, prefix, legacyPrefix: table.slice(0, MAX_PREFIX_LENGTH) };
+  return `${table.slice(0, MAX_PREFIX_LENGTH - 9)}_${digest}`;
 }

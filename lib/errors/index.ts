@@ -15,3 +15,4 @@ export * from './queue-unavailable.error';
 export * from './queue-schema-outdated.error';
 export * from './duplicate-queue-module.error';
 export * from './conflicting-processor-options.error';
+export * from './unique-key-held.error';

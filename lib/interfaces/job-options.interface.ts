@@ -31,8 +31,37 @@ export interface DefaultJobOptions extends JobRunOptions {
   priority?: number;
 }
 
+/**
+ * A unique key: while a job of the same queue holds it, adding another job with it returns the
+ * holder (`duplicate: true`) instead of adding one. Enforced by a unique index, so it holds under any
+ * concurrency, across processes.
+ */
+export interface UniqueOptions {
+  /** The key, scoped to the queue (a non-empty string of at most 512 characters). */
+  key: string;
+  /**
+   * How long the key is held: `'finish'` (default) until the holder is completed, failed or
+   * cancelled; `'start'` until it first starts (a job added during the run runs after it: updates
+   * made meanwhile are not lost). Exclusive with `windowMs`.
+   */
+  until?: 'finish' | 'start';
+  /**
+   * Throttle: the key is held for a window of this many ms (integer >= 1) whatever becomes of the
+   * holder. Windows are fixed and aligned to the epoch: window n covers [n·windowMs, (n+1)·windowMs),
+   * on the database's clock.
+   */
+  windowMs?: number;
+  /**
+   * Debounce: when the holder has not started yet, it takes this add's data, priority and run time
+   * (and is returned, `duplicate: true`); when it has, see `until`.
+   */
+  replace?: boolean;
+}
+
 /** Options of one `QueueService.add()`. */
 export interface JobOptions extends DefaultJobOptions {
+  /** At most one job of the queue with this key at a time (see {@link UniqueOptions}). */
+  unique?: UniqueOptions;
   /** Do not run before this time. Exclusive with `delayMs`. */
   runAt?: Date;
   /** Do not run before this many ms from now (integer >= 0). Exclusive with `runAt`. */

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { BackoffOptions } from './job-options.interface';
+import type { JobSnooze } from '../worker/job-snooze';
 
 /**
  * The states of a job. See docs/state-machine.md for the transitions.
@@ -75,6 +76,13 @@ export interface Job<T = unknown, R = unknown> {
   result: R | null;
   /** The last failure, kept after a later success too so flaky jobs can be seen. */
   lastError: JobError | null;
+  /** The job's unique key (`unique.key` when it was added), or null. */
+  uniqueKey: string | null;
+  /**
+   * Set by `add()`/`addBulk()` on jobs given a unique key: true when the key was held and the
+   * holder is returned instead of a new job.
+   */
+  duplicate?: boolean;
   /** The worker holding the lease while `active`. */
   lockedBy: string | null;
   /** When the lease lapses unless renewed by a heartbeat. */
@@ -101,6 +109,13 @@ export interface ActiveJob<T = unknown, R = unknown> extends Job<T, R> {
    * Call it at most once, as the last thing the handler does, and return its value.
    */
   transaction<X extends R>(work: (manager: EntityManager) => Promise<X>): Promise<X>;
+  /**
+   * Ends this attempt without counting it and without an error: the job goes back to pending and
+   * runs again in `delayMs` (integer >= 0). Return its value: `return job.snooze(30_000)`. The last
+   * error is kept as it was; like every outcome it is written only while this worker holds the
+   * job's lease. A bad delay throws `InvalidJobOptionError`, which fails the attempt.
+   */
+  snooze(delayMs: number): JobSnooze;
 }
 
 /** Counts of jobs per state. */

@@ -1,6 +1,6 @@
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
-import { MAX_INT32, MAX_NAME_LENGTH, MAX_RUN_AT_MS, MIN_RUN_AT_MS } from '../queue.constants';
+import { MAX_INT32, MAX_NAME_LENGTH, MAX_RUN_AT_MS, MAX_UNIQUE_KEY_LENGTH, MIN_RUN_AT_MS } from '../queue.constants';
 import type { BackoffOptions, JobOptions, JobRunOptions } from '../interfaces/job-options.interface';
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
 import { KNOWN_OPTIONS, suggestOption } from './known-options';
@@ -71,6 +71,7 @@ export function validateJobOptions(options: JobOptions): void {
   assertKnownKeys(options, KNOWN_OPTIONS.job, '');
   validateRunOptions(options);
   if (options.priority !== undefined) assertInteger('priority', options.priority, -MAX_INT32, MAX_INT32);
+  if (options.unique !== undefined) validateUniqueOptions(options.unique);
   if (options.runAt !== undefined && options.delayMs !== undefined) {
     throw jobOptionError('runAt/delayMs', `${options.runAt} / ${options.delayMs}`, 'at most one of runAt and delayMs');
   }
@@ -80,6 +81,28 @@ export function validateJobOptions(options: JobOptions): void {
   }
   // NOTE: bounded so that now + delay stays within what `runAt` accepts (PostgreSQL would refuse it).
   if (options.delayMs !== undefined) assertInteger('delayMs', options.delayMs, 0, MAX_RUN_AT_MS - Date.now());
+}
+
+function validateUniqueOptions(unique: unknown): void {
+  if (typeof unique !== 'object' || unique === null) throw jobOptionError('unique', unique, "an object { key, until?: 'finish' | 'start', windowMs?, replace? }");
+  assertKnownKeys(unique, KNOWN_OPTIONS.unique, 'unique.');
+  const u = unique as Record<string, unknown>;
+  const key = u.key;
+  if (
+    typeof key !== 'string' ||
+    key.length === 0 ||
+    key.length > MAX_UNIQUE_KEY_LENGTH ||
+    key.includes('\u0000') ||
+    !(key as string & { isWellFormed(): boolean }).isWellFormed()
+  ) {
+    throw jobOptionError('unique.key', key, `a non-empty string of at most ${MAX_UNIQUE_KEY_LENGTH} characters without NUL or lone UTF-16 surrogates`);
+  }
+  if (u.until !== undefined && u.until !== 'finish' && u.until !== 'start') throw jobOptionError('unique.until', u.until, "'finish' or 'start'");
+  if (u.windowMs !== undefined) {
+    assertInteger('unique.windowMs', u.windowMs, 1, Number.MAX_SAFE_INTEGER);
+    if (u.until !== undefined) throw jobOptionError('unique.until', u.until, 'no until with windowMs: a throttle window holds the key whatever the state of its job');
+  }
+  if (u.replace !== undefined && typeof u.replace !== 'boolean') throw jobOptionError('unique.replace', u.replace, 'a boolean');
 }
 
 /** `@Processor()` options, checked at boot. */

@@ -3,7 +3,8 @@
  * meant. Unknown keys are refused (a BullMQ-style `{ delay: 5000 }` silently ran the job at once).
  */
 export const KNOWN_OPTIONS = {
-  job: ['runAt', 'delayMs', 'priority', 'maxAttempts', 'backoff', 'timeoutMs', 'manager'],
+  job: ['runAt', 'delayMs', 'priority', 'maxAttempts', 'backoff', 'timeoutMs', 'manager', 'unique'],
+  unique: ['key', 'until', 'windowMs', 'replace'],
   bulkJob: ['queue', 'name', 'data', 'options'],
   backoff: ['type', 'delayMs', 'maxDelayMs', 'jitter'],
   runDefaults: ['maxAttempts', 'backoff', 'timeoutMs'],
@@ -34,6 +35,11 @@ const ALIASES: Record<string, string> = {
   removeOnFail: 'retentionMs',
   retention: 'retentionMs',
   opts: 'options',
+  jobId: 'unique',
+  singletonKey: 'unique',
+  deduplication: 'unique',
+  ttl: 'windowMs',
+  id: 'key',
 };
 
 /** The known name `key` most likely meant, if any: an alias, a different case, or a near spelling. */

@@ -11,8 +11,9 @@ import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
 import { COPY_MIN_ROWS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
-import type { BulkJob, JobOptions } from '../interfaces/job-options.interface';
+import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
+import type { QueueInfo } from '../interfaces/queue-info.interface';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
@@ -36,7 +37,8 @@ export class QueueService {
   /**
    * Adds a job to `queue`, to be handled by the `@Handle(name)` of that queue's processor.
    * With `options.manager`, the job is inserted in that transaction: it exists only if the
-   * transaction commits.
+   * transaction commits. With `options.unique`, a job of the queue that holds the key is returned
+   * instead (`duplicate: true`), or replaced (debounce): see {@link UniqueOptions}.
    *
    * @throws InvalidJobDataError when `data` cannot survive a JSON round trip
    * @throws InvalidJobOptionError when a name or option is not valid
@@ -44,6 +46,13 @@ export class QueueService {
    */
   async add<T = unknown>(queue: string, name: string, data: T, options: JobOptions = {}): Promise<Job<T>> {
     const row = this.toRow(queue, name, data, options, 'data');
+    if (row.unique) {
+      // NOTE: not through the group commit: each unique add() needs its own answer (inserted, or
+      // which job holds the key), which one statement per add gives plainly.
+      const job = await (await this.database.getRepository()).insertUnique(row, options.manager);
+      if (!options.manager) this.wakeups.wake(queue, this.dueInMs(job));
+      return job as Job<T>;
+    }
     if (options.manager) {
       const [job] = await (await this.database.getRepository()).insert([row], options.manager);
       return job as Job<T>;
@@ -60,6 +69,9 @@ export class QueueService {
    *   the size. Each job's data is validated and serialised just before it is
    *   sent, while the database inserts the previous ones; a bad one aborts the COPY.
    * - otherwise: by statements of up to 5,000 jobs (and 32 MiB of data) each, in one transaction.
+   * - when any job has a unique key, by statements too: a key appears once (the first job with it,
+   *   or the last with `replace`); the other jobs with that key, and those whose key a job in the
+   *   table holds, are returned as that holder (`duplicate: true`).
    *
    * @throws InvalidJobDataError, InvalidJobOptionError naming the first bad job (`jobs[i]…`)
    * @throws QueueUnavailableError when the database cannot be reached
@@ -69,6 +81,7 @@ export class QueueService {
     // Everything but the data first: cheap, and it decides how the jobs are inserted.
     const soonest = new Map<string, Date | null>();
     let delayed = false;
+    let unique = false;
     let defaultsOnly = (this.options.defaultJobOptions.priority ?? 0) === 0;
     const names = new Set<string>();
     jobs.forEach((job, i) => {
@@ -84,6 +97,7 @@ export class QueueService {
       names.add(job.queue).add(job.name);
       validateJobOptions(options);
       if (options.delayMs !== undefined && options.delayMs > 0) delayed = true;
+      if (options.unique !== undefined) unique = true;
       defaultsOnly &&=
         (options.priority ?? 0) === 0 && options.runAt === undefined && options.maxAttempts === undefined && options.backoff === undefined && options.timeoutMs === undefined;
       const runAt = options.runAt ?? null;
@@ -96,7 +110,10 @@ export class QueueService {
     };
     const repository = await this.database.getRepository();
     let added: Job[];
-    if (!delayed && jobs.length >= COPY_MIN_ROWS) {
+    if (unique) {
+      // NOTE: COPY cannot skip a row whose key is held (no ON CONFLICT): statements, in one transaction.
+      added = await repository.insertWithUnique(jobs.map((_, i) => toRow(i)), (rows) => [...chunkRows(rows, (row) => row.data)]);
+    } else if (!delayed && jobs.length >= COPY_MIN_ROWS) {
       added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, row: toRow });
     } else {
       added = await repository.insertInChunks([...chunkRows(jobs.map((_, i) => toRow(i)), (row) => row.data)]);
@@ -152,6 +169,36 @@ export class QueueService {
     throw new InvalidJobStateError(id, 'retry', job.state, [JobState.Failed, JobState.Cancelled]);
   }
 
+  /**
+   * Pauses a queue on every node: from when this resolves, no worker of any process starts a job
+   * of it (the claim itself checks the flag); running jobs finish, `add()` still works, the rescuer
+   * and retention go on. The flag is stored, so it survives restarts. Pausing a paused queue is a
+   * no-op.
+   *
+   * @throws InvalidJobOptionError for an invalid queue name
+   */
+  async pause(queue: string): Promise<QueueInfo> {
+    assertName('queue', queue);
+    return (await this.database.getRegistry()).pause(queue);
+  }
+
+  /** Resumes a paused queue and wakes its workers at once. Resuming a queue that is not paused is a no-op. */
+  async resume(queue: string): Promise<QueueInfo | null> {
+    assertName('queue', queue);
+    const resumed = await (await this.database.getRegistry()).resume(queue);
+    this.wakeups.wake(queue);
+    return resumed;
+  }
+
+  /**
+   * Every queue the table knows (with a processor somewhere, paused, or with jobs), with its pause
+   * flag and its job counts per state as last counted (at most 2 s old when it can be helped: see
+   * {@link QueueInfo.counts}).
+   */
+  async getQueues(): Promise<QueueInfo[]> {
+    return (await this.database.getRegistry()).list();
+  }
+
   /** Number of jobs in each state, for one queue or all. */
   async getCounts(queue?: string): Promise<JobCounts> {
     if (queue !== undefined) assertName('queue', queue);
@@ -178,6 +225,14 @@ export class QueueService {
       maxAttempts: options.maxAttempts ?? null,
       backoff: options.backoff ? JSON.stringify(options.backoff) : null,
       timeoutMs: options.timeoutMs ?? null,
+      unique: options.unique
+        ? {
+            key: options.unique.key,
+            hold: options.unique.windowMs !== undefined ? 'window' : (options.unique.until ?? 'finish'),
+            windowMs: options.unique.windowMs ?? null,
+            replace: options.unique.replace ?? false,
+          }
+        : null,
     };
   }
 

@@ -1,6 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { ActiveJob, type Job } from '../interfaces/job.interface';
 import type { AttemptAbort } from './attempt-abort';
+import { JobSnooze } from './job-snooze';
 
 type TransactionRunner = <X>(work: (manager: EntityManager) => Promise<X>) => Promise<X>;
 
@@ -34,6 +35,7 @@ export class ActiveJobView extends ActiveJob {
     this.finishedAt = job.finishedAt;
     this.result = job.result;
     this.lastError = job.lastError;
+    this.uniqueKey = job.uniqueKey;
     this.lockedBy = job.lockedBy;
     this.lockedUntil = job.lockedUntil;
     this.#abort = abort;
@@ -46,5 +48,9 @@ export class ActiveJobView extends ActiveJob {
 
   override transaction<X>(work: (manager: EntityManager) => Promise<X>): Promise<X> {
     return this.#transaction(work);
+  }
+
+  override snooze(delayMs: number): JobSnooze {
+    return JobSnooze.of(delayMs);
   }
 }

@@ -8,6 +8,7 @@ import type { ActiveJob, Job } from '../interfaces/job.interface';
 import { backoffDelayMs } from './retry-policy';
 import { AttemptAbort } from './attempt-abort';
 import { ActiveJobView } from './active-job.view';
+import { JobSnooze } from './job-snooze';
 import { jobErrorJson, serializeJobError } from './job-error.serializer';
 import { serializeJson } from '../producer/job-data.validator';
 import { MissingHandlerError } from '../errors/missing-handler.error';
@@ -104,7 +105,9 @@ export class JobExecutor {
       // next claim then overlaps the previous batch's write instead of waiting for it. The poller
       // bounds how many written-pending outcomes may pile up.
       entry.handlerDone = true;
-      hooks.handlerDone(outcome?.state === 'pending' && !outcome.refund ? outcome.delayMs : undefined);
+      // A retry or a snooze: wake this queue's poller when it is due (a hand-back at shutdown wakes
+      // a stopped poller, which does nothing).
+      hooks.handlerDone(outcome?.state === 'pending' ? outcome.delayMs : undefined);
       if (write) {
         const result = await write;
         if (result === 'fenced' && !(abort.reason instanceof JobCancelledError)) {
@@ -178,6 +181,10 @@ export class JobExecutor {
       if (value === ABORTED) this.markStillRunning(entry, returned);
       if (committedInTransaction) return undefined;
       if (value === ABORTED) return this.fromAbort(job, abort.reason);
+      if (value instanceof JobSnooze) {
+        // Back to pending in delayMs, the attempt refunded, lastError untouched (error null).
+        return { id: job.id, claim: job.claims, state: 'pending', result: null, error: null, delayMs: value.delayMs, refund: true };
+      }
       return this.success(job, value);
     } catch (error) {
       if (committedInTransaction) return undefined;

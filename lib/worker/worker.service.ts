@@ -97,6 +97,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
     if (queues.length === 0) return;
 
+    // NOTE: the registry lists every queue with a processor somewhere, even before its first job.
+    await (await this.database.getRegistry()).register(queues.map((q) => q.queue));
     const completer = new JobCompleter(repository, this.workerId);
     this.completer = completer;
     const executor = new JobExecutor(

@@ -16,6 +16,14 @@ export interface SchemaStep {
   down: (n: TableNaming) => string[];
 }
 
+/**
+ * When a job holds its unique key (the predicate of the unique index; `ON CONFLICT` names it
+ * exactly). See schema step 4.
+ */
+export const UNIQUE_HELD = `"unique_key" IS NOT NULL AND ("unique_hold" = 'window'
+  OR ("unique_hold" = 'finish' AND "state" NOT IN ('completed', 'failed', 'cancelled'))
+  OR ("unique_hold" = 'start' AND "state" = 'pending' AND "claims" = 0))`;
+
 export const SCHEMA_STEPS: readonly SchemaStep[] = [
   {
     version: 1,
@@ -114,6 +122,40 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
     },
     // The new names are kept: the earlier steps' `down` drops the table, whatever its index names.
     down: () => [],
+  },
+  {
+    version: 4,
+    migrationTimestamp: 1764720000000,
+    // NOTE: unique jobs and the queue registry (pause now; the limits of a later step will live
+    // there too). A job holds its unique key while it sits in the unique index, and the index's
+    // predicate says when that is, so no statement that moves a job between states has to release a
+    // key: `finish` holds it until the job is completed, failed or cancelled; `start` while it waits
+    // for its first claim (`claims = 0`: a retry, snooze or hand-back does not take it again, so a
+    // retry can never collide with the job added meanwhile); `window` holds it whatever the state,
+    // the window's number (`unique_slot`) being part of the key. Plain jobs leave `unique_key` NULL
+    // and never touch the index.
+    up: (n) => [
+      `ALTER TABLE ${n.qualified} ADD COLUMN IF NOT EXISTS "unique_key" text, ADD COLUMN IF NOT EXISTS "unique_hold" text,
+        ADD COLUMN IF NOT EXISTS "unique_slot" bigint, ADD COLUMN IF NOT EXISTS "group_key" text`,
+      `CREATE UNIQUE INDEX IF NOT EXISTS "${n.prefix}_unique_idx" ON ${n.qualified} ("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`,
+      `CREATE TABLE IF NOT EXISTS ${n.queuesQualified} (
+        "name" text PRIMARY KEY,
+        "paused" boolean NOT NULL DEFAULT false,
+        "paused_at" timestamptz,
+        "declared" jsonb NOT NULL DEFAULT '{}',
+        "overrides" jsonb NOT NULL DEFAULT '{}',
+        "rate_limited_until" timestamptz,
+        "counts" jsonb,
+        "counts_at" timestamptz,
+        "created_at" timestamptz NOT NULL DEFAULT now(),
+        "updated_at" timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+    down: (n) => [
+      `DROP TABLE IF EXISTS ${n.queuesQualified}`,
+      `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_unique_idx"`,
+      `ALTER TABLE ${n.qualified} DROP COLUMN IF EXISTS "unique_key", DROP COLUMN IF EXISTS "unique_hold", DROP COLUMN IF EXISTS "unique_slot", DROP COLUMN IF EXISTS "group_key"`,
+    ],
   },
 ];
 

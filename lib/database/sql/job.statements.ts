@@ -1,5 +1,5 @@
 import type { TableNaming } from '../table-naming';
-import { readSchemaVersionSql } from '../migrations/job-table.ddl';
+import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
@@ -34,12 +34,39 @@ export function buildJobStatements(n: TableNaming) {
   const claimedColumns = (p: string) =>
     `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
      NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
-     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}`;
+     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key`;
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
-     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}`;
+     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key`;
+  // NOTE: the conflict target names the unique index exactly (columns, expression, predicate), as
+  // ON CONFLICT requires to infer it.
+  const uniqueTarget = `("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`;
+  // The window number of a throttled job, from the database's clock (no skew between app hosts).
+  const windowSlot = (hold: string, windowMs: string) =>
+    `CASE WHEN ${hold} = 'window' THEN floor(date_part('epoch', now()) * 1000 / ${windowMs})::bigint END`;
+  // UNIQUE_HELD for the rows of `alias`.
+  const heldBy = (alias: string) => UNIQUE_HELD.replace(/"(unique_key|unique_hold|state|claims)"/g, `${alias}.$1`);
+  // The single-row unique insert, with what to do on conflict.
+  const uniqueInsert = (onConflict: string) => `
+      WITH ins AS (
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        VALUES ($1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9, $10, $11,
+          ${windowSlot('$11::text', '$12::float8')})
+        ON CONFLICT ${uniqueTarget}
+        ${onConflict}
+        RETURNING j.id, j.queue, j.run_at, (j.xmax = 0) AS fresh
+      ), woken AS (
+        SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
+          GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000)))::text)
+        FROM ins
+      )
+      SELECT CASE WHEN fresh THEN id || ',' || ${epochMs('now()')} ELSE '=' || id END AS job FROM ins, woken`;
+  // A replacement (debounce) changes data, priority and run time of a holder that has not started.
+  const replaceHolder = (replace: string) =>
+    `DO UPDATE SET "data" = EXCLUDED."data", "priority" = EXCLUDED."priority", "run_at" = EXCLUDED."run_at"
+     WHERE ${replace} AND j.state = 'pending'`;
 
   return {
     /**
@@ -98,6 +125,64 @@ export function buildJobStatements(n: TableNaming) {
       SELECT id || ',' || ${epochMs('now()')} AS job FROM inserted, woken`,
 
     /**
+     * Insert one job with a unique key ($10, held as $11: 'finish' | 'start' | 'window' of $12 ms;
+     * the other parameters as `insertOne`'s), unless a job of the queue holds the key. Returns one
+     * text value, as `insertOne`: `<id>,<now>` for a new job, or no row when the key was held
+     * (the caller then looks the holder up: the slow path of a duplicate). Lean on purpose: most
+     * unique adds find their key free, and they should cost about what a plain add costs.
+     */
+    insertUnique: uniqueInsert('DO NOTHING'),
+
+    /**
+     * `insertUnique` that, when the holder has not started, gives it this add's data, priority and
+     * run time (debounce). Returns `<id>,<now>` for a new job, `=<id>` for a replaced holder,
+     * no row when the holder was running (and keeps its data).
+     */
+    insertUniqueReplacing: uniqueInsert(replaceHolder('true')),
+
+    /** The job holding the unique key $2 of queue $1, in window $3 (now's, for a window of $3 ms; or none). */
+    findUniqueHolder: `
+      SELECT ${jobColumns('h.')} FROM ${Q} AS h
+      WHERE h.queue = $1 AND h.unique_key = $2 AND COALESCE(h.unique_slot, 0) = COALESCE(${windowSlot(`CASE WHEN $3::bigint IS NULL THEN '' ELSE 'window' END`, '$3::float8')}, 0)
+        AND ${heldBy('h')}`,
+
+    /**
+     * Insert a batch of jobs (one JSON array, as the insert statement) of which some have unique
+     * keys (no key twice in the batch); a row whose key is held is not inserted, and with $2
+     * (replace) a holder that has not started takes the row's data, priority and run time instead.
+     * Returns a row per inserted or replaced job, by id (so inserted ones in input order): its id,
+     * key, window number and whether it is new, and the statement's now().
+     */
+    insertUniqueBatch: `
+      WITH ins AS (
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        SELECT u.queue, u.name, COALESCE(u.data, 'null'::jsonb), u.priority, COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
+               u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_hold, u.unique_slot
+        -- NOTE: rows are inserted, and take their ids, in the array's order (as in the insert statement).
+        FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
+          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint)
+        ON CONFLICT ${uniqueTarget}
+        ${replaceHolder('$2::boolean')}
+        RETURNING j.id, j.queue, j.run_at, j.unique_key, j.unique_slot, (j.xmax = 0) AS fresh
+      ), woken AS (${notifyJobs('ins')})
+      SELECT ins.id::text, ins.queue, ins.unique_key, COALESCE(ins.unique_slot, 0)::text AS unique_slot, ins.fresh, ${ms('now()', 'now')},
+        (SELECT count(*) FROM woken) AS "_woken"
+      FROM ins ORDER BY ins.id`,
+
+    /** The jobs that hold the unique keys $2 (with window numbers $3, 0 for none) in queues $1. */
+    findUniqueHolders: `
+      SELECT ${jobColumns('h.')}, COALESCE(h.unique_slot, 0)::text AS unique_slot
+      FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(queue, unique_key, slot)
+      JOIN ${Q} AS h ON h.queue = k.queue AND h.unique_key = k.unique_key AND COALESCE(h.unique_slot, 0) = k.slot
+      WHERE ${heldBy('h')}`,
+
+    /** Jobs by id (the replaced holders of a batch). */
+    getByIds: `SELECT ${jobColumns()} FROM ${Q} WHERE id = ANY($1::bigint[])`,
+
+    /** The window numbers that throttled jobs added now with windows of $1 ms get (one row each). */
+    windowSlots: `SELECT w::text AS window_ms, ${windowSlot(`'window'`, 'w::float8')}::text AS slot FROM unnest($1::bigint[]) AS w`,
+
+    /**
      * Claim up to $2 due jobs of queue $1 for worker $3 with a lease of $4 ms. Run options still
      * unset are fixed here from the processor's defaults ($5-$7), so they hold on every later attempt.
      */
@@ -114,6 +199,9 @@ export function buildJobStatements(n: TableNaming) {
         -- NOTE: hashtext(queue) is the claim index's first key (see the schema steps); queue = $1
         -- keeps out a queue whose name has the same hash.
         WHERE state = 'pending' AND hashtext(queue) = hashtext($1) AND queue = $1 AND run_at <= now()
+          -- NOTE: checked by the claim itself, so a pause holds on every node whatever it knows; an
+          -- uncorrelated sub-select, evaluated once per claim (one primary-key probe).
+          AND NOT EXISTS (SELECT 1 FROM ${n.queuesQualified} WHERE name = $1 AND paused)
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
@@ -272,7 +360,8 @@ export function buildJobStatements(n: TableNaming) {
      */
     dueQueues: `
       SELECT q.queue FROM unnest($1::text[]) AS q(queue)
-      WHERE EXISTS (
+      WHERE NOT EXISTS (SELECT 1 FROM ${n.queuesQualified} AS r WHERE r.name = q.queue AND r.paused)
+      AND EXISTS (
         SELECT 1 FROM ${Q} AS j
         WHERE j.state = 'pending' AND hashtext(j.queue) = hashtext(q.queue) AND j.queue = q.queue AND j.run_at <= now()
       )`,
@@ -306,8 +395,10 @@ export function buildJobStatements(n: TableNaming) {
      * ours, in input order. When other sessions took ids in between, the range is searched for the
      * rows this transaction wrote (`xmin`). `wakes` holds one notification expression per queue.
      */
-    copyInsert: (count: number, pieces: number, wakes: string[], defaultsOnly: boolean) => {
-      const columns = defaultsOnly ? `"queue", "name", "data"` : `"queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms"`;
+    copyInsert: (count: number, pieces: number, wakes: string[], defaultsOnly: boolean, withUnique = false) => {
+      const columns =
+        (defaultsOnly ? `"queue", "name", "data"` : `"queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms"`) +
+        (withUnique ? `, "unique_key", "unique_hold"` : '');
       const sequence = `pg_get_serial_sequence('${Q}', 'id')::regclass`;
       const floor = `current_setting('nestjs_pg_queue.copy_floor')::bigint`;
       return `SELECT set_config('nestjs_pg_queue.copy_floor', nextval(${sequence})::text, true);

@@ -1,0 +1,56 @@
+import type { TableNaming } from '../table-naming';
+
+/**
+ * The statements of the queue registry (`<table>_queues`, schema step 4): one row per queue, with its
+ * pause flag and (refreshed now and then) its job counts.
+ */
+export function buildQueueStatements(n: TableNaming) {
+  const R = n.queuesQualified;
+  const ms = (column: string, as: string) => `floor(date_part('epoch', ${column}) * 1000 + 0.0005) AS ${as}`;
+  const queueColumns = `name, paused, ${ms('paused_at', 'paused_at')}, counts, ${ms('counts_at', 'counts_at')}, ${ms('created_at', 'created_at')}, ${ms('updated_at', 'updated_at')}`;
+  return {
+    /** Make sure the queues $1 have a row (a worker's, at boot). */
+    register: `INSERT INTO ${R} (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
+
+    /** Pause queue $1 (creating its row); `paused_at` keeps the first pause's time. */
+    pause: `
+      INSERT INTO ${R} AS r (name, paused, paused_at) VALUES ($1, true, now())
+      ON CONFLICT (name) DO UPDATE SET paused = true, paused_at = COALESCE(r.paused_at, now()), updated_at = now()
+      RETURNING ${queueColumns}`,
+
+    /** Resume queue $1 and wake every worker of it (as a new job would). */
+    resume: `
+      WITH resumed AS (
+        UPDATE ${R} SET paused = false, paused_at = NULL, updated_at = now() WHERE name = $1
+        RETURNING *
+      )
+      SELECT ${queueColumns}, pg_notify('${n.channel}', json_build_object('t', 'job', 'q', name, 'in', 0)::text) AS "_woken" FROM resumed`,
+
+    /**
+     * Recount the jobs of every queue by state into the registry, unless counts younger than $2 ms
+     * exist or another session is recounting right now ($1: the advisory lock's key). The count scans
+     * the job table, so it runs at most once per $2 ms however many callers ask; a queue found in the
+     * job table but not in the registry gets its row here.
+     */
+    refreshCounts: `
+      WITH go AS (
+        SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked
+        WHERE NOT EXISTS (SELECT 1 FROM ${R} WHERE counts_at > now() - $2 * interval '1 millisecond')
+      ), counted AS (
+        SELECT queue, jsonb_object_agg(state, n) AS counts
+        FROM (SELECT queue, state, count(*)::int AS n FROM ${n.qualified} WHERE (SELECT locked FROM go) GROUP BY queue, state) AS c
+        GROUP BY queue
+      ), upserted AS (
+        INSERT INTO ${R} (name, counts, counts_at) SELECT queue, counts, now() FROM counted
+        ON CONFLICT (name) DO UPDATE SET counts = EXCLUDED.counts, counts_at = EXCLUDED.counts_at
+        RETURNING name
+      )
+      UPDATE ${R} SET counts = '{}', counts_at = now()
+      WHERE (SELECT locked FROM go) AND name NOT IN (SELECT name FROM upserted)`,
+
+    /** Every queue of the registry, by name. */
+    list: `SELECT ${queueColumns} FROM ${R} ORDER BY name`,
+  };
+}
+
+export type QueueStatements = ReturnType<typeof buildQueueStatements>;
