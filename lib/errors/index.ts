@@ -12,3 +12,4 @@ export * from './worker-shutdown.error';
 export * from './job-not-found.error';
 export * from './invalid-job-state.error';
 export * from './queue-unavailable.error';
+export * from './queue-database.error';

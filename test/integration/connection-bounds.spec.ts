@@ -1,0 +1,156 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { Handle, Processor, QueueService, QueueUnavailableError, type Job } from '../../lib';
+import { DEFAULT_QUERY_TIMEOUT_MS } from '../../lib/queue.constants';
+import { createTestApp } from './helpers/app';
+import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
+import { TcpProxy } from './helpers/tcp-proxy';
+import { waitFor } from './helpers/wait-for';
+
+// Issue 9, item 2: on a network that goes silent (a proxy that stops forwarding but keeps its
+// sockets open), every statement of the library fails within a bound, and app.close() returns.
+const schema = uniqueSchema('bounds');
+const target = new URL(DATABASE_URL);
+const table = `"${schema}".queue_jobs`;
+
+@Processor('bounded', { concurrency: 5 })
+class BoundedProcessor {
+  @Handle('work')
+  async work(job: Job<{ i: number }>) {
+    await new Promise((r) => setTimeout(r, 20));
+    return job.data.i;
+  }
+}
+
+/** How `promise` settles and when (ms after the call), or 'pending' after `limitMs`. */
+async function settleWithin(promise: Promise<unknown>, limitMs: number): Promise<{ error?: unknown; value?: unknown; ms: number } | 'pending'> {
+  const t0 = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    promise.then(
+      (value) => ({ value, ms: Date.now() - t0 }),
+      (error: unknown) => ({ error, ms: Date.now() - t0 }),
+    ),
+    new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), limitMs))),
+  ]);
+  clearTimeout(timer);
+  return outcome;
+}
+
+const count = async (state: string) => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE state = $1`, [state]))[0].n;
+
+describe('statements on a silent network', () => {
+  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+  let producer: INestApplicationContext;
+  let queue: QueueService;
+
+  beforeAll(async () => {
+    await proxy.start();
+    producer = await createTestApp({ schema, queue: { worker: false } });
+    queue = producer.get(QueueService);
+  });
+
+  afterAll(async () => {
+    proxy.unfreeze();
+    await proxy.stop();
+    await producer?.close();
+    await dropSchema(schema);
+  });
+
+  const throughProxy = () => ({ url: TcpProxy.urlThrough(DATABASE_URL, proxy.port) });
+
+  it('every QueueService call rejects with QueueUnavailableError within queryTimeoutMs, and works again after', async () => {
+    const app = await createTestApp({ schema, typeorm: throughProxy(), queue: { worker: false, queryTimeoutMs: 1500 } });
+    try {
+      const service = app.get(QueueService);
+      const { id } = await service.add('bounded', 'work', { i: 0 });
+      proxy.freeze();
+      const calls: Record<string, Promise<unknown>> = {
+        add: service.add('bounded', 'work', { i: 1 }),
+        addBulkSmall: service.addBulk([1, 2].map((i) => ({ queue: 'bounded', name: 'work', data: { i } }))),
+        addBulkCopy: service.addBulk(Array.from({ length: 100 }, (_, i) => ({ queue: 'bounded', name: 'work', data: { i } }))),
+        getJob: service.getJob(id),
+        getCounts: service.getCounts(),
+        cancel: service.cancel(id),
+      };
+      const outcomes = await Promise.all(Object.values(calls).map((call) => settleWithin(call, 8000)));
+      const seen = Object.fromEntries(
+        Object.keys(calls).map((name, i) => {
+          const o = outcomes[i];
+          return [name, o === 'pending' ? 'pending' : o.error instanceof QueueUnavailableError && o.ms < 1500 + 2500 ? 'QueueUnavailableError in time' : o];
+        }),
+      );
+      expect(seen).toEqual(Object.fromEntries(Object.keys(calls).map((name) => [name, 'QueueUnavailableError in time'])));
+      proxy.unfreeze();
+      const job = await service.add('bounded', 'work', { i: 2 });
+      expect(await service.getJob(job.id)).toMatchObject({ id: job.id, state: 'pending' });
+      expect(await service.addBulk(Array.from({ length: 100 }, (_, i) => ({ queue: 'bounded', name: 'work', data: { i } })))).toHaveLength(100);
+    } finally {
+      proxy.unfreeze();
+      await app.close();
+    }
+  });
+
+  it(`add() rejects within the default bound (${DEFAULT_QUERY_TIMEOUT_MS} ms) when nothing is configured`, async () => {
+    const app = await createTestApp({ schema, typeorm: throughProxy(), queue: { worker: false } });
+    try {
+      await app.get(QueueService).add('bounded', 'work', { i: 0 });
+      proxy.freeze();
+      const outcome = await settleWithin(app.get(QueueService).add('bounded', 'work', { i: 1 }), DEFAULT_QUERY_TIMEOUT_MS + 5000);
+      expect(outcome).not.toBe('pending');
+      const { error, ms } = outcome as { error: unknown; ms: number };
+      expect(error).toBeInstanceOf(QueueUnavailableError);
+      expect((error as Error).message).toMatch(/during insert/);
+      expect(ms).toBeGreaterThanOrEqual(DEFAULT_QUERY_TIMEOUT_MS - 50);
+      expect(ms).toBeLessThan(DEFAULT_QUERY_TIMEOUT_MS + 2500);
+    } finally {
+      proxy.unfreeze();
+      await app.close();
+    }
+  });
+
+  it('a worker app closes within its bound while the network is silent; nothing is lost after', async () => {
+    await sql(`DELETE FROM ${table}`);
+    const app = await createTestApp({
+      schema,
+      providers: [BoundedProcessor],
+      typeorm: throughProxy(),
+      queue: { queryTimeoutMs: 1500, worker: { pollIntervalMs: 100, shutdownTimeoutMs: 1000, lockDurationMs: 3000 } },
+    });
+    let closed = false;
+    try {
+      await queue.addBulk(Array.from({ length: 500 }, (_, i) => ({ queue: 'bounded', name: 'work', data: { i } })));
+      await waitFor('the worker busy', async () => (await count('completed')) > 10);
+      proxy.freeze();
+      // Documented bound: max(shutdownTimeoutMs, queryTimeoutMs) + FINAL_WRITE_GRACE_MS (3 s) + 2 × queryTimeoutMs + 1 s.
+      const bound = 1500 + 3000 + 2 * 1500 + 1000;
+      const outcome = await settleWithin(app.close(), bound + 10_000);
+      closed = outcome !== 'pending';
+      expect(outcome).not.toBe('pending');
+      expect((outcome as { ms: number }).ms).toBeLessThan(bound + 1500);
+    } finally {
+      proxy.unfreeze();
+      if (!closed) await app.close();
+    }
+    // Whatever it held is rescued by the next worker once its leases lapse.
+    const next = await createTestApp({ schema, providers: [BoundedProcessor], queue: { worker: { pollIntervalMs: 100, lockDurationMs: 1000 } } });
+    try {
+      await waitFor('every job completed', async () => (await count('completed')) === 500, 60_000);
+      expect(await count('failed')).toBe(0);
+    } finally {
+      await next.close();
+    }
+  });
+
+  it('a bulk COPY of a million rows is not cut by a small queryTimeoutMs (the bound is on progress)', async () => {
+    const app = await createTestApp({ schema, queue: { worker: false, queryTimeoutMs: 500 } });
+    try {
+      const jobs = await app.get(QueueService).addBulk(Array.from({ length: 1_000_000 }, (_, i) => ({ queue: 'million', name: 'n', data: i })));
+      expect(jobs).toHaveLength(1_000_000);
+      const [{ n }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE queue = 'million'`);
+      expect(n).toBe(1_000_000);
+    } finally {
+      await sql(`DELETE FROM ${table} WHERE queue = 'million'`);
+      await app.close();
+    }
+  });
+});
