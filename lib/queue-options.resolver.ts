@@ -6,7 +6,9 @@ import type { QueueModuleOptions } from './interfaces/queue-module-options.inter
 import {
   DEFAULT_LOCK_DURATION_MS,
   DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_QUERY_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  DEFAULT_WORKER_POOL_SIZE,
   MAX_INT32,
 } from './queue.constants';
 
@@ -16,6 +18,8 @@ export interface ResolvedWorkerOptions {
   lockDurationMs: number;
   shutdownTimeoutMs: number;
   listen: boolean;
+  /** Connections of the worker's own pool. */
+  poolSize: number;
   /** How often leases are renewed: a third of the lease, and at least every second without LISTEN
    * so a cancellation reaches the running job within about a second. */
   heartbeatIntervalMs: number;
@@ -32,6 +36,8 @@ export interface ResolvedQueueOptions {
   defaultJobOptions: DefaultJobOptions;
   worker: ResolvedWorkerOptions | false;
   retentionMs?: number;
+  queryTimeoutMs: number;
+  preparedStatements: boolean;
 }
 
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
@@ -45,6 +51,10 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
   if (options.migrationsRun !== undefined && typeof options.migrationsRun !== 'boolean') {
     throw moduleOptionError('migrationsRun', options.migrationsRun, 'a boolean');
   }
+  const queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  assertInteger('queryTimeoutMs', queryTimeoutMs, 1, MAX_INT32, moduleOptionError);
+  const preparedStatements = options.preparedStatements ?? true;
+  if (typeof preparedStatements !== 'boolean') throw moduleOptionError('preparedStatements', preparedStatements, 'a boolean');
   const ds = options.dataSource;
   if (ds !== undefined && typeof ds !== 'string' && (typeof ds !== 'object' || ds === null || !('driver' in ds))) {
     throw moduleOptionError('dataSource', '[not a DataSource]', 'a TypeORM DataSource or the name of a @nestjs/typeorm connection');
@@ -56,6 +66,8 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
     defaultJobOptions: defaults,
     worker: options.worker === false ? false : resolveWorkerOptions(options.worker ?? {}),
     retentionMs: options.retentionMs,
+    queryTimeoutMs,
+    preparedStatements,
   };
 }
 
@@ -65,6 +77,8 @@ function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], fals
   const lockDurationMs = worker.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
   const shutdownTimeoutMs = worker.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const listen = worker.listen ?? true;
+  const poolSize = worker.poolSize ?? DEFAULT_WORKER_POOL_SIZE;
+  assertInteger('worker.poolSize', poolSize, 1, 1000, moduleOptionError);
   assertInteger('worker.pollIntervalMs', pollIntervalMs, 10, MAX_INT32, moduleOptionError);
   assertInteger('worker.lockDurationMs', lockDurationMs, 300, MAX_INT32, moduleOptionError);
   assertInteger('worker.shutdownTimeoutMs', shutdownTimeoutMs, 0, MAX_INT32, moduleOptionError);
@@ -75,6 +89,7 @@ function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], fals
     lockDurationMs,
     shutdownTimeoutMs,
     listen,
+    poolSize,
     heartbeatIntervalMs: listen ? third : Math.min(third, 1000),
     rescueIntervalMs: Math.floor(lockDurationMs / 2),
   };

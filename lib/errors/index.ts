@@ -13,3 +13,4 @@ export * from './job-not-found.error';
 export * from './invalid-job-state.error';
 export * from './queue-unavailable.error';
 export * from './queue-database.error';
+export * from './query-timeout.error';

@@ -65,6 +65,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     const repository = await this.database.getRepository();
     const queues = this.registry.getQueues();
     this.started = true;
+    // NOTE: before any worker statement, so none of them waits behind the app's queries.
+    repository.openWorkerPool(settings.poolSize);
     if (this.options.retentionMs !== undefined) {
       const cleaner = new RetentionCleaner(repository, this.options.retentionMs);
       cleaner.start();
@@ -167,8 +169,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
     await this.completer?.drain(Date.now() + FINAL_WRITE_GRACE_MS);
     await this.whenIdle();
-    for (const s of this.stoppables) await s.stop();
+    // NOTE: at once, each bounded by queryTimeoutMs (or the listener's own end grace).
+    await Promise.all(this.stoppables.map((s) => s.stop()));
     this.stoppables = [];
+    // After the final writes: nothing of the worker's uses its pool any more.
+    await this.database.repository.closeWorkerPool();
     this.started = false;
   }
 }

@@ -59,7 +59,7 @@ describe('outcome writes the database cancels', () => {
       await waitFor('a completion write retried after lock_timeout cancelled it', async () => {
         const rows = await sql<{ started: string }>(
           `SELECT query_start::text AS started FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%state = ''completed''%' AND query LIKE $1`,
-          [`%${table}%`],
+          [`%${schema}%`],
         );
         rows.forEach((r) => waits.add(r.started));
         return waits.size >= 2;
