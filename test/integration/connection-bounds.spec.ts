@@ -1,4 +1,5 @@
 import type { INestApplicationContext } from '@nestjs/common';
+import { Client } from 'pg';
 import { Handle, Processor, QueueService, QueueUnavailableError, type Job } from '../../lib';
 import { DEFAULT_QUERY_TIMEOUT_MS } from '../../lib/queue.constants';
 import { createTestApp } from './helpers/app';
@@ -138,6 +139,40 @@ describe('statements on a silent network', () => {
       expect(await count('failed')).toBe(0);
     } finally {
       await next.close();
+    }
+  });
+
+  it('a statement past its bound has its connection destroyed, not given back to the pool', async () => {
+    const appName = `pgq-bound-${schema}`;
+    const app = await createTestApp({ schema, typeorm: { poolSize: 1, extra: { application_name: appName } }, queue: { worker: false, queryTimeoutMs: 800 } });
+    const locker = new Client({ connectionString: DATABASE_URL });
+    await locker.connect();
+    try {
+      const service = app.get(QueueService);
+      const job = await service.add('bounded', 'work', { i: 0 });
+      const backends = async () =>
+        (await sql<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = $1`, [appName])).map((r) => r.pid);
+      const [first] = await backends();
+      // cancel() locks the row first: it waits for the test's lock, past its bound.
+      await locker.query('BEGIN');
+      await locker.query(`SELECT id FROM ${table} WHERE id = $1 FOR UPDATE`, [job.id]);
+      const outcome = await settleWithin(service.cancel(job.id), 5000);
+      expect(outcome).not.toBe('pending');
+      expect((outcome as { error: unknown }).error).toBeInstanceOf(QueueUnavailableError);
+      expect(((outcome as { error: Error }).error.cause as Error).name).toBe('QueryTimeoutError');
+      await locker.query('COMMIT');
+      // The only pooled connection is a new one: the one the statement hung on is gone.
+      expect(await service.getJob(job.id)).toMatchObject({ id: job.id });
+      // NOTE: well within the pool's idle timeout (10 s), which would close an idle one by itself.
+      const now = await waitFor('the hung backend gone and one new one in its place', async () => {
+        const pids = await backends();
+        return pids.length === 1 && pids[0] !== first ? pids : undefined;
+      }, 3000);
+      expect(now).not.toContain(first);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+      await app.close();
     }
   });
 
