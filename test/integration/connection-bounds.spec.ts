@@ -1,5 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { Client } from 'pg';
+import { DataSource } from 'typeorm';
 import { Handle, Processor, QueueService, QueueUnavailableError, type Job } from '../../lib';
 import { DEFAULT_QUERY_TIMEOUT_MS } from '../../lib/queue.constants';
 import { createTestApp } from './helpers/app';
@@ -172,6 +173,28 @@ describe('statements on a silent network', () => {
     } finally {
       await locker.query('ROLLBACK').catch(() => undefined);
       await locker.end();
+      await app.close();
+    }
+  });
+
+  it("add() waiting for a connection of an exhausted app pool fails within the bound; the pool is intact after", async () => {
+    const app = await createTestApp({ schema, typeorm: { poolSize: 1 }, queue: { worker: false, queryTimeoutMs: 800 } });
+    try {
+      const service = app.get(QueueService);
+      await service.add('bounded', 'work', { i: 0 });
+      // The application holds TypeORM's only connection for 2.5 s.
+      const busy = app.get(DataSource).query('SELECT pg_sleep(2.5)');
+      const outcome = await settleWithin(service.add('bounded', 'work', { i: 1 }), 5000);
+      expect(outcome).not.toBe('pending');
+      const { error, ms } = outcome as { error: Error; ms: number };
+      expect(error).toBeInstanceOf(QueueUnavailableError);
+      expect((error.cause as Error).name).toBe('QueryTimeoutError');
+      expect(ms).toBeLessThan(800 + 1500);
+      await busy;
+      // The connection handed out late went back to the pool untouched.
+      expect(await service.add('bounded', 'work', { i: 2 })).toMatchObject({ data: { i: 2 } });
+      expect(app.get(DataSource).driver).toMatchObject({ master: { totalCount: 1 } });
+    } finally {
       await app.close();
     }
   });
