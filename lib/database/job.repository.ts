@@ -133,6 +133,19 @@ export class JobRepository {
     this.workerPool = pool;
   }
 
+  /**
+   * Connects `count` of the worker pool's connections now, at boot, rather than on the first
+   * claim and the first outcome write, which would otherwise each wait for a connection to be made
+   * (and statements to be parsed on it) while jobs are due. Failures are ignored: the statements
+   * will connect (or fail) themselves.
+   */
+  async warmWorkerPool(count: number): Promise<void> {
+    const pool = this.workerPool;
+    if (!pool) return;
+    const clients = await Promise.all(Array.from({ length: count }, () => acquireBounded(pool, this.settings.queryTimeoutMs).catch(() => undefined)));
+    for (const client of clients) client?.release();
+  }
+
   /** Ends the worker's pool; the server's goodbyes are awaited for a second at most. */
   async closeWorkerPool(): Promise<void> {
     const pool = this.workerPool;

@@ -67,6 +67,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.started = true;
     // NOTE: before any worker statement, so none of them waits behind the app's queries.
     repository.openWorkerPool(settings.poolSize);
+    // NOTE: a claim and an outcome write run at once from the first batch on.
+    await repository.warmWorkerPool(Math.min(2, settings.poolSize));
     if (this.options.retentionMs !== undefined) {
       const cleaner = new RetentionCleaner(repository, this.options.retentionMs);
       cleaner.start();
