@@ -254,7 +254,8 @@ export class JobRepository {
     } else {
       const found = ids.split(',');
       if (found.length !== source.count) {
-        throw new Error(`nestjs-pg-queue: COPY inserted ${source.count} jobs but ${found.length} were found between ids ${floor} and ${last}`);
+        // NOTE: typed like every error a caller of the queue gets (it would be a bug of ours).
+        throw translateDatabaseError('insert', new Error(`nestjs-pg-queue: COPY inserted ${source.count} jobs but ${found.length} were found between ids ${floor} and ${last}`));
       }
       id = (i) => found[i];
     }
@@ -475,7 +476,7 @@ export class JobRepository {
   private async value(operation: string, text: string, values: (string | null)[]): Promise<string> {
     const name = this.settings.preparedStatements ? this.statementName(text) : '';
     const value = await this.submit<string | null>(operation, new SingleValueQuery(name, text, values));
-    if (value === null) throw new Error(`nestjs-pg-queue: the ${operation} statement returned no value`);
+    if (value === null) throw translateDatabaseError(operation, new Error(`nestjs-pg-queue: the ${operation} statement returned no value`));
     return value;
   }
 

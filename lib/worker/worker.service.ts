@@ -65,10 +65,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     const repository = await this.database.getRepository();
     const queues = this.registry.getQueues();
     this.started = true;
-    // NOTE: before any worker statement, so none of them waits behind the app's queries.
+    // NOTE: before any worker statement, so none of them waits behind the app's queries; none at
+    // all in a process with nothing to run (pg-pool connects on demand).
     repository.openWorkerPool(settings.poolSize);
     // NOTE: a claim and an outcome write run at once from the first batch on.
-    await repository.warmWorkerPool(Math.min(2, settings.poolSize));
+    if (queues.length > 0) await repository.warmWorkerPool(Math.min(2, settings.poolSize));
     if (this.options.retentionMs !== undefined) {
       const cleaner = new RetentionCleaner(repository, this.options.retentionMs);
       cleaner.start();
