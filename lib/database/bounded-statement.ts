@@ -42,13 +42,16 @@ export function runBounded<T>(pool: Pool, operation: string, timeoutMs: number, 
     const onTimeout = () => {
       const idleFor = lastProgress === 0 ? timeoutMs : Date.now() - lastProgress;
       if (idleFor < timeoutMs) {
-        timer = setTimeout(onTimeout, timeoutMs - idleFor);
+        timer = setTimeout(onTimeout, timeoutMs - idleFor).unref();
         return;
       }
       if (client) destroyConnection(client);
       finish(new QueryTimeoutError(timeoutMs));
     };
-    let timer = setTimeout(onTimeout, timeoutMs);
+    // NOTE: unref'd, like pg-pool's own connect timeout: a statement in flight keeps the process
+    // alive through its socket; the bound alone must not (a process exiting with a call still
+    // waiting for a pool slot exits as it did before there was a bound).
+    let timer = setTimeout(onTimeout, timeoutMs).unref();
     pool.connect((error, acquired) => {
       if (settled) {
         acquired?.release();
@@ -89,7 +92,7 @@ export function queryOnClient<R extends object = Record<string, unknown>>(client
     const timer = setTimeout(() => {
       destroyConnection(client);
       reject(new QueryTimeoutError(timeoutMs));
-    }, timeoutMs);
+    }, timeoutMs).unref();
     client.query<R>(text, values ?? [], (error, result) => {
       clearTimeout(timer);
       if (error) reject(error);
@@ -105,7 +108,7 @@ export function acquireBounded(pool: Pool, timeoutMs: number): Promise<PoolClien
     const timer = setTimeout(() => {
       late = true;
       reject(new QueryTimeoutError(timeoutMs));
-    }, timeoutMs);
+    }, timeoutMs).unref();
     pool.connect((error, client) => {
       if (late) return void client?.release();
       clearTimeout(timer);
