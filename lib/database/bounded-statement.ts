@@ -46,7 +46,7 @@ export function runBounded<T>(pool: Pool, operation: string, timeoutMs: number, 
         return;
       }
       if (client) destroyConnection(client);
-      finish(new QueryTimeoutError(timeoutMs));
+      finish(new QueryTimeoutError(timeoutMs, client ? 'answer' : 'connection'));
     };
     // NOTE: unref'd, like pg-pool's own connect timeout: a statement in flight keeps the process
     // alive through its socket; the bound alone must not (a process exiting with a call still
@@ -91,7 +91,7 @@ export function queryOnClient<R extends object = Record<string, unknown>>(client
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       destroyConnection(client);
-      reject(new QueryTimeoutError(timeoutMs));
+      reject(new QueryTimeoutError(timeoutMs, 'answer'));
     }, timeoutMs).unref();
     client.query<R>(text, values ?? [], (error, result) => {
       clearTimeout(timer);
@@ -107,7 +107,7 @@ export function acquireBounded(pool: Pool, timeoutMs: number): Promise<PoolClien
     let late = false;
     const timer = setTimeout(() => {
       late = true;
-      reject(new QueryTimeoutError(timeoutMs));
+      reject(new QueryTimeoutError(timeoutMs, 'connection'));
     }, timeoutMs).unref();
     pool.connect((error, client) => {
       if (late) return void client?.release();

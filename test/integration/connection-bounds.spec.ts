@@ -160,7 +160,7 @@ describe('statements on a silent network', () => {
       const outcome = await settleWithin(service.cancel(job.id), 5000);
       expect(outcome).not.toBe('pending');
       expect((outcome as { error: unknown }).error).toBeInstanceOf(QueueUnavailableError);
-      expect(((outcome as { error: Error }).error.cause as Error).name).toBe('QueryTimeoutError');
+      expect((outcome as { error: Error }).error.cause).toMatchObject({ name: 'QueryTimeoutError', waitingFor: 'answer', timeoutMs: 800 });
       await locker.query('COMMIT');
       // The only pooled connection is a new one: the one the statement hung on is gone.
       expect(await service.getJob(job.id)).toMatchObject({ id: job.id });
@@ -188,7 +188,7 @@ describe('statements on a silent network', () => {
       expect(outcome).not.toBe('pending');
       const { error, ms } = outcome as { error: Error; ms: number };
       expect(error).toBeInstanceOf(QueueUnavailableError);
-      expect((error.cause as Error).name).toBe('QueryTimeoutError');
+      expect(error.cause).toMatchObject({ name: 'QueryTimeoutError', waitingFor: 'connection', timeoutMs: 800 });
       expect(ms).toBeLessThan(800 + 1500);
       await busy;
       // The connection handed out late went back to the pool untouched.
