@@ -7,8 +7,10 @@ import type { QueueModuleOptions } from './interfaces/queue-module-options.inter
 import {
   DEFAULT_LOCK_DURATION_MS,
   DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_QUERY_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   DEFAULT_UNKNOWN_JOB_GRACE_MS,
+  DEFAULT_WORKER_POOL_SIZE,
   MAX_INT32,
 } from './queue.constants';
 
@@ -18,6 +20,8 @@ export interface ResolvedWorkerOptions {
   lockDurationMs: number;
   shutdownTimeoutMs: number;
   listen: boolean;
+  /** Connections of the worker's own pool. */
+  poolSize: number;
   /** How often leases are renewed: a third of the lease, and at least every second without LISTEN
    * so a cancellation reaches the running job within about a second. */
   heartbeatIntervalMs: number;
@@ -36,6 +40,8 @@ export interface ResolvedQueueOptions {
   defaultJobOptions: DefaultJobOptions;
   worker: ResolvedWorkerOptions | false;
   retentionMs?: number;
+  queryTimeoutMs: number;
+  preparedStatements: boolean;
 }
 
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
@@ -52,6 +58,10 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
   if (options.migrationsRun !== undefined && typeof options.migrationsRun !== 'boolean') {
     throw moduleOptionError('migrationsRun', options.migrationsRun, 'a boolean');
   }
+  const queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  assertInteger('queryTimeoutMs', queryTimeoutMs, 1, MAX_INT32, moduleOptionError);
+  const preparedStatements = options.preparedStatements ?? true;
+  if (typeof preparedStatements !== 'boolean') throw moduleOptionError('preparedStatements', preparedStatements, 'a boolean');
   const ds = options.dataSource;
   if (ds !== undefined && typeof ds !== 'string' && (typeof ds !== 'object' || ds === null || !('driver' in ds))) {
     throw moduleOptionError('dataSource', '[not a DataSource]', 'a TypeORM DataSource or the name of a @nestjs/typeorm connection');
@@ -63,6 +73,8 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
     defaultJobOptions: defaults,
     worker: options.worker === false ? false : resolveWorkerOptions(options.worker ?? {}),
     retentionMs: options.retentionMs,
+    queryTimeoutMs,
+    preparedStatements,
   };
 }
 
@@ -75,6 +87,8 @@ function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], fals
   const listen = worker.listen ?? true;
   // NOTE: checked as given (not after `??`), so an explicit null is refused rather than defaulted.
   const unknownJobGraceMs = worker.unknownJobGraceMs === undefined ? DEFAULT_UNKNOWN_JOB_GRACE_MS : worker.unknownJobGraceMs;
+  const poolSize = worker.poolSize ?? DEFAULT_WORKER_POOL_SIZE;
+  assertInteger('worker.poolSize', poolSize, 1, 1000, moduleOptionError);
   assertInteger('worker.pollIntervalMs', pollIntervalMs, 10, MAX_INT32, moduleOptionError);
   assertInteger('worker.lockDurationMs', lockDurationMs, 300, MAX_INT32, moduleOptionError);
   assertInteger('worker.shutdownTimeoutMs', shutdownTimeoutMs, 0, MAX_INT32, moduleOptionError);
@@ -86,6 +100,7 @@ function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], fals
     lockDurationMs,
     shutdownTimeoutMs,
     listen,
+    poolSize,
     heartbeatIntervalMs: listen ? third : Math.min(third, 1000),
     rescueIntervalMs: Math.floor(lockDurationMs / 2),
     unknownJobGraceMs,

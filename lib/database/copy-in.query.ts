@@ -34,6 +34,8 @@ interface CopyConnection extends Connection {
 export class CopyInQuery {
   /** Set by whoever submits the query (`JobRepository.submit`), before submitting it. */
   callback?: (error: Error | null, rows?: CopyInRows) => void;
+  /** Told whenever the server shows progress (it took a COPY, or answers the final SELECT). */
+  onProgress?: () => void;
   private fields: string[] = [];
   private rows: CopyInRows = [];
   /** Set when the producer threw: reported instead of the server's "COPY from stdin failed". */
@@ -59,9 +61,12 @@ export class CopyInQuery {
   }
 
   /** The rows were sent already (see the class comment). */
-  handleCopyInResponse(): void {}
+  handleCopyInResponse(): void {
+    this.onProgress?.();
+  }
 
   handleRowDescription(message: { fields?: { name: string }[] }): void {
+    this.onProgress?.();
     // NOTE: a new result set starts: only the last one is kept.
     this.fields = (message.fields ?? []).map((f) => f.name);
     this.rows = [];
@@ -83,7 +88,10 @@ export class CopyInQuery {
     this.finish(null);
   }
 
-  handleCommandComplete(): void {}
+  /** A statement of the script is done: each COPY piece's rows are in. */
+  handleCommandComplete(): void {
+    this.onProgress?.();
+  }
 
   handleEmptyQuery(): void {}
 

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Notification, PoolClient } from 'pg';
 import type { JobRepository } from './job.repository';
+import { destroyConnection } from './bounded-statement';
 
 /** What the job table's channel carries. */
 export type JobNotification =
@@ -54,6 +55,8 @@ export class JobNotificationListener {
       client.removeAllListeners('notification');
       // NOTE: end() waits for the server's goodbye; with the database gone it may never come.
       await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+      // NOTE: and on a silent network the socket would stay open until it speaks again: close it.
+      destroyConnection(client);
     }
   }
 
@@ -72,7 +75,9 @@ export class JobNotificationListener {
     client.on('notification', (message) => this.onMessage(message));
     try {
       await client.connect();
-      await client.query(`LISTEN "${this.repository.naming.channel}"`);
+      // NOTE: bounded like every statement of ours (pg's own read timeout: on expiry the query
+      // fails, onLost ends the client, and end() destroys a socket with a query still in flight).
+      await client.query({ text: `LISTEN "${this.repository.naming.channel}"`, query_timeout: this.repository.settings.queryTimeoutMs } as never);
     } catch (error) {
       this.onLost(client, error);
       return;

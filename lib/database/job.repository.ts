@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
-import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
+import type { Pool, PoolClient, PoolConfig, QueryConfig, QueryResult } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
 import { isConnectionError, translateDatabaseError } from './database-errors';
+import { acquireBounded, destroyConnection, queryBounded, queryOnClient, runBounded } from './bounded-statement';
 import { SingleValueQuery } from './single-value.query';
 import { CopyInQuery, type CopyInRows } from './copy-in.query';
 import type { TableNaming } from './table-naming';
 import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
-import { COPY_FIRST_PIECE_ROWS, COPY_MIN_ROWS, COPY_PIECE_ROWS } from '../queue.constants';
+import { COPY_FIRST_PIECE_ROWS, COPY_MIN_ROWS, COPY_PIECE_ROWS, DEFAULT_QUERY_TIMEOUT_MS } from '../queue.constants';
 import { UniqueKeyHeldError } from '../errors/unique-key-held.error';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionConstraints, writeSchemaVersion } from './migrations/job-table.ddl';
 
@@ -90,21 +91,39 @@ export interface ClaimDefaults {
   timeoutMs: number | null;
 }
 
+/** How the repository talks to the database (module options `queryTimeoutMs`, `preparedStatements`). */
+export interface RepositorySettings {
+  /** Bound of every statement, connection acquisition included; of a COPY's progress (ms). */
+  queryTimeoutMs: number;
+  /** Named prepared statements (false: every statement unnamed, for PgBouncer in transaction mode). */
+  preparedStatements: boolean;
+}
+
+/** Keepalive probes start after a connection of ours has been silent this long (ms). */
+const KEEPALIVE_DELAY_MS = 10_000;
+/** How long ending the worker pool may wait for the server's goodbyes before closing the sockets. */
+const POOL_END_GRACE_MS = 1000;
+
 /**
- * The only place that talks SQL to the job table. Hot-path statements go straight to the pg pool
- * that TypeORM's DataSource owns, as named prepared statements: no extra connections, no per-query
- * QueryRunner, one parse per connection. Statements inside a user's transaction go through the
- * user's `EntityManager`.
+ * The only place that talks SQL to the job table. The application's calls (`QueueService`) go
+ * straight to the pg pool that TypeORM's DataSource owns; the worker's own statements (claims,
+ * heartbeats, outcome writes, rescues, retention) to a small pool of its own (`openWorkerPool`),
+ * so they never wait behind the application's queries. Both as named prepared statements unless
+ * disabled: no per-query QueryRunner, one parse per connection. Statements inside a user's
+ * transaction go through the user's `EntityManager`. Every statement is bounded (see
+ * `runBounded`) except the schema steps of a migration and those in a user's transaction.
  */
 export class JobRepository {
   readonly statements: JobStatements;
   private readonly names = new Map<string, string>();
   /** See `insertWithUnique`: how many more unique bulk inserts go by statements before a COPY is tried again. */
   private uniqueCopySkips = 0;
+  private workerPool?: Pool;
 
   constructor(
     readonly dataSource: DataSource,
     readonly naming: TableNaming,
+    readonly settings: RepositorySettings = { queryTimeoutMs: DEFAULT_QUERY_TIMEOUT_MS, preparedStatements: true },
   ) {
     this.statements = buildJobStatements(naming);
   }
@@ -116,10 +135,67 @@ export class JobRepository {
     return pool;
   }
 
-  /** A new connection outside the pool, with the pool's settings (used for LISTEN). */
+  /** A new connection outside the pools, with the app pool's settings (used for LISTEN). */
   createDedicatedClient(): PoolClient {
-    const pool = this.pool as Pool & { options: object; Client: new (options: object) => PoolClient };
-    return new pool.Client(pool.options);
+    const pool = this.pool as AppPool;
+    return new pool.Client(this.ownConnectionSettings(pool));
+  }
+
+  /**
+   * Opens the worker's own pool of `size` connections, with the settings of TypeORM's (host, user,
+   * password, TLS, …), TCP keepalive on, and connecting bounded by `queryTimeoutMs` unless the app
+   * set its own connect timeout. Until it is open (and after it is closed) the worker's statements
+   * use TypeORM's pool.
+   */
+  openWorkerPool(size: number): void {
+    if (this.workerPool) return;
+    const app = this.pool as AppPool;
+    const PoolClass = app.constructor as new (config: Omit<PoolConfig, 'Client'> & { Client: unknown }) => Pool;
+    const pool = new PoolClass({ ...this.ownConnectionSettings(app), Client: app.Client, max: size, min: 0 });
+    // NOTE: an idle client whose connection is lost makes the pool emit 'error'; unheard, it would
+    // crash the process. The next statement reconnects.
+    pool.on('error', () => undefined);
+    this.workerPool = pool;
+  }
+
+  /**
+   * Connects `count` of the worker pool's connections now, at boot, rather than on the first
+   * claim and the first outcome write, which would otherwise each wait for a connection to be made
+   * (and statements to be parsed on it) while jobs are due. Failures are ignored: the statements
+   * will connect (or fail) themselves.
+   */
+  async warmWorkerPool(count: number): Promise<void> {
+    const pool = this.workerPool;
+    if (!pool) return;
+    const clients = await Promise.all(Array.from({ length: count }, () => acquireBounded(pool, this.settings.queryTimeoutMs).catch(() => undefined)));
+    for (const client of clients) client?.release();
+  }
+
+  /** Ends the worker's pool; the server's goodbyes are awaited for a second at most. */
+  async closeWorkerPool(): Promise<void> {
+    const pool = this.workerPool;
+    this.workerPool = undefined;
+    if (!pool) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([pool.end().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, POOL_END_GRACE_MS)))]);
+    clearTimeout(timer);
+    // NOTE: on a silent network the goodbyes never come: close what is left (pg-pool's own list).
+    for (const client of (pool as unknown as { _clients?: PoolClient[] })._clients ?? []) destroyConnection(client);
+  }
+
+  /** The pool of the worker's statements: its own once open, else TypeORM's. */
+  private get ownPool(): Pool {
+    return this.workerPool ?? this.pool;
+  }
+
+  private ownConnectionSettings(app: AppPool): PoolConfig {
+    const options = app.options;
+    return {
+      ...options,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: options.keepAliveInitialDelayMillis ?? KEEPALIVE_DELAY_MS,
+      connectionTimeoutMillis: options.connectionTimeoutMillis || this.settings.queryTimeoutMs,
+    };
   }
 
   /**
@@ -231,7 +307,7 @@ export class JobRepository {
       const windows = [...new Set(rows.filter((r) => r.unique?.hold === 'window').map((r) => r.unique!.windowMs!))];
       const slots = new Map<number, string>();
       if (windows.length > 0) {
-        const { rows: found } = await client.query<{ window_ms: string; slot: string }>(this.statements.windowSlots, [windows]);
+        const { rows: found } = await queryOnClient<{ window_ms: string; slot: string }>(client, this.settings.queryTimeoutMs, this.statements.windowSlots, [windows]);
         for (const w of found) slots.set(Number(w.window_ms), w.slot);
       }
       const slotOf = (r: NewJobRow) => (r.unique?.hold === 'window' ? slots.get(r.unique.windowMs!)! : '0');
@@ -256,7 +332,7 @@ export class JobRepository {
         for (const [replace, group] of runsOf(todo, (i) => rows[i].unique?.replace ?? false)) {
           for (const part of chunk(group.map((i) => rows[i]))) {
             const indexes = group.splice(0, part.length);
-            const { rows: written } = await client.query<{ id: string; queue: string; unique_key: string | null; unique_slot: string; fresh: boolean; now: number }>(
+            const { rows: written } = await queryOnClient<{ id: string; queue: string; unique_key: string | null; unique_slot: string; fresh: boolean; now: number }>(client, this.settings.queryTimeoutMs, 
               this.statements.insertUniqueBatch,
               [`[${batchJson(part, slotOf)}]`, replace],
             );
@@ -272,14 +348,14 @@ export class JobRepository {
         }
         // Replaced holders, as they are now.
         if (replaced.length > 0) {
-          const { rows: found } = await client.query<RawJobRow>(this.statements.getByIds, [replaced.map(([, id]) => id)]);
+          const { rows: found } = await queryOnClient<RawJobRow>(client, this.settings.queryTimeoutMs, this.statements.getByIds, [replaced.map(([, id]) => id)]);
           const byId = new Map(found.map((r) => [String(r.id), r]));
           for (const [i, id] of replaced) jobs.set(i, Object.assign(toJob(byId.get(id)!), { duplicate: true }));
         }
         // The keys held by jobs that took no replacement: their holders.
         const missing = todo.filter((i) => !jobs.has(i));
         if (missing.length > 0) {
-          const { rows: holders } = await client.query<RawJobRow & { unique_slot: string }>(this.statements.findUniqueHolders, [
+          const { rows: holders } = await queryOnClient<RawJobRow & { unique_slot: string }>(client, this.settings.queryTimeoutMs, this.statements.findUniqueHolders, [
             missing.map((i) => rows[i].queue),
             missing.map((i) => rows[i].unique!.key),
             missing.map((i) => slotOf(rows[i])),
@@ -302,7 +378,7 @@ export class JobRepository {
     return this.inTransaction('insert', async (client) => {
       const jobs: Job[] = [];
       for (const chunk of chunks) {
-        const { rows: [inserted] } = await client.query<{ ids: string; now: number }>(this.statements.insert, [`[${batchJson(chunk)}]`]);
+        const { rows: [inserted] } = await queryOnClient<{ ids: string; now: number }>(client, this.settings.queryTimeoutMs, this.statements.insert, [`[${batchJson(chunk)}]`]);
         jobs.push(...toInsertedJobs(chunk, inserted));
       }
       return jobs;
@@ -345,7 +421,7 @@ export class JobRepository {
         end();
       }
     });
-    const [{ floor, last, now, ids }] = await this.submit<CopyInRows>('insert', query);
+    const [{ floor, last, now, ids }] = await this.submit<CopyInRows>('insert', query, true);
     const createdAt = Number(now);
     let id: (i: number) => string;
     if (ids === null) {
@@ -360,7 +436,8 @@ export class JobRepository {
     } else {
       const found = ids.split(',');
       if (found.length !== source.count) {
-        throw new Error(`nestjs-pg-queue: COPY inserted ${source.count} jobs but ${found.length} were found between ids ${floor} and ${last}`);
+        // NOTE: typed like every error a caller of the queue gets (it would be a bug of ours).
+        throw translateDatabaseError('insert', new Error(`nestjs-pg-queue: COPY inserted ${source.count} jobs but ${found.length} were found between ids ${floor} and ${last}`));
       }
       id = (i) => found[i];
     }
@@ -374,6 +451,7 @@ export class JobRepository {
       [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs],
       true,
       'array',
+      this.ownPool,
     );
     if (result.rows.length === 0) return [];
     const context: ClaimContext = {
@@ -398,7 +476,7 @@ export class JobRepository {
     const writes: Promise<{ ids: string | null }[]>[] = [];
     if (completed.length > 0) {
       writes.push(
-        this.run('finish', this.statements.complete, completeParams(completed, workerId), manager, false),
+        this.run('finish', this.statements.complete, completeParams(completed, workerId), manager, false, this.ownPool),
       );
     }
     if (others.length > 0) {
@@ -418,6 +496,7 @@ export class JobRepository {
           ],
           manager,
           false,
+          this.ownPool,
         ),
       );
     }
@@ -441,7 +520,7 @@ export class JobRepository {
       jobs.map((j) => j.claim),
       workerId,
       lockDurationMs,
-    ], undefined, false);
+    ], undefined, false, this.ownPool);
     const held = new Map<string, number>();
     const cancelled = new Map<string, number>();
     for (const row of rows) (row.state === 'cancelled' ? cancelled : held).set(String(row.id), row.claims);
@@ -450,7 +529,7 @@ export class JobRepository {
 
   /** Rescues up to `limit` jobs whose lease lapsed, in every queue. */
   async rescueExpired(limit: number): Promise<{ id: string; state: JobState }[]> {
-    return this.run('rescue', this.statements.rescue, [limit]);
+    return this.run('rescue', this.statements.rescue, [limit], undefined, true, this.ownPool);
   }
 
   /**
@@ -472,13 +551,13 @@ export class JobRepository {
       graceMs,
       retryInMs,
       errorJson,
-    ]);
+    ], undefined, true, this.ownPool);
     return row?.state ?? null;
   }
 
   /** Which of `queues` have a due pending job (see `dueQueues`). */
   async findQueuesWithDueJobs(queues: string[]): Promise<string[]> {
-    return (await this.run<{ queue: string }>('poll', this.statements.dueQueues, [queues])).map((r) => r.queue);
+    return (await this.run<{ queue: string }>('poll', this.statements.dueQueues, [queues], undefined, true, this.ownPool)).map((r) => r.queue);
   }
 
   async cancel(id: string): Promise<(Job & { previousState: JobState }) | null> {
@@ -520,21 +599,23 @@ export class JobRepository {
 
   /** Deletes up to `limit` finished jobs older than `ageMs`; returns how many. */
   async deleteFinished(ageMs: number, limit: number): Promise<number> {
-    const result = await this.execute('retention', this.statements.deleteFinished, [ageMs, limit]);
+    const result = await this.execute('retention', this.statements.deleteFinished, [ageMs, limit], true, undefined, this.ownPool);
     return result.rowCount ?? 0;
   }
 
   /**
    * Creates or upgrades the job table. The version sits in a constraint comment and is read first
    * without any lock, so nodes that start against an up-to-date table take no DDL lock at all.
+   * NOTE: the reads are bounded; the advisory lock (another node may be migrating) and the schema
+   * steps (an index on a big table may take minutes) are not.
    */
   async migrate(): Promise<void> {
     if ((await this.schemaVersion()) >= LATEST_SCHEMA_VERSION) return;
     await this.inTransaction('migration', async (client) => {
       await client.query(this.statements.migrationLock, [`nestjs-pg-queue:${this.naming.qualified}`]);
-      const version = await this.readSchemaVersion(client);
+      const current = await this.readSchemaVersion(client);
       for (const step of SCHEMA_STEPS) {
-        if (step.version <= version) continue;
+        if (step.version <= current) continue;
         for (const sql of step.up(this.naming)) await client.query(sql);
       }
       await client.query(writeSchemaVersion(this.naming, LATEST_SCHEMA_VERSION));
@@ -543,71 +624,67 @@ export class JobRepository {
 
   /** The table's schema version (0 when there is no table), read without any lock. */
   async schemaVersion(): Promise<number> {
-    try {
-      return await this.readSchemaVersion(this.pool);
-    } catch (error) {
-      throw translateDatabaseError('migration', error);
-    }
+    const result = await queryBounded(this.pool, 'migration', this.settings.queryTimeoutMs, {
+      text: this.statements.readSchemaVersion,
+      values: [this.naming.qualified, schemaVersionConstraints(this.naming)],
+    });
+    return parseSchemaVersion(result.rows[0]?.comment ?? null);
   }
 
-  private async readSchemaVersion(client: { query: Pool['query'] }): Promise<number> {
-    const { rows } = await client.query<{ comment: string | null }>(this.statements.readSchemaVersion, [this.naming.qualified, schemaVersionConstraints(this.naming)]);
-    return parseSchemaVersion(rows[0]?.comment ?? null);
+  /** `schemaVersion`, on the migration's own client (inside its transaction). */
+  private async readSchemaVersion(client: PoolClient): Promise<number> {
+    const result = await queryOnClient<{ comment: string | null }>(client, this.settings.queryTimeoutMs, this.statements.readSchemaVersion, [
+      this.naming.qualified,
+      schemaVersionConstraints(this.naming),
+    ]);
+    return parseSchemaVersion(result.rows[0]?.comment ?? null);
   }
 
   /**
-   * Runs one of our own submittables (a COPY script, a single-value statement) on a pooled client,
-   * the way `pool.query` runs a statement (callbacks, no promise until the end).
+   * Runs one of our own submittables (a COPY script, a single-value statement) on a pooled client
+   * within the bound, the way `pool.query` runs a statement (callbacks, no promise until the end).
+   * With `byProgress` (a COPY), the bound restarts whenever the server acknowledges a piece.
    * NOTE: the query's callback is set here rather than left to `pool.query`: node-postgres before
    * 8.23 ignores the callback pg-pool passes along with a submittable, so the query never settled.
    */
-  private submit<T>(operation: string, query: { callback?: (error: Error | null, result?: T) => void }): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.pool.connect((connectError, client) => {
-        if (connectError || !client) {
-          reject(translateDatabaseError(operation, connectError));
-          return;
-        }
-        const giveBack = checkOut(client);
-        let settled = false;
-        query.callback = (error, result) => {
-          // NOTE: once only, whatever the query reports after its first outcome: a client given
-          // back to the pool twice makes pg-pool throw.
-          if (settled) return;
-          settled = true;
-          giveBack(error ?? undefined);
-          if (error) reject(translateDatabaseError(operation, error));
-          else resolve(result!);
-        };
-        try {
-          client.query(query as unknown as QueryConfig);
-        } catch (error) {
-          query.callback(error as Error);
-        }
-      });
+  private submit<T>(
+    operation: string,
+    query: { callback?: (error: Error | null, result?: T) => void; onProgress?: () => void },
+    byProgress = false,
+  ): Promise<T> {
+    return runBounded<T>(this.pool, operation, this.settings.queryTimeoutMs, (client, finish, progress) => {
+      // NOTE: a query settles once only, whatever it reports after its first outcome (finish
+      // ignores the rest).
+      query.callback = finish;
+      if (byProgress) query.onProgress = progress;
+      client.query(query as unknown as QueryConfig);
+      // NOTE: a COPY's rows are made and sent synchronously by client.query (see CopyInQuery):
+      // the wait for the server starts now.
+      if (byProgress) progress();
     });
   }
 
   /** Runs `work` in a transaction on a client of its own (committed if it returns, else rolled back). */
   private inTransaction<T>(operation: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const { queryTimeoutMs } = this.settings;
     return this.withClient(operation, async (client) => {
-      await client.query('BEGIN');
+      await queryOnClient(client, queryTimeoutMs, 'BEGIN');
       try {
         const result = await work(client);
-        await client.query('COMMIT');
+        await queryOnClient(client, queryTimeoutMs, 'COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        await queryOnClient(client, queryTimeoutMs, 'ROLLBACK').catch(() => undefined);
         throw error;
       }
     });
   }
 
-  /** Runs `work` on a client of its own from the pool; errors leave it translated. */
+  /** Runs `work` on a client of its own from the app's pool (acquired within the bound); errors leave it translated. */
   private async withClient<T>(operation: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
     let client: PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await acquireBounded(this.pool, this.settings.queryTimeoutMs);
     } catch (error) {
       throw translateDatabaseError(operation, error);
     }
@@ -628,7 +705,7 @@ export class JobRepository {
     return this.run<Row>(operation, text, values);
   }
 
-  private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true): Promise<Row[]> {
+  private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true, pool = this.pool): Promise<Row[]> {
     if (manager) {
       try {
         return (await manager.query(text, values)) as Row[];
@@ -636,35 +713,34 @@ export class JobRepository {
         throw translateDatabaseError(operation, error);
       }
     }
-    return (await this.execute(operation, text, values, prepared)).rows as Row[];
+    return (await this.execute(operation, text, values, prepared, undefined, pool)).rows as Row[];
   }
 
-  /** Runs a prepared statement on the pool that returns one text value (see {@link SingleValueQuery}). */
+  /** Runs a statement on the app's pool that returns one text value (see {@link SingleValueQuery}). */
   private async value(operation: string, text: string, values: (string | null)[]): Promise<string> {
     const value = await this.optionalValue(operation, text, values);
-    if (value === null) throw new Error(`nestjs-pg-queue: the ${operation} statement returned no value`);
+    if (value === null) throw translateDatabaseError(operation, new Error(`nestjs-pg-queue: the ${operation} statement returned no value`));
     return value;
   }
 
   /** `value`, for a statement that may return no row (null). */
   private optionalValue(operation: string, text: string, values: (string | null)[]): Promise<string | null> {
-    return this.submit<string | null>(operation, new SingleValueQuery(this.statementName(text), text, values));
+    const name = this.settings.preparedStatements ? this.statementName(text) : '';
+    return this.submit<string | null>(operation, new SingleValueQuery(name, text, values));
   }
 
   /**
-   * Runs a statement on the pool. Prepared (named) by default: parsed once per connection. Not for
+   * Runs a statement on `pool` (the app's by default) within the bound. Prepared (named) by default,
+   * unless `preparedStatements` is off: parsed once per connection. Not for
    * statements whose batch arrays vary widely in size (finish, heartbeat): after five runs
    * PostgreSQL may switch a prepared statement to a generic plan, and for those the generic plan
    * joins the batch against every active row of the worker — measured at 13 ms instead of 1.3 ms
    * for 200 outcomes. Unnamed, they get a plan for their actual size every time.
    */
-  private async execute(operation: string, text: string, values: unknown[], prepared = true, rowMode?: 'array'): Promise<QueryResult> {
-    try {
-      const query: QueryConfig & { rowMode?: 'array' } = prepared ? { name: this.statementName(text), text, values, rowMode } : { text, values, rowMode };
-      return await this.pool.query(query);
-    } catch (error) {
-      throw translateDatabaseError(operation, error);
-    }
+  private execute(operation: string, text: string, values: unknown[], prepared = true, rowMode?: 'array', pool = this.pool): Promise<QueryResult> {
+    const query: QueryConfig & { rowMode?: 'array' } =
+      prepared && this.settings.preparedStatements ? { name: this.statementName(text), text, values, rowMode } : { text, values, rowMode };
+    return queryBounded(pool, operation, this.settings.queryTimeoutMs, query);
   }
 
   /** A stable prepared-statement name per statement text (one per table and operation). */
@@ -710,16 +786,21 @@ function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string): string
  * NOTE: a checked-out client that loses its connection emits 'error' (besides failing its query);
  * unheard, that event would crash the process, so it is heard and ignored: the query's error is
  * what gets reported. A statement error (or an aborted COPY) leaves the connection usable; pg-pool
- * destroys a client handed an error, which is right only when the connection itself failed.
+ * destroys a client handed an error, which is right only when the connection itself failed (or a
+ * statement timed out on it: see `queryOnClient`).
  */
 function checkOut(client: PoolClient): (failure?: unknown) => void {
   const ignore = () => undefined;
   client.on('error', ignore);
   return (failure) => {
-    client.off('error', ignore);
-    client.release(failure !== undefined && isConnectionError(failure) ? (failure as Error) : undefined);
+    const failed = failure !== undefined && isConnectionError(failure);
+    if (!failed) client.off('error', ignore);
+    client.release(failed ? (failure as Error) : undefined);
   };
 }
+
+/** TypeORM's pg pool, with what pg-pool keeps that the types do not show. */
+type AppPool = Pool & { options: PoolConfig; Client: new (options: PoolConfig) => PoolClient };
 
 /**
  * The `complete` statement's parameters. Ids and claims go as array literals built here (ids are

@@ -53,7 +53,8 @@ export class QueueDatabase implements OnModuleInit {
   }
 
   private async initialise(): Promise<JobRepository> {
-    const repository = new JobRepository(this.resolveDataSource(), this.options.naming);
+    const { queryTimeoutMs, preparedStatements } = this.options;
+    const repository = new JobRepository(this.resolveDataSource(), this.options.naming, { queryTimeoutMs, preparedStatements });
     if (this.options.migrationsRun) {
       await repository.migrate();
     } else {

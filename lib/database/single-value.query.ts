@@ -27,7 +27,10 @@ export class SingleValueQuery {
   private value: string | null = null;
 
   constructor(
-    /** Read by the client, which records the statement as prepared once the server parsed it. */
+    /**
+     * Read by the client, which records the statement as prepared once the server parsed it; `''`
+     * for the unnamed statement, parsed anew each time.
+     */
     readonly name: string,
     readonly text: string,
     private readonly values: (string | null)[],
@@ -37,10 +40,16 @@ export class SingleValueQuery {
     // Corked, like node-postgres does it, so the messages leave in one write.
     connection.stream.cork?.();
     try {
-      const submitted = connection.submittedNamedStatements;
-      if (connection.parsedStatements[this.name] === undefined && submitted?.[this.name] === undefined) {
-        connection.parse({ name: this.name, text: this.text });
-        if (submitted) submitted[this.name] = this.text;
+      // NOTE: the unnamed statement ('', `preparedStatements: false`) is parsed every time: it lasts
+      // only until the next Parse, and behind PgBouncer the next one may reach another server.
+      if (this.name === '') {
+        connection.parse({ name: '', text: this.text });
+      } else {
+        const submitted = connection.submittedNamedStatements;
+        if (connection.parsedStatements[this.name] === undefined && submitted?.[this.name] === undefined) {
+          connection.parse({ name: this.name, text: this.text });
+          if (submitted) submitted[this.name] = this.text;
+        }
       }
       connection.bind({ statement: this.name, values: this.values });
       connection.execute({});

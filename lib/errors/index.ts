@@ -16,3 +16,5 @@ export * from './queue-schema-outdated.error';
 export * from './duplicate-queue-module.error';
 export * from './conflicting-processor-options.error';
 export * from './unique-key-held.error';
+export * from './queue-database.error';
+export * from './query-timeout.error';

@@ -33,6 +33,13 @@ export interface WorkerOptions {
    * `0` fails such a job at once. Queues with a catch-all `@Handle()` never see it. Default 600000.
    */
   unknownJobGraceMs?: number;
+  /**
+   * Size of the worker's own connection pool, for its claims, heartbeats, outcome writes, rescues
+   * and retention: they never wait behind the application's queries on TypeORM's pool. It is made
+   * with the settings of TypeORM's pool (host, user, TLS, …) and ended at shutdown. Default 5: a
+   * claim, both outcome statements, a heartbeat and a rescue can all be in flight at once.
+   */
+  poolSize?: number;
 }
 
 /** Options of `QueueModule.forRoot()`. */
@@ -60,6 +67,19 @@ export interface QueueModuleOptions {
    * Checked by workers about once a minute. Default: keep them.
    */
   retentionMs?: number;
+  /**
+   * Bound of every statement of the library (ms), from asking the pool for a connection to the
+   * answer: past it the call fails with `QueueUnavailableError` and the connection is destroyed (its
+   * state is unknown). A bulk COPY is bounded by progress instead: it fails when the server has
+   * acknowledged nothing for this long. The schema migration at boot is not bounded. Default 5000.
+   */
+  queryTimeoutMs?: number;
+  /**
+   * Use named prepared statements (parsed once per connection). Set false behind PgBouncer in
+   * transaction mode (before 1.21, or without `max_prepared_statements`): every statement is then
+   * sent unnamed. Default true.
+   */
+  preparedStatements?: boolean;
 }
 
 /** A class that builds the options, for `forRootAsync({ useClass })`. */

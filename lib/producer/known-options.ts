@@ -10,8 +10,8 @@ export const KNOWN_OPTIONS = {
   runDefaults: ['maxAttempts', 'backoff', 'timeoutMs'],
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
   processor: ['concurrency', 'defaultJobOptions'],
-  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs'],
-  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs'],
+  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements'],
+  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
 } as const;
 
 /** Names other queues use, and ours for the same thing. */
@@ -34,6 +34,9 @@ const ALIASES: Record<string, string> = {
   removeOnComplete: 'retentionMs',
   removeOnFail: 'retentionMs',
   retention: 'retentionMs',
+  statementTimeout: 'queryTimeoutMs',
+  statementTimeoutMs: 'queryTimeoutMs',
+  queryTimeout: 'queryTimeoutMs',
   opts: 'options',
   jobId: 'unique',
   singletonKey: 'unique',

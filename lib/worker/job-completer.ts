@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type { AttemptOutcome, JobRepository } from '../database/job.repository';
-import { isConnectionError } from '../database/database-errors';
+import { isTransientError } from '../database/database-errors';
 
 /** What became of an outcome: written; fenced out (this worker no longer held the lease); or
- * dropped (the database stayed unreachable past shutdown, or refused the write). */
+ * dropped (the database stayed unreachable, or kept cancelling the write, past shutdown; or it
+ * refused the write). */
 export type WriteResult = 'written' | 'fenced' | 'dropped';
 
 interface PendingWrite {
@@ -20,8 +21,10 @@ const MAX_RETRY_DELAY_MS = 2000;
  * in the next one — group commit, so no latency is added when idle and one statement serves many
  * jobs under load. Each write is fenced per job (see `finish` in the job statements).
  *
- * While the database is unreachable, outcomes wait in memory and the write is retried; a job whose
- * outcome is never written keeps its lease until it lapses and is then rescued (at-least-once).
+ * While the database is unreachable, or cancels the write for a reason that passes (a lock or
+ * statement timeout, a serialization failure, a deadlock), outcomes wait in memory and the write is
+ * retried: dropped, a finished job would be rescued and run again. A job whose outcome is never
+ * written keeps its lease until it lapses and is then rescued (at-least-once).
  */
 export class JobCompleter {
   private readonly logger = new Logger('QueueCompleter');
@@ -76,7 +79,7 @@ export class JobCompleter {
       this.failures = 0;
       for (const p of batch) p.resolve(written.has(p.outcome.id) ? 'written' : 'fenced');
     } catch (error) {
-      if (isConnectionError(error)) {
+      if (isTransientError(error)) {
         if (Date.now() < this.giveUpAt) {
           this.failures++;
           if (this.failures === 1) this.logger.warn(`Cannot write job outcomes (${(error as Error).message}); retrying`);

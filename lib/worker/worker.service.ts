@@ -89,6 +89,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     const repository = await this.database.getRepository();
     const queues = this.registry.getQueues();
     this.started = true;
+    // NOTE: before any worker statement, so none of them waits behind the app's queries; none at
+    // all in a process with nothing to run (pg-pool connects on demand).
+    repository.openWorkerPool(settings.poolSize);
+    // NOTE: a claim and an outcome write run at once from the first batch on.
+    if (queues.length > 0) await repository.warmWorkerPool(Math.min(2, settings.poolSize));
     if (this.options.retentionMs !== undefined) {
       const cleaner = new RetentionCleaner(repository, this.options.retentionMs);
       cleaner.start();
@@ -240,8 +245,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
     await this.completer?.drain(Date.now() + FINAL_WRITE_GRACE_MS);
     await this.whenOnlyAbandonedLeft();
-    for (const s of this.stoppables) await s.stop();
+    // NOTE: at once, each bounded by queryTimeoutMs (or the listener's own end grace).
+    await Promise.all(this.stoppables.map((s) => s.stop()));
     this.stoppables = [];
+    // After the final writes: nothing of the worker's uses its pool any more.
+    await this.database.repository.closeWorkerPool();
     this.started = false;
   }
 }

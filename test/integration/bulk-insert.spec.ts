@@ -215,7 +215,7 @@ describe('addBulk', () => {
   it('stores nothing when the database refuses a row in the middle of a COPY', async () => {
     await sql(`ALTER TABLE ${table} ADD CONSTRAINT no_poison CHECK (name <> 'poison')`);
     const input: BulkJob[] = Array.from({ length: 2000 }, (_, i) => ({ queue: 'q', name: i === 1500 ? 'poison' : 'n', data: { i } }));
-    await expect(queue.addBulk(input)).rejects.toMatchObject({ code: '23514' });
+    await expect(queue.addBulk(input)).rejects.toMatchObject({ name: 'QueueDatabaseError', operation: 'insert', sqlState: '23514', cause: { code: '23514' } });
     expect(await count()).toBe(0);
     const jobs = await queue.addBulk(input.slice(0, 1500));
     expect(jobs).toHaveLength(1500);
@@ -231,7 +231,7 @@ describe('addBulk', () => {
       data: { i },
       options: { delayMs: 60_000 },
     }));
-    await expect(queue.addBulk(input)).rejects.toMatchObject({ code: '23514' });
+    await expect(queue.addBulk(input)).rejects.toMatchObject({ name: 'QueueDatabaseError', operation: 'insert', sqlState: '23514', cause: { code: '23514' } });
     expect(await count()).toBe(0);
     input[total - 10] = { ...input[total - 10], name: 'n' };
     const jobs = await queue.addBulk(input);

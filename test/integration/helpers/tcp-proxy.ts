@@ -3,14 +3,15 @@ import net from 'node:net';
 /**
  * A TCP proxy in front of PostgreSQL that a test can cut (every connection dropped, new ones
  * refused) and restore: a database outage or restart, seen from the app, without touching the
- * real server that other test files use. It can also freeze (stop forwarding, keep every socket
- * open): a silent network, where statements neither succeed nor fail.
+ * real server that other test files use. It can also freeze: every socket stays open (new
+ * connections are accepted too) but nothing is forwarded either way, as on a network that silently
+ * drops packets; `unfreeze()` delivers what was held back and forwards again.
  */
 export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly pairs = new Set<[net.Socket, net.Socket]>();
-  private frozen = false;
+  /** While frozen: per socket, what it received and has not forwarded yet; and the closes held back. */
+  private frozen?: { held: { to: net.Socket; chunk: Buffer }[]; closes: (() => void)[] };
   port = 0;
 
   constructor(
@@ -22,20 +23,27 @@ export class TcpProxy {
     if (this.server) return this.port;
     const server = net.createServer((client) => {
       const upstream = net.connect(this.targetPort, this.targetHost);
-      const pair: [net.Socket, net.Socket] = [client, upstream];
-      this.pairs.add(pair);
-      for (const s of pair) {
-        this.sockets.add(s);
-        s.on('close', () => {
-          this.sockets.delete(s);
-          this.pairs.delete(pair);
+      const destroyBoth = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        this.sockets.add(from);
+        from.on('data', (chunk: Buffer) => {
+          if (this.frozen) this.frozen.held.push({ to, chunk });
+          else to.write(chunk);
         });
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
+        from.on('close', () => {
+          this.sockets.delete(from);
+          // NOTE: a frozen network carries no FIN either: the other side learns of it on unfreeze.
+          if (this.frozen) this.frozen.closes.push(destroyBoth);
+          else to.destroy();
         });
+        from.on('error', () => (this.frozen ? this.frozen.closes.push(destroyBoth) : destroyBoth()));
       }
-      if (!this.frozen) client.pipe(upstream).pipe(client);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -51,6 +59,7 @@ export class TcpProxy {
 
   /** Drops every connection and stops listening (clients then get ECONNREFUSED). */
   async cut(): Promise<void> {
+    this.frozen = undefined;
     const server = this.server;
     this.server = undefined;
     for (const s of this.sockets) s.destroy();
@@ -58,29 +67,23 @@ export class TcpProxy {
     if (server) await new Promise((resolve) => server.close(resolve));
   }
 
-  /**
-   * Stops forwarding in both directions and keeps every socket open (new connections are accepted
-   * and never answered): what a client sees of a silent network or a frozen server.
-   */
-  freeze(): void {
-    this.frozen = true;
-    for (const [client, upstream] of this.pairs) {
-      client.unpipe(upstream);
-      upstream.unpipe(client);
-      client.pause();
-      upstream.pause();
-    }
-  }
-
-  /** Forwards again what was held back while frozen. */
-  thaw(): void {
-    this.frozen = false;
-    for (const [client, upstream] of this.pairs) client.pipe(upstream).pipe(client);
-  }
-
   /** Listens again on the same port (no-op if it is not cut). */
   async restore(): Promise<void> {
     await this.start(this.port);
+  }
+
+  /** Stops forwarding anything, keeping every socket open (a silent network). */
+  freeze(): void {
+    this.frozen ??= { held: [], closes: [] };
+  }
+
+  /** Forwards again: first what was held back, then the closes that happened meanwhile. */
+  unfreeze(): void {
+    const frozen = this.frozen;
+    this.frozen = undefined;
+    if (!frozen) return;
+    for (const { to, chunk } of frozen.held) if (!to.destroyed) to.write(chunk);
+    frozen.closes.forEach((close) => close());
   }
 
   async stop(): Promise<void> {
