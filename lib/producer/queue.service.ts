@@ -4,7 +4,7 @@ import type { NewJobRow } from '../database/job.repository';
 import { QueueWakeups } from '../worker/queue-wakeups';
 import { InsertBatcher } from './insert-batcher';
 import { assertJsonRoundTrip } from './job-data.validator';
-import { assertName, validateJobOptions } from './job-options.validator';
+import { assertInteger, assertName, validateJobOptions } from './job-options.validator';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
@@ -148,6 +148,20 @@ export class QueueService {
     const job = await repository.findById(id);
     if (!job) throw new JobNotFoundError(id);
     throw new InvalidJobStateError(id, 'retry', job.state, [JobState.Failed, JobState.Cancelled]);
+  }
+
+  /**
+   * The latest jobs, newest first: of one queue and/or job name, or all; `limit` 1 to 1,000
+   * (default 50). For dashboards and pages that show recent jobs.
+   *
+   * @throws InvalidJobOptionError for a bad queue, name or limit
+   */
+  async getJobs<T = unknown, R = unknown>(filter: { queue?: string; name?: string; limit?: number } = {}): Promise<Job<T, R>[]> {
+    if (filter.queue !== undefined) assertName('queue', filter.queue);
+    if (filter.name !== undefined) assertName('name', filter.name);
+    const limit = filter.limit ?? 50;
+    assertInteger('limit', limit, 1, 1000);
+    return (await this.database.getRepository()).list<T, R>({ queue: filter.queue, name: filter.name, limit, newestFirst: true });
   }
 
   /** Number of jobs in each state, for one queue or all. */
