@@ -3,6 +3,7 @@
 //
 //   node scripts/bootstrap.mjs start          installs if needed, then runs the sample app
 //   node scripts/bootstrap.mjs test [args]    installs if needed, then tsc --noEmit and jest --runInBand [args]
+//   node scripts/bootstrap.mjs exec file.js [args]   any Node script, with the same set-up as `test`
 //
 // 1. Installs (`npm ci`) only when node_modules is missing or does not match package-lock.json.
 // 2. With DATABASE_URL set, uses that database and starts nothing.
@@ -83,8 +84,11 @@ function stepsOf(command, args) {
         [bin('typescript', 'bin/tsc'), '-p', 'tsconfig.json', '--noEmit'],
         [bin('jest', 'bin/jest.js'), '--runInBand', ...args],
       ];
+    case 'exec':
+      if (args.length === 0) fail('exec needs a Node script to run: node scripts/bootstrap.mjs exec some-script.js [args]');
+      return [args];
     default:
-      fail(`unknown command "${command}": use start or test`);
+      fail(`unknown command "${command}": use start, test or exec`);
   }
 }
 
