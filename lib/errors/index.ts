@@ -12,3 +12,6 @@ export * from './worker-shutdown.error';
 export * from './job-not-found.error';
 export * from './invalid-job-state.error';
 export * from './queue-unavailable.error';
+export * from './job-expectation.error';
+export * from './drain-timeout.error';
+export * from './job-run-failed.error';

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Module, type INestApplicationContext, type Provider, type Type } from '@nestjs/common';
+import { Module, type INestApplicationContext, type LoggerService, type Provider, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
@@ -17,6 +17,8 @@ export interface TestAppOptions {
    * expected to fail, where Nest would leave an app-owned pool open.
    */
   dataSource?: DataSource;
+  /** Nest's logger for the app (default: silent unless TEST_LOGS is set). */
+  logger?: LoggerService;
 }
 
 /**
@@ -41,7 +43,7 @@ export async function createTestApp(options: TestAppOptions): Promise<INestAppli
   class TestAppModule {}
 
   return NestFactory.createApplicationContext(TestAppModule, {
-    logger: process.env.TEST_LOGS ? undefined : false,
+    logger: options.logger ?? (process.env.TEST_LOGS ? undefined : false),
     // NOTE: a failed boot must reject (so tests can assert the error), not exit the test process.
     abortOnError: false,
   });
