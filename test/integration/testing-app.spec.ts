@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describeFailure, run } from './helpers/child-process';
 import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
@@ -17,6 +18,13 @@ describe('nestjs-pg-queue/testing in a user\'s jest e2e test', () => {
   const schemas: string[] = [];
   afterAll(async () => {
     for (const schema of schemas) await dropSchema(schema);
+  });
+
+  it("is the README's example, verbatim", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Testing your processors'));
+    const example = /```ts\n(import { INestApplication }[\s\S]*?)```/.exec(section)?.[1];
+    expect(example).toBe(readFileSync(join(ROOT, 'test/testing-app/test/app.e2e-spec.ts'), 'utf8'));
   });
 
   it.each([

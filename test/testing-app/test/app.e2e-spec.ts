@@ -18,9 +18,10 @@ describe('signup sends a welcome email', () => {
   afterAll(() => app.close());
 
   it('enqueues the email and runs it', async () => {
-    await request(app.getHttpServer()).post('/signup').send({ email: 'ada@example.com' }).expect(201);
+    const email = `ada+${Date.now()}@example.com`; // users.email is unique: a new one per run
+    await request(app.getHttpServer()).post('/signup').send({ email }).expect(201);
 
-    const [job] = await tester.expectEnqueued({ queue: 'email', name: 'welcome', data: { to: 'ada@example.com' } });
+    const [job] = await tester.expectEnqueued({ queue: 'email', name: 'welcome', data: { to: email } });
     expect(job.id).toMatch(/^\d+$/);
 
     const summary = await tester.drain('email');
