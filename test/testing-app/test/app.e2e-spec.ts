@@ -26,7 +26,7 @@ describe('signup sends a welcome email', () => {
 
     const summary = await tester.drain('email');
     expect(summary.failed).toBe(0);
-    expect(await tester.enqueued({ queue: 'email', state: 'completed' })).toHaveLength(1);
+    expect(await tester.enqueued({ queue: 'email', data: { to: email }, state: 'completed' })).toHaveLength(1);
   });
 
   it('runs the handler directly', async () => {
