@@ -144,6 +144,11 @@ async function main() {
     child?.kill(signal);
   };
   for (const signal of Object.keys(SIGNAL_EXIT_CODES)) process.on(signal, onSignal);
+  // NOTE: npm exits on a SIGINT/SIGTERM sent to it alone (not to the terminal's process group)
+  // without passing it on, which would leave this process, the app and the server running.
+  watchLaunchers(() => {
+    if (!interrupted) onSignal('SIGTERM');
+  });
 
   ensureInstalled();
   if (interrupted) process.exit(SIGNAL_EXIT_CODES[interrupted]);
@@ -165,6 +170,36 @@ async function main() {
   if (interrupted) code = SIGNAL_EXIT_CODES[interrupted];
   await server?.stop();
   process.exit(code);
+}
+
+/** Calls `onGone` once when the parent, or on Linux the parent's parent (npm, above its `sh -c`), has exited. */
+function watchLaunchers(onGone) {
+  const launchers = [process.ppid, parentOf(process.ppid)].filter((pid) => Number.isInteger(pid) && pid > 1);
+  const timer = setInterval(() => {
+    if (launchers.every(isAlive)) return;
+    clearInterval(timer);
+    onGone();
+  }, 500);
+  timer.unref();
+}
+
+function parentOf(pid) {
+  try {
+    // NOTE: /proc/<pid>/stat is "pid (comm) state ppid ..."; comm may contain spaces, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined; // no /proc (macOS, Windows): the parent alone is watched
+  }
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
 }
 
 /** host:port/database of a connection URL, without the password. */

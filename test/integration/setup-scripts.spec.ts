@@ -114,6 +114,21 @@ describe('npm start / npm test set-up: the embedded PostgreSQL', () => {
     expect(await connects(databaseUrl)).toBe(false);
   });
 
+  it('its launcher (npm, above `sh -c`) killed alone: it notices, stops the command and the server, removes the folder', async () => {
+    // NOTE: npm exits on a SIGINT/SIGTERM sent to it alone without passing it on; a stand-in for
+    // npm that runs the script through `sh -c`, as npm does, is killed here.
+    const launcher = `require('node:child_process').spawn('sh', ['-c', ${JSON.stringify(`"${process.execPath}" scripts/bootstrap.mjs exec "${HOLD}"`)}], { stdio: 'inherit' })`;
+    const runner = start(['-e', launcher]);
+    const { databaseUrl } = await runner.line;
+    const dataDir = await waitFor('the data folder in the log', () => /temporary data in (\S+),/.exec(runner.output())?.[1]);
+    const serverPid = Number(/^\d+/.exec(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8'))![0]);
+    leftovers.push(serverPid);
+
+    runner.child.kill('SIGKILL');
+    await waitFor('the server to stop and its folder to go', () => !isAlive(serverPid) && !existsSync(resolve(dataDir, '..')), 20_000);
+    expect(await connects(databaseUrl)).toBe(false);
+  });
+
   it('a killed npm start does not block the next: the server it left is stopped and a new one starts on the same data', async () => {
     const env = { EMBEDDED_PG_DIR: join(work, 'killed'), EMBEDDED_PG_PORT: String(await freePort()) };
     const first = start([DRIVER, 'persistent'], env);
