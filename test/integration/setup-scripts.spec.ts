@@ -129,6 +129,23 @@ describe('npm start / npm test set-up: the embedded PostgreSQL', () => {
     expect(await connects(databaseUrl)).toBe(false);
   });
 
+  it('a killed (SIGKILL) npm test leaves a server and a temp folder: the next run stops that server and removes the folder', async () => {
+    const killed = start(['scripts/bootstrap.mjs', 'exec', HOLD]);
+    await killed.line;
+    const dataDir = await waitFor('the data folder in the log', () => /temporary data in (\S+),/.exec(killed.output())?.[1]);
+    const serverPid = Number(/^\d+/.exec(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8'))![0]);
+    leftovers.push(serverPid);
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    expect(isAlive(serverPid)).toBe(true);
+
+    const next = await run(process.execPath, ['scripts/bootstrap.mjs', 'exec', HOLD, '0'], ROOT, 60_000, { DATABASE_URL: '' });
+    expect(next.code).toBe(0);
+    expect(next.stderr).toContain(`removing ${resolve(dataDir, '..')}, left by a killed test run (stopping its server, pid ${serverPid})`);
+    expect(isAlive(serverPid)).toBe(false);
+    expect(existsSync(resolve(dataDir, '..'))).toBe(false);
+  });
+
   it('a killed npm start does not block the next: the server it left is stopped and a new one starts on the same data', async () => {
     const env = { EMBEDDED_PG_DIR: join(work, 'killed'), EMBEDDED_PG_PORT: String(await freePort()) };
     const first = start([DRIVER, 'persistent'], env);
