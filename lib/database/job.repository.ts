@@ -587,6 +587,18 @@ export class JobRepository {
     return row ? toJob<T, R>(row) : null;
   }
 
+  /** Jobs of a queue and/or name (any when undefined), `limit` of them, in id order. */
+  async list<T, R>(filter: { queue?: string; name?: string; limit: number; newestFirst: boolean }): Promise<Job<T, R>[]> {
+    const text = filter.newestFirst ? this.statements.listNewestFirst : this.statements.listOldestFirst;
+    const rows = await this.run<RawJobRow>('getJobs', text, [filter.queue ?? null, filter.name ?? null, filter.limit]);
+    return rows.map((row) => toJob<T, R>(row));
+  }
+
+  /** Deletes every job of the table (the testing helpers' clear()); returns how many. */
+  async deleteAll(): Promise<number> {
+    return (await this.execute('clear', this.statements.deleteAll, [])).rowCount ?? 0;
+  }
+
   async countByState(queue?: string): Promise<JobCounts> {
     const rows =
       queue === undefined

@@ -18,3 +18,6 @@ export * from './conflicting-processor-options.error';
 export * from './unique-key-held.error';
 export * from './queue-database.error';
 export * from './query-timeout.error';
+export * from './job-expectation.error';
+export * from './drain-timeout.error';
+export * from './job-run-failed.error';

@@ -4,7 +4,7 @@ import type { NewJobRow } from '../database/job.repository';
 import { QueueWakeups } from '../worker/queue-wakeups';
 import { InsertBatcher, chunkRows } from './insert-batcher';
 import { serializeJson } from './job-data.validator';
-import { assertKnownKeys, assertName, validateJobOptions } from './job-options.validator';
+import { assertInteger, assertKnownKeys, assertName, validateJobOptions } from './job-options.validator';
 import { KNOWN_OPTIONS } from './known-options';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
@@ -197,6 +197,20 @@ export class QueueService {
    */
   async getQueues(): Promise<QueueInfo[]> {
     return (await this.database.getRegistry()).list();
+  }
+
+  /**
+   * The latest jobs, newest first: of one queue and/or job name, or all; `limit` 1 to 1,000
+   * (default 50). For dashboards and pages that show recent jobs.
+   *
+   * @throws InvalidJobOptionError for a bad queue, name or limit
+   */
+  async getJobs<T = unknown, R = unknown>(filter: { queue?: string; name?: string; limit?: number } = {}): Promise<Job<T, R>[]> {
+    if (filter.queue !== undefined) assertName('queue', filter.queue);
+    if (filter.name !== undefined) assertName('name', filter.name);
+    const limit = filter.limit ?? 50;
+    assertInteger('limit', limit, 1, 1000);
+    return (await this.database.getRepository()).list<T, R>({ queue: filter.queue, name: filter.name, limit, newestFirst: true });
   }
 
   /** Number of jobs in each state, for one queue or all. */

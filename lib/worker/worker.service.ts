@@ -3,7 +3,8 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { QueueDatabase } from '../database/queue-database';
 import { JobNotificationListener, type JobNotification } from '../database/job-notification.listener';
-import { HandlerRegistry, type RegisteredQueue } from '../discovery/handler.registry';
+import { HandlerRegistry } from '../discovery/handler.registry';
+import { claimDefaultsOf } from './claim-defaults';
 import { JobCompleter } from './job-completer';
 import { JobExecutor } from './job-executor';
 import { LeaseKeeper } from './lease-keeper';
@@ -14,9 +15,8 @@ import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
-import { DEFAULT_BACKOFF, DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
+import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
-import type { ClaimDefaults } from '../database/job.repository';
 
 /**
  * At shutdown, how long handlers aborted after `shutdownTimeoutMs` get to return; only those that
@@ -100,7 +100,14 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       void cleaner.runOnce();
       this.stoppables.push(cleaner);
     }
-    if (queues.length === 0) return;
+    if (queues.length === 0) {
+      // NOTE: most often a processor left out of every module's `providers`: its jobs would stay
+      // pending forever without a word.
+      this.logger.warn(
+        'No @Processor found: this worker runs no jobs. List your processors in a module\'s providers, or set worker: false in a process that only enqueues.',
+      );
+      return;
+    }
 
     // NOTE: the registry lists every queue with a processor somewhere, even before its first job.
     await (await this.database.getRegistry()).register(queues.map((q) => q.queue));
@@ -123,7 +130,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
           workerId: this.workerId,
           lockDurationMs: settings.lockDurationMs,
           pollIntervalMs: settings.pollIntervalMs,
-          defaults: this.claimDefaults(registered),
+          defaults: claimDefaultsOf(this.options, registered),
         },
         repository,
         (job, hooks, claimedAt) => {
@@ -186,16 +193,6 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       w.resolve();
       return false;
     });
-  }
-
-  private claimDefaults(registered: RegisteredQueue): ClaimDefaults {
-    const module = this.options.defaultJobOptions;
-    const processor = registered.options.defaultJobOptions ?? {};
-    return {
-      maxAttempts: processor.maxAttempts ?? module.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-      backoff: processor.backoff ?? module.backoff ?? DEFAULT_BACKOFF,
-      timeoutMs: processor.timeoutMs ?? module.timeoutMs ?? null,
-    };
   }
 
   private onNotification(notification: JobNotification): void {

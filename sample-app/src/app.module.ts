@@ -3,7 +3,9 @@ import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { QueueModule } from '../../lib';
 import { loadConfig, type AppConfig } from './config';
+import { DemoModule } from './demo/demo.module';
 import { EmailModule } from './email/email.module';
+import { HomeModule } from './home/home.module';
 import { JobsModule } from './jobs/jobs.module';
 import { QueueErrorFilter } from './jobs/queue-error.filter';
 import { SignupModule } from './signup/signup.module';
@@ -28,6 +30,8 @@ export class AppModule {
         SignupModule,
         EmailModule,
         JobsModule,
+        DemoModule,
+        HomeModule,
       ],
       // NOTE: registered as a provider rather than with app.useGlobalFilters() so a test that
       // boots AppModule gets the same HTTP errors as main.ts.

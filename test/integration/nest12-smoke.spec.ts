@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { describeFailure, mustRun, run } from './helpers/child-process';
 import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
 
 /**
@@ -16,57 +16,15 @@ const ROOT = resolve(__dirname, '../..');
 const FIXTURE = join(ROOT, 'test/nest12');
 const LIBRARY_VERSION: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end (or kills it after `timeoutMs`) and collects its output. */
-function run(command: string, args: string[], cwd: string, timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: timeoutMs,
-      killSignal: 'SIGKILL',
-      shell: process.platform === 'win32', // npm is npm.cmd there
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
-  });
-}
-
-/** Runs a command that must succeed; a failure throws with the command's output. */
-async function mustRun(command: string, args: string[], cwd: string, timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
-  const result = await run(command, args, cwd, timeoutMs, env);
-  if (result.code !== 0) throw new Error(describeFailure(`${command} ${args.join(' ')}`, result, timeoutMs));
-  return result;
-}
-
-function describeFailure(what: string, result: RunResult, timeoutMs: number): string {
-  const ending = result.signal ? `was killed (${result.signal}${result.signal === 'SIGKILL' ? `, probably the ${timeoutMs} ms timeout` : ''})` : `exited with ${result.code}`;
-  return `\`${what}\` ${ending}\n--- stdout ---\n${result.stdout.slice(-4000)}\n--- stderr ---\n${result.stderr.slice(-4000)}`;
-}
-
 describe('packed library in a NestJS 12 ESM app', () => {
   const schema = uniqueSchema('nest12');
+  const vitestSchema = uniqueSchema('nest12_vitest');
   let workDir: string | undefined;
+  let appDir: string;
 
-  afterAll(async () => {
-    await dropSchema(schema);
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
-  });
-
-  it('installs from the tarball next to Nest 12, runs a job and shuts down cleanly', async () => {
+  beforeAll(async () => {
     workDir = mkdtempSync(join(tmpdir(), 'nestjs-pg-queue-nest12-'));
-    const appDir = join(workDir, 'app');
+    appDir = join(workDir, 'app');
 
     await mustRun('npm', ['run', 'build'], ROOT, 120_000);
     const packed = await mustRun('npm', ['pack', '--pack-destination', workDir, '--json'], ROOT, 60_000);
@@ -77,6 +35,15 @@ describe('packed library in a NestJS 12 ESM app', () => {
       filter: (source) => !['node_modules', 'package-lock.json'].includes(basename(source)),
     });
     await mustRun('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error', tarball], appDir, 180_000);
+  }, 300_000);
+
+  afterAll(async () => {
+    await dropSchema(schema);
+    await dropSchema(vitestSchema);
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('installs from the tarball next to Nest 12, runs a job and shuts down cleanly', async () => {
 
     const smoke = await run(process.execPath, ['main.js'], appDir, 90_000, { DATABASE_URL, SMOKE_SCHEMA: schema });
     if (smoke.code !== 0) throw new Error(describeFailure('node main.js (Nest 12 smoke app)', smoke, 90_000));
@@ -99,4 +66,16 @@ describe('packed library in a NestJS 12 ESM app', () => {
     const rows = await sql<{ id: string; state: string }>(`SELECT id::text, state FROM "${schema}".queue_jobs`);
     expect(rows).toEqual([{ id: outcome.job.id, state: 'completed' }]);
   }, 240_000);
+
+  it('nestjs-pg-queue/testing works under vitest in the ESM app (ESM import of the subpath export), worker off and on', async () => {
+    await sql(`CREATE SCHEMA "${vitestSchema}"`);
+    const vitest = await run(process.execPath, [join(appDir, 'node_modules/vitest/vitest.mjs'), 'run'], appDir, 120_000, {
+      DATABASE_URL,
+      SMOKE_SCHEMA: vitestSchema,
+      NO_COLOR: '1',
+      FORCE_COLOR: '0',
+    });
+    if (vitest.code !== 0) throw new Error(describeFailure('vitest run (Nest 12 ESM app)', vitest, 120_000));
+    expect(`${vitest.stdout}${vitest.stderr}`).toMatch(/Tests\s+2 passed \(2\)/);
+  }, 150_000);
 });

@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from '../../sample-app/src/app.module';
+import { assertDatabaseReachable } from '../../sample-app/src/database-check';
 import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitFor } from './helpers/wait-for';
 
@@ -158,5 +159,50 @@ describe('sample app over HTTP', () => {
     expect((await request('POST', '/jobs', { queue: '', name: 'welcome' })).status).toBe(400);
     expect((await request('POST', '/jobs/999999999/retry')).status).toBe(404);
     expect((await request('POST', '/jobs/999999999/cancel')).status).toBe(404);
+  });
+
+  it('GET / is an HTML page with the demo buttons and the latest jobs, escaped', async () => {
+    // A job name and an error message that would be markup if the page did not escape them.
+    const evil = '<img src=x onerror=alert(1)>';
+    const added = await request('POST', '/jobs', { queue: 'demo', name: evil, data: {} });
+    expect(added.status).toBe(201);
+    await waitForJob(added.body.id, 'failed'); // no handler for that name: MissingHandlerError, whose message repeats it
+
+    const response = await fetch(`${baseUrl}/`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await response.text();
+    expect(html).toContain('<h1>nestjs-pg-queue sample app</h1>');
+    for (const id of ['id="signup"', 'id="fails-twice"', 'id="slow"', '<tbody id="jobs">']) expect(html).toContain(id);
+    expect(html).not.toContain(evil);
+    expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(html).toContain(`<td>${added.body.id}</td>`);
+  });
+
+  it('the page\'s demo jobs: fails-twice succeeds on attempt 3, a slow job is cancelled while it runs', async () => {
+    const flaky = await request('POST', '/jobs', { queue: 'demo', name: 'fails-twice' });
+    const slow = await request('POST', '/jobs', { queue: 'demo', name: 'slow', data: { seconds: 120 } });
+    await waitForJob(slow.body.id, 'active');
+    const cancelled = await request('POST', `/jobs/${slow.body.id}/cancel`);
+    expect(cancelled.body.state).toBe('cancelled');
+
+    const done = await waitForJob(flaky.body.id, 'completed');
+    expect(done).toMatchObject({ attempts: 3, result: { succeededOnAttempt: 3 } });
+    expect(done.lastError.message).toContain('attempt 2 of 3');
+
+    const latest = await request('GET', '/jobs/latest');
+    expect(latest.status).toBe(200);
+    expect(latest.body[0]).toEqual({ id: slow.body.id, queue: 'demo', name: 'slow', state: 'cancelled', attempts: 1, maxAttempts: 3, error: null });
+    expect(latest.body[1]).toMatchObject({ id: flaky.body.id, state: 'completed', attempts: 3, error: expect.stringContaining('attempt 2 of 3') });
+  });
+});
+
+describe('sample app start-up check', () => {
+  it('fails fast, naming host and port, when DATABASE_URL points at nothing', async () => {
+    const started = Date.now();
+    await expect(assertDatabaseReachable('postgres://postgres@127.0.0.1:1/test', 3000)).rejects.toThrow(
+      'Cannot reach PostgreSQL at 127.0.0.1:1/test (DATABASE_URL): ECONNREFUSED',
+    );
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 });

@@ -368,6 +368,13 @@ export function buildJobStatements(n: TableNaming) {
 
     getById: `SELECT ${jobColumns()} FROM ${Q} WHERE id = $1`,
 
+    /** Jobs of one queue and/or name ($1, $2: null for any), at most $3: oldest first, or newest first. */
+    listOldestFirst: `SELECT ${jobColumns()} FROM ${Q} WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR name = $2) ORDER BY id LIMIT $3`,
+    listNewestFirst: `SELECT ${jobColumns()} FROM ${Q} WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR name = $2) ORDER BY id DESC LIMIT $3`,
+
+    /** Testing (`nestjs-pg-queue/testing`): every job of the table goes. */
+    deleteAll: `DELETE FROM ${Q}`,
+
     countAll: `SELECT state, count(*)::int AS n FROM ${Q} GROUP BY state`,
     countQueue: `SELECT state, count(*)::int AS n FROM ${Q} WHERE queue = $1 GROUP BY state`,
 

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, NotFoundException, Param, Post, Query } from '@nestjs/common';
 import { QueueService } from '../../../lib';
 import { parseEnqueueRequest } from './enqueue-request';
+import { summarize } from '../home/home.page';
 
 /**
  * A small admin API over QueueService. Bad ids, names and options come back as 400, unknown jobs
@@ -15,6 +16,12 @@ export class JobsController {
   add(@Body() body: unknown) {
     const { queue, name, data, options } = parseEnqueueRequest(body);
     return this.queue.add(queue, name, data, options);
+  }
+
+  /** The 20 latest jobs, newest first, as the page at `GET /` lists them. Declared before :id. */
+  @Get('latest')
+  async latest() {
+    return (await this.queue.getJobs({ limit: 20 })).map(summarize);
   }
 
   /** Jobs per state, of one queue (?queue=email) or all. Declared before :id so it is not taken for one. */
