@@ -39,7 +39,10 @@ export class PgBouncer {
       ini,
       [
         '[databases]',
-        `${database} = host=${target.hostname} port=${target.port || 5432} dbname=${database}`,
+        // NOTE: the server may ask for a password (the embedded PostgreSQL does): the bouncer then
+        // logs in with the test database's own credentials; clients are trusted by the bouncer.
+        `${database} = host=${target.hostname} port=${target.port || 5432} dbname=${database}` +
+          (target.password ? ` user=${decodeURIComponent(target.username || 'postgres')} password='${decodeURIComponent(target.password).replace(/'/g, "\\'")}'` : ''),
         '[pgbouncer]',
         'listen_addr = 127.0.0.1',
         `listen_port = ${this.port}`,
