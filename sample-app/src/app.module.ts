@@ -26,7 +26,10 @@ export class AppModule {
           autoLoadEntities: true,
           synchronize: true,
         }),
-        QueueModule.forRoot({ schema: config.schema }),
+        // NOTE: one service that deploys as a whole: a job name it has no handler for is a mistake
+        // here, not a newer version's job, so it fails at once instead of waiting for the grace
+        // that rolling deploys of several versions need (worker.unknownJobGraceMs, 10 min by default).
+        QueueModule.forRoot({ schema: config.schema, worker: { unknownJobGraceMs: 0 } }),
         SignupModule,
         EmailModule,
         JobsModule,
