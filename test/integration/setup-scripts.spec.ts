@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
-import { run } from './helpers/child-process';
+import { freePort, isAlive, run } from './helpers/child-process';
 import { waitFor } from './helpers/wait-for';
 
 /**
@@ -45,14 +45,6 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): Started {
   return { child, line, output: () => `${stdout}${stderr}`, exited };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function connects(url: string): Promise<boolean> {
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
@@ -254,12 +246,3 @@ describe('npm start / npm test set-up: install only when needed', () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolvePort(port));
-    });
-  });
-}

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 
 export interface RunResult {
   code: number | null;
@@ -37,4 +38,26 @@ export async function mustRun(command: string, args: string[], cwd: string, time
 export function describeFailure(what: string, result: RunResult, timeoutMs: number): string {
   const ending = result.signal ? `was killed (${result.signal}${result.signal === 'SIGKILL' ? `, probably the ${timeoutMs} ms timeout` : ''})` : `exited with ${result.code}`;
   return `\`${what}\` ${ending}\n--- stdout ---\n${result.stdout.slice(-4000)}\n--- stderr ---\n${result.stderr.slice(-4000)}`;
+}
+
+/** Whether a process with this pid exists (signal 0 probes without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
