@@ -41,6 +41,11 @@ export function isTransientError(error: unknown): boolean {
   return state !== null && TRANSIENT_CODES.has(state);
 }
 
+/** True when a unique index refused the statement (SQLSTATE 23505), raw or already translated. */
+export function isUniqueViolation(error: unknown): boolean {
+  return (error instanceof QueueDatabaseError ? error.sqlState : sqlStateOf(error)) === '23505';
+}
+
 /**
  * The error a caller of the queue gets for `error`: a connection failure becomes a
  * {@link QueueUnavailableError}, any other driver or server error a {@link QueueDatabaseError};

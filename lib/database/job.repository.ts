@@ -3,7 +3,7 @@ import type { Pool, PoolClient, PoolConfig, QueryConfig, QueryResult } from 'pg'
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
-import { isConnectionError, translateDatabaseError } from './database-errors';
+import { isConnectionError, isUniqueViolation, translateDatabaseError } from './database-errors';
 import { acquireBounded, destroyConnection, queryBounded, queryOnClient, runBounded } from './bounded-statement';
 import { SingleValueQuery } from './single-value.query';
 import { CopyInQuery, type CopyInRows } from './copy-in.query';
@@ -39,9 +39,6 @@ export interface UniqueRow {
   windowMs: number | null;
   replace: boolean;
 }
-
-/** SQLSTATE of a unique index refusing a row. */
-const UNIQUE_VIOLATION = '23505';
 
 /** Bulk inserts with unique keys that skip the optimistic COPY after one met a held key. */
 const UNIQUE_COPY_SKIPS_AFTER_CONFLICT = 16;
@@ -238,7 +235,9 @@ export class JobRepository {
       if (holder) return Object.assign(toJob(holder), { duplicate: true });
       // NOTE: the holder that made the insert conflict finished before the look-up saw it; the key
       // is free now, or held by yet another job: the next try finds out.
-      if (tries >= UNIQUE_INSERT_TRIES) throw new Error(`nestjs-pg-queue: the unique key ${JSON.stringify(u.key)} changed holders ${tries} times during one add()`);
+      if (tries >= UNIQUE_INSERT_TRIES) {
+        throw translateDatabaseError('insert', new Error(`nestjs-pg-queue: the unique key ${JSON.stringify(u.key)} changed holders ${tries} times during one add()`));
+      }
     }
   }
 
@@ -292,8 +291,7 @@ export class JobRepository {
       const defaultsOnly = toCopy.every((i) => isDueWithDefaults({ ...rows[i], unique: null }));
       inserted = await this.insertByCopy({ count: toCopy.length, soonest, defaultsOnly, withUnique: true, row: (k) => rows[toCopy[k]] });
     } catch (error) {
-      const failure = error as { code?: unknown; cause?: { code?: unknown } };
-      if ((failure.code ?? failure.cause?.code) === UNIQUE_VIOLATION) return null;
+      if (isUniqueViolation(error)) return null;
       throw error;
     }
     const jobs = new Map<number, Job>();
@@ -572,8 +570,7 @@ export class JobRepository {
     } catch (error) {
       // NOTE: back to pending, a job holds its unique key again (see schema step 4); the unique
       // index refuses that while another job holds the key.
-      const failure = error as { code?: unknown; cause?: { code?: unknown } };
-      if ((failure.code ?? failure.cause?.code) !== UNIQUE_VIOLATION) throw error;
+      if (!isUniqueViolation(error)) throw error;
       const job = await this.findById(id);
       const [holder] = job?.uniqueKey ? await this.run<RawJobRow>('retry', this.statements.findUniqueHolders, [[job.queue], [job.uniqueKey], [0]]) : [];
       if (job?.uniqueKey && holder) throw new UniqueKeyHeldError(id, job.uniqueKey, holder.id);

@@ -5,13 +5,13 @@ import { Handle, Processor, QueueService, QueueUnavailableError, type Job } from
 import { DEFAULT_QUERY_TIMEOUT_MS } from '../../lib/queue.constants';
 import { createTestApp } from './helpers/app';
 import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
+import { useProxiedDatabase } from './helpers/proxied-database';
 import { TcpProxy } from './helpers/tcp-proxy';
 import { waitFor } from './helpers/wait-for';
 
 // Issue 9, item 2: on a network that goes silent (a proxy that stops forwarding but keeps its
 // sockets open), every statement of the library fails within a bound, and app.close() returns.
 const schema = uniqueSchema('bounds');
-const target = new URL(DATABASE_URL);
 const table = `"${schema}".queue_jobs`;
 
 @Processor('bounded', { concurrency: 5 })
@@ -41,22 +41,8 @@ async function settleWithin(promise: Promise<unknown>, limitMs: number): Promise
 const count = async (state: string) => (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE state = $1`, [state]))[0].n;
 
 describe('statements on a silent network', () => {
-  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
-  let producer: INestApplicationContext;
-  let queue: QueueService;
-
-  beforeAll(async () => {
-    await proxy.start();
-    producer = await createTestApp({ schema, queue: { worker: false } });
-    queue = producer.get(QueueService);
-  });
-
-  afterAll(async () => {
-    proxy.unfreeze();
-    await proxy.stop();
-    await producer?.close();
-    await dropSchema(schema);
-  });
+  const env = useProxiedDatabase(schema);
+  const { proxy } = env;
 
   const throughProxy = () => ({ url: TcpProxy.urlThrough(DATABASE_URL, proxy.port) });
 
@@ -120,7 +106,7 @@ describe('statements on a silent network', () => {
     });
     let closed = false;
     try {
-      await queue.addBulk(Array.from({ length: 500 }, (_, i) => ({ queue: 'bounded', name: 'work', data: { i } })));
+      await env.queue.addBulk(Array.from({ length: 500 }, (_, i) => ({ queue: 'bounded', name: 'work', data: { i } })));
       await waitFor('the worker busy', async () => (await count('completed')) > 10);
       proxy.freeze();
       // The documented worst case: shutdownTimeoutMs + the final-write grace (3 s) + 4 × queryTimeoutMs + 4 s.

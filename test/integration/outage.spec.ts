@@ -2,11 +2,11 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { Handle, JobState, Processor, QueueService, QueueUnavailableError, type Job } from '../../lib';
 import { createTestApp } from './helpers/app';
 import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
+import { useProxiedDatabase } from './helpers/proxied-database';
 import { TcpProxy } from './helpers/tcp-proxy';
 import { waitFor } from './helpers/wait-for';
 
 const schema = uniqueSchema('outage');
-const target = new URL(DATABASE_URL);
 
 @Processor('outage', { concurrency: 10 })
 class OutageProcessor {
@@ -18,22 +18,8 @@ class OutageProcessor {
 }
 
 describe('database outages', () => {
-  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
-  let producer: INestApplicationContext;
-  let queue: QueueService;
-
-  beforeAll(async () => {
-    await proxy.start();
-    // The producer talks to the database directly; only the app under test goes through the proxy.
-    producer = await createTestApp({ schema, queue: { worker: false } });
-    queue = producer.get(QueueService);
-  });
-
-  afterAll(async () => {
-    await proxy.stop();
-    await producer?.close();
-    await dropSchema(schema);
-  });
+  const env = useProxiedDatabase(schema);
+  const { proxy } = env;
 
   const count = async (state: string) =>
     (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs WHERE state = $1`, [state]))[0].n;
@@ -46,7 +32,7 @@ describe('database outages', () => {
       queue: { worker: { pollIntervalMs: 100, lockDurationMs: 3000 } },
     });
     try {
-      await queue.addBulk(Array.from({ length: 300 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i } })));
+      await env.queue.addBulk(Array.from({ length: 300 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i } })));
       await waitFor('some jobs done', async () => (await count('completed')) > 20);
 
       await proxy.cut();
@@ -56,7 +42,7 @@ describe('database outages', () => {
       expect(error).toBeInstanceOf(QueueUnavailableError);
       expect(Date.now() - t0).toBeLessThan(5000);
       // Jobs added during the outage by another service are picked up after it.
-      await queue.addBulk(Array.from({ length: 100 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i: 1000 + i } })));
+      await env.queue.addBulk(Array.from({ length: 100 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i: 1000 + i } })));
       await new Promise((r) => setTimeout(r, 1500)); // the outage lasts a while: longer than a poll and a heartbeat
       await proxy.restore();
 
@@ -76,7 +62,7 @@ describe('database outages', () => {
       typeorm: { url: TcpProxy.urlThrough(DATABASE_URL, proxy.port), connectTimeoutMS: 2000 },
       queue: { worker: { pollIntervalMs: 100, shutdownTimeoutMs: 1000, lockDurationMs: 1500 } },
     });
-    await queue.addBulk(Array.from({ length: 200 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i } })));
+    await env.queue.addBulk(Array.from({ length: 200 }, (_, i) => ({ queue: 'outage', name: 'work', data: { i } })));
     await waitFor('worker busy', async () => (await count('active')) > 0 || (await count('pending')) < 200);
     await proxy.cut();
     const t0 = Date.now();
@@ -137,6 +123,6 @@ describe('database outages', () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     await proxy.restore();
     // What it enqueued before the outage is still there.
-    expect((await queue.getJob(job.id))?.state).toBe(JobState.Pending);
+    expect((await env.queue.getJob(job.id))?.state).toBe(JobState.Pending);
   });
 });
