@@ -22,6 +22,16 @@ export interface TableNaming {
   legacyPrefix?: string;
   /** `"schema"."<table>_queues"`: the queue registry (one row per queue: pause, limits, counts). */
   queuesQualified: string;
+  /** `"schema"."<table>_schedules"`: cron schedules, declared in code or at runtime (schema step 5). */
+  schedulesQualified: string;
+  /** `"schema"."<table>_deps"`: the dependencies of blocked jobs on other jobs (schema step 5). */
+  dependenciesQualified: string;
+  /** `"schema"."<table>_logs"`: the entries of `job.log()`, kept off the hot job row (schema step 5). */
+  logsQualified: string;
+  /** `"schema"."<table>_workers"`: the live worker processes (schema step 5). */
+  workersQualified: string;
+  /** `"schema"."<table>_stats"`: the per-minute rollups of outcomes and timings (schema step 5). */
+  statsQualified: string;
 }
 
 /** Longest prefix: the longest suffix (`_claim_hash_idx`) still fits PostgreSQL's 63-byte names. */
@@ -39,13 +49,21 @@ export function createTableNaming(schema: string = DEFAULT_SCHEMA, table: string
   // NOTE: pg_notify() rejects channel names of 64 bytes or more; long names get a stable digest.
   const channel = full.length <= 63 ? full : `pgq_${createHash('sha1').update(full).digest('hex')}`;
   const qualified = `"${schema}"."${table}"`;
-  // NOTE: `<table>_queues` while that fits in 63 characters; the unique prefix otherwise.
-  const queuesQualified = `"${schema}"."${table.length <= 56 ? table : createPrefix(table)}_queues"`;
-  if (table.length <= MAX_PREFIX_LENGTH) return { schema, table, qualified, channel, prefix: table, queuesQualified };
+  // NOTE: `<table>_<suffix>` while that fits in 63 characters; the unique prefix otherwise.
+  const side = (suffix: string) => `"${schema}"."${table.length + suffix.length + 1 <= 63 ? table : createPrefix(table)}_${suffix}"`;
+  const sideTables = {
+    queuesQualified: side('queues'),
+    schedulesQualified: side('schedules'),
+    dependenciesQualified: side('deps'),
+    logsQualified: side('logs'),
+    workersQualified: side('workers'),
+    statsQualified: side('stats'),
+  };
+  if (table.length <= MAX_PREFIX_LENGTH) return { schema, table, qualified, channel, prefix: table, ...sideTables };
   // NOTE: index names share the schema's namespace, so a prefix cut from a long table name must stay
   // unique: 31 characters of the name, then 8 of its digest (CREATE INDEX IF NOT EXISTS would
   // otherwise silently skip the second table's indexes).
-  return { schema, table, qualified, channel, prefix: createPrefix(table), legacyPrefix: table.slice(0, MAX_PREFIX_LENGTH), queuesQualified };
+  return { schema, table, qualified, channel, prefix: createPrefix(table), legacyPrefix: table.slice(0, MAX_PREFIX_LENGTH), ...sideTables };
 }
 
 function createPrefix(table: string): string {

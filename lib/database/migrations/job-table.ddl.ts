@@ -1,4 +1,8 @@
 import type { TableNaming } from '../table-naming';
+import { flowsDdl } from './v5/flows.ddl';
+import { limitsDdl } from './v5/limits.ddl';
+import { observabilityDdl } from './v5/observability.ddl';
+import { schedulesDdl } from './v5/schedules.ddl';
 
 /**
  * The job table's schema, as numbered, idempotent steps. A step is never edited once released: a
@@ -156,6 +160,13 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
       `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_unique_idx"`,
       `ALTER TABLE ${n.qualified} DROP COLUMN IF EXISTS "unique_key", DROP COLUMN IF EXISTS "unique_hold", DROP COLUMN IF EXISTS "unique_slot", DROP COLUMN IF EXISTS "group_key"`,
     ],
+  },
+  {
+    version: 5,
+    migrationTimestamp: 1764806400000,
+    // NOTE: four features' schema in one step (see ./v5/README.md), each part in a file of its own.
+    up: (n) => [...limitsDdl.up(n), ...schedulesDdl.up(n), ...flowsDdl.up(n), ...observabilityDdl.up(n)],
+    down: (n) => [...observabilityDdl.down(n), ...flowsDdl.down(n), ...schedulesDdl.down(n), ...limitsDdl.down(n)],
   },
 ];
 
