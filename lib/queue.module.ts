@@ -10,6 +10,7 @@ import { ProcessorExplorer } from './discovery/processor.explorer';
 import { HandlerRegistry } from './discovery/handler.registry';
 import { QueueService } from './producer/queue.service';
 import { QueueWakeups } from './worker/queue-wakeups';
+import { JobLifecycle } from './worker/job-lifecycle';
 import { QueueWorker } from './worker/worker.service';
 import type {
   QueueModuleAsyncOptions,
@@ -47,6 +48,7 @@ export class QueueModule {
         HandlerRegistry,
         ProcessorExplorer,
         QueueWakeups,
+        JobLifecycle,
         QueueService,
         QueueWorker,
       ],

@@ -17,6 +17,7 @@ import { JobCancelledError } from '../errors/job-cancelled.error';
 import { JobLeaseLostError } from '../errors/job-lease-lost.error';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
+import { JobLifecycle } from './job-lifecycle';
 
 const ABORTED = Symbol('aborted');
 /** How long after its abort a handler still running is reported as ignoring its signal. */
@@ -71,6 +72,7 @@ export class JobExecutor {
     private readonly workerId: string,
     private readonly lockDurationMs: number,
     private readonly unknownJobGraceMs: number,
+    private readonly lifecycle: JobLifecycle = new JobLifecycle(),
   ) {}
 
   /**
@@ -86,6 +88,7 @@ export class JobExecutor {
       // gone. It is aborted, and this attempt starts only once its handler has returned, so two
       // runs of one job never overlap in this process.
       if (entry.older) await this.supersede(entry.older);
+      if (this.lifecycle.active) this.lifecycle.emit({ type: 'active', job, at: Date.now() });
       let outcome = abort.aborted ? this.fromAbort(job, abort.reason) : await this.attempt(job, abort, entry);
       if (entry.stillRunning) {
         this.watchOverrun(entry);
@@ -113,6 +116,7 @@ export class JobExecutor {
         if (result === 'fenced' && !(abort.reason instanceof JobCancelledError)) {
           this.logger.warn(new JobLeaseLostError(job.id, job.attempts).message);
         }
+        if (result === 'written' && this.lifecycle.active) this.tellOutcome(job, outcome!, abort.reason);
       }
     } catch (error) {
       // NOTE: attempt() catches handler errors; anything here is a bug of ours. Log it and let the
@@ -238,6 +242,17 @@ export class JobExecutor {
     }
   }
 
+  /** Tells the lifecycle hub what the written outcome was. */
+  private tellOutcome(job: Job, outcome: AttemptOutcome, abortReason: unknown): void {
+    const at = Date.now();
+    if (outcome.state === 'completed') this.lifecycle.emit({ type: 'completed', job, at, result: outcome.result ?? 'null' });
+    else if (outcome.state === 'failed') this.lifecycle.emit({ type: 'failed', job, at, error: outcome.error ?? 'null' });
+    else if (outcome.refund) {
+      const reason = abortReason instanceof WorkerShutdownError ? 'shutdown' : 'snooze';
+      this.lifecycle.emit({ type: 'requeued', job, at, delayMs: outcome.delayMs, reason });
+    } else this.lifecycle.emit({ type: 'retrying', job, at, error: outcome.error ?? 'null', delayMs: outcome.delayMs });
+  }
+
   private success(job: Job, value: unknown): AttemptOutcome {
     // NOTE: most handlers return nothing: no check or serialisation needed for that.
     if (value === undefined || value === null) {
@@ -276,7 +291,8 @@ export class JobExecutor {
 
   private async completeInTransaction<X>(job: Job, abort: AttemptAbort, work: (manager: EntityManager) => Promise<X>): Promise<X> {
     abort.throwIfAborted();
-    return this.repository.dataSource.transaction(async (manager) => {
+    let written = 'null';
+    const committed = await this.repository.dataSource.transaction(async (manager) => {
       const value = await work(manager);
       const result = serializeJson(value === undefined ? null : value, 'result');
       abort.throwIfAborted();
@@ -289,9 +305,13 @@ export class JobExecutor {
         delayMs: 0,
         refund: false,
       };
-      const written = await this.repository.finish([outcome], this.workerId, manager);
-      if (!written.has(job.id)) throw new JobLeaseLostError(job.id, job.attempts);
+      const fenced = await this.repository.finish([outcome], this.workerId, manager);
+      if (!fenced.has(job.id)) throw new JobLeaseLostError(job.id, job.attempts);
+      written = result;
       return value;
     });
+    // NOTE: told only once the transaction committed: the completion is durable from here on.
+    if (this.lifecycle.active) this.lifecycle.emit({ type: 'completed', job, at: Date.now(), result: written });
+    return committed;
   }
 }

@@ -10,6 +10,7 @@ import { JobExecutor } from './job-executor';
 import { LeaseKeeper } from './lease-keeper';
 import { QueuePoller } from './queue-poller';
 import { QueueWakeups } from './queue-wakeups';
+import { JobLifecycle } from './job-lifecycle';
 import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
@@ -55,6 +56,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly database: QueueDatabase,
     private readonly registry: HandlerRegistry,
     private readonly wakeups: QueueWakeups,
+    private readonly lifecycle: JobLifecycle,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -121,6 +123,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       this.workerId,
       settings.lockDurationMs,
       settings.unknownJobGraceMs,
+      this.lifecycle,
     );
     for (const registered of queues) {
       const poller = new QueuePoller(

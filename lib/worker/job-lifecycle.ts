@@ -1,0 +1,58 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Job } from '../interfaces/job.interface';
+
+/**
+ * What happened to a job in this process, told after it is durable (the claim or the outcome write
+ * was confirmed by the database; a fenced-out or dropped write tells nothing). `at` is this
+ * process's clock (epoch ms) when the database confirmed it.
+ */
+export type JobLifecycleEvent =
+  /** Claimed by this worker; its handler is about to run. */
+  | { type: 'active'; job: Job; at: number }
+  /** Completed; `result` is the JSON text written (`'null'` for none). */
+  | { type: 'completed'; job: Job; at: number; result: string }
+  /** Failed for good (attempts spent, or not retryable); `error` is the JSON text written. */
+  | { type: 'failed'; job: Job; at: number; error: string }
+  /** Failed this attempt; due again in `delayMs`. */
+  | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number }
+  /** Back to pending without counting the attempt: snoozed by its handler, or handed back at shutdown. */
+  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' };
+
+export type JobLifecycleListener = (event: JobLifecycleEvent) => void;
+
+/**
+ * The internal hub of job lifecycle events in this process: the worker tells, features listen
+ * (public queue events, metrics, rollups). Listeners are called synchronously, in order, and must
+ * be cheap (queue their work); one that throws is logged and never breaks the worker or the other
+ * listeners. With no listener, `emit` costs one length check.
+ */
+@Injectable()
+export class JobLifecycle {
+  private readonly logger = new Logger('QueueLifecycle');
+  private listeners: JobLifecycleListener[] = [];
+
+  /** Adds a listener; returns the function that removes it. */
+  subscribe(listener: JobLifecycleListener): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  /** Whether anyone listens: lets the worker skip building an event nobody reads. */
+  get active(): boolean {
+    return this.listeners.length > 0;
+  }
+
+  emit(event: JobLifecycleEvent): void {
+    // NOTE: the array is replaced (never mutated) on subscribe/unsubscribe, so a listener that
+    // unsubscribes during emit does not skip the next one.
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.logger.error(`A job lifecycle listener threw on "${event.type}" of job ${event.job.id}: ${(error as Error)?.stack ?? error}`);
+      }
+    }
+  }
+}
