@@ -23,3 +23,6 @@ export {
 } from './database/migrations/create-queue-migration';
 export * from './errors';
 export { JobSnooze } from './worker/job-snooze';
+export { OnQueueEvent } from './decorators/on-queue-event.decorator';
+export type { QueueEvent, QueueEventType, QueueEventScope, OnQueueEventOptions } from './interfaces/queue-event.interface';
+export type { JobProgress, JobLogEntry } from './interfaces/job.interface';

@@ -73,3 +73,6 @@ export const MAX_INT32 = 2_147_483_647;
 
 /** Injection token of the validated options with defaults filled in. */
 export const RESOLVED_QUEUE_OPTIONS = Symbol('nestjs-pg-queue:resolved-options');
+
+/** Metadata of `@OnQueueEvent` on a method: its subscriptions. */
+export const ON_QUEUE_EVENT_METADATA = 'nestjs-pg-queue:on-queue-event';

@@ -12,6 +12,15 @@ import { QueueService } from './producer/queue.service';
 import { QueueWakeups } from './worker/queue-wakeups';
 import { JobLifecycle } from './worker/job-lifecycle';
 import { QueueWorker } from './worker/worker.service';
+import { QueueEventListeners } from './events/queue-event-listeners';
+import { QueueEventExplorer } from './discovery/queue-event.explorer';
+import { JobEventsStore } from './events/job-events.store';
+import { GlobalEventDemand } from './events/global-event-demand';
+import { GlobalEventPublisher } from './events/global-event-publisher';
+import { GlobalEventReceiver } from './events/global-event-receiver';
+import { LocalEventRelay } from './events/local-event-relay';
+import { JobWaiter } from './events/job-waiter';
+import { JobEventsService } from './events/job-events.service';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -49,6 +58,16 @@ export class QueueModule {
         ProcessorExplorer,
         QueueWakeups,
         JobLifecycle,
+        // Job events, waitForJob, progress and logs (issue 15 part B).
+        QueueEventListeners,
+        QueueEventExplorer,
+        JobEventsStore,
+        GlobalEventDemand,
+        GlobalEventPublisher,
+        GlobalEventReceiver,
+        LocalEventRelay,
+        JobWaiter,
+        JobEventsService,
         QueueService,
         QueueWorker,
       ],

@@ -11,12 +11,23 @@ export type JobNotification =
    * An active job may have been cancelled: whoever runs it should check its row. Only a hint (any
    * session that can connect can send one): the row decides, never the notification.
    */
-  | { type: 'cancel'; id: string };
+  | { type: 'cancel'; id: string }
+  /** Some process started listening to global job events: writers should re-read who listens. */
+  | { type: 'listeners' };
+
+/**
+ * One job event as a global-event notification carries it (`{t:'ev', e:[...]}`): the event type's
+ * code (see QUEUE_EVENT_TYPES), job id, queue, job name, attempts, state after it, and the sender's
+ * clock (epoch ms). Only a hint, like every notification: anyone who can connect can send one.
+ */
+export type WireJobEvent = [code: number, id: string, queue: string, name: string, attempts: number, state: string, at: number];
 
 export interface NotificationHandlers {
   onNotification(notification: JobNotification): void;
   /** Called after every (re)connection: anything sent while disconnected was missed, so poll. */
   onConnected(): void;
+  /** Global job events; without this handler they are ignored. */
+  onEvents?(events: WireJobEvent[]): void;
 }
 
 const MAX_RECONNECT_DELAY_MS = 5000;
@@ -58,6 +69,17 @@ export class JobNotificationListener {
       // NOTE: and on a silent network the socket would stay open until it speaks again: close it.
       destroyConnection(client);
     }
+  }
+
+  /**
+   * Runs a statement on the listening connection (session state that must live and die with it:
+   * the presence locks of global event listeners). False when not connected right now.
+   */
+  async run(text: string, values: unknown[] = []): Promise<boolean> {
+    const client = this.client;
+    if (!client) return false;
+    await client.query({ text, values, query_timeout: this.repository.settings.queryTimeoutMs } as never);
+    return true;
   }
 
   private connect(): Promise<void> {
@@ -114,15 +136,27 @@ export class JobNotificationListener {
   private onMessage(message: Notification): void {
     if (!message.payload) return;
     try {
-      const body = JSON.parse(message.payload) as { t: string; q?: string; in?: number; id?: string };
+      const body = JSON.parse(message.payload) as { t: string; q?: string; in?: number; id?: string; e?: unknown };
       if (body.t === 'job' && typeof body.q === 'string') {
         this.handlers.onNotification({ type: 'job', queue: body.q, inMs: Number(body.in) || 0 });
       } else if (body.t === 'cancel' && typeof body.id === 'string') {
         this.handlers.onNotification({ type: 'cancel', id: body.id });
+      } else if (body.t === 'ev' && this.handlers.onEvents && Array.isArray(body.e)) {
+        const events = body.e.filter(isWireJobEvent);
+        if (events.length > 0) this.handlers.onEvents(events);
+      } else if (body.t === 'listeners') {
+        this.handlers.onNotification({ type: 'listeners' });
       }
     } catch {
       // NOTE: not the payload itself: anyone who can connect can NOTIFY on this channel.
       this.logger.debug(`Ignored a malformed notification (${message.payload.length} characters)`);
     }
   }
+}
+
+function isWireJobEvent(value: unknown): value is WireJobEvent {
+  if (!Array.isArray(value) || value.length !== 7) return false;
+  const [code, id, queue, name, attempts, state, at] = value as unknown[];
+  return typeof code === 'number' && typeof id === 'string' && /^[0-9]{1,19}$/.test(id) && typeof queue === 'string' && typeof name === 'string'
+    && typeof attempts === 'number' && typeof state === 'string' && typeof at === 'number';
 }

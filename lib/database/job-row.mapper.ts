@@ -25,6 +25,8 @@ export interface RawJobRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** Schema step 5; absent from rows of statements that do not select it. */
+  progress?: unknown;
 }
 
 export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
@@ -49,6 +51,7 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     uniqueKey: row.unique_key ?? null,
     lockedBy: row.locked_by,
     lockedUntil: toDate(row.locked_until),
+    progress: (row.progress ?? null) as Job['progress'],
   };
 }
 

@@ -81,6 +81,15 @@ export interface AttemptOutcome {
   refund: boolean;
 }
 
+/** A job the rescuer put back (state `pending`) or failed (attempts spent). */
+export interface RescuedJob {
+  id: string;
+  queue: string;
+  name: string;
+  attempts: number;
+  state: JobState;
+}
+
 /** Defaults fixed into a job when it is first claimed. */
 export interface ClaimDefaults {
   maxAttempts: number;
@@ -526,7 +535,7 @@ export class JobRepository {
   }
 
   /** Rescues up to `limit` jobs whose lease lapsed, in every queue. */
-  async rescueExpired(limit: number): Promise<{ id: string; state: JobState }[]> {
+  async rescueExpired(limit: number): Promise<RescuedJob[]> {
     return this.run('rescue', this.statements.rescue, [limit], undefined, true, this.ownPool);
   }
 
@@ -712,6 +721,14 @@ export class JobRepository {
   /** Runs one statement of another part of the database layer (the queue registry) on the pool. */
   runStatement<Row>(operation: string, text: string, values: unknown[]): Promise<Row[]> {
     return this.run<Row>(operation, text, values);
+  }
+
+  /**
+   * `runStatement`, on the worker's own pool (once open): for the worker's writes of another part
+   * of the database layer (progress, logs), which must not wait behind the app's queries.
+   */
+  runWorkerStatement<Row>(operation: string, text: string, values: unknown[], prepared = true): Promise<Row[]> {
+    return this.run<Row>(operation, text, values, undefined, prepared, this.ownPool);
   }
 
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true, pool = this.pool): Promise<Row[]> {

@@ -87,6 +87,24 @@ export interface Job<T = unknown, R = unknown> {
   lockedBy: string | null;
   /** When the lease lapses unless renewed by a heartbeat. */
   lockedUntil: Date | null;
+  /**
+   * The last value its handler gave `job.progress()` (a number 0–100 or a small JSON object), or
+   * null. Set on the jobs of `getJob()`, `getJobs()` and `waitForJob()`; not on those `add()` returns.
+   */
+  progress?: JobProgress | null;
+}
+
+/** What `job.progress()` takes: a number from 0 to 100, or a small JSON object (at most 1 KB as JSON). */
+export type JobProgress = number | object;
+
+/** One entry of a job's log (`job.log()`), as `QueueService.getJobLogs()` returns it. */
+export interface JobLogEntry {
+  /** When the handler logged it (the worker's clock). */
+  at: Date;
+  /** The text, at most 2 KB of UTF-8 (longer ones are cut: see `truncated`). */
+  message: string;
+  /** True when the text was longer than 2 KB and was cut. */
+  truncated: boolean;
 }
 
 /**
@@ -116,6 +134,24 @@ export interface ActiveJob<T = unknown, R = unknown> extends Job<T, R> {
    * job's lease. A bad delay throws `InvalidJobOptionError`, which fails the attempt.
    */
   snooze(delayMs: number): JobSnooze;
+  /**
+   * Records how far the job got: a number from 0 to 100, or a small JSON object (at most 1 KB as
+   * JSON); anything else throws `InvalidJobOptionError` at once. Stored on the job (`getJob(id).progress`)
+   * and told as a `progress` event. Writes are coalesced: at most one is in flight per attempt and
+   * only the latest value waits behind it, so calling it in a tight loop costs a few writes.
+   * Fenced like every write of an attempt: only while this attempt holds the job's lease.
+   * Resolves true once this value (or a later one) is stored; false when it was not (the lease was
+   * lost, or the database refused it: logged). Never rejects, so it need not be awaited.
+   */
+  progress(value: JobProgress): Promise<boolean>;
+  /**
+   * Appends a line to the job's log (`QueueService.getJobLogs(id)`), stamped with the time of this
+   * call. Text over 2 KB of UTF-8 is cut and marked `truncated`; the last 100 entries per job are
+   * kept; the log is deleted with the job by retention. Lines are written in batches, a whole batch
+   * per statement, so logging many lines does not cost a round trip each. Resolves once written
+   * (or given up: logged); never rejects. A non-string throws `InvalidJobOptionError` at once.
+   */
+  log(text: string): Promise<void>;
 }
 
 /** Counts of jobs per state. */

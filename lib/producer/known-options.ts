@@ -12,6 +12,8 @@ export const KNOWN_OPTIONS = {
   processor: ['concurrency', 'defaultJobOptions'],
   module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements'],
   worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
+  onQueueEvent: ['queue', 'scope'],
+  waitForJob: ['timeoutMs'],
 } as const;
 
 /** Names other queues use, and ours for the same thing. */

@@ -10,12 +10,15 @@ import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
 import { COPY_MIN_ROWS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
-import { JobState, type Job, type JobCounts } from '../interfaces/job.interface';
+import { JobState, type Job, type JobCounts, type JobLogEntry } from '../interfaces/job.interface';
+import { JobEventsService } from '../events/job-events.service';
 import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 import type { QueueInfo } from '../interfaces/queue-info.interface';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
+/** `waitForJob()` gives up after this long unless told otherwise. */
+const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
 /** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
 const MAX_BIGINT = 9223372036854775807n;
 
@@ -32,6 +35,7 @@ export class QueueService {
     @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
     private readonly database: QueueDatabase,
     private readonly wakeups: QueueWakeups,
+    private readonly jobEvents: JobEventsService,
   ) {}
 
   /**
@@ -142,6 +146,7 @@ export class QueueService {
     const cancelled = await repository.cancel(id);
     if (cancelled) {
       const { previousState: _, ...job } = cancelled;
+      this.jobEvents.cancelled(job);
       return job;
     }
     const job = await repository.findById(id);
@@ -217,6 +222,35 @@ export class QueueService {
   async getCounts(queue?: string): Promise<JobCounts> {
     if (queue !== undefined) assertName('queue', queue);
     return (await this.database.getRepository()).countByState(queue);
+  }
+
+  /**
+   * Resolves with the job once it is completed, failed or cancelled, wherever it runs (at once if it
+   * already is). Listens for its global finishing events and reads the job when one comes, with a
+   * read every second as the fallback (a missed notification, `worker.listen: false`: every 250 ms).
+   * Leaves nothing behind once it settles.
+   *
+   * @param options.timeoutMs how long to wait, an integer from 1 to 2147483647 (default 30,000)
+   * @throws WaitForJobTimeoutError when the job did not finish in time
+   * @throws JobNotFoundError when there is no such job (or it was deleted while waited for)
+   * @throws InvalidJobOptionError for a bad id or option
+   */
+  async waitForJob<T = unknown, R = unknown>(id: string, options: { timeoutMs?: number } = {}): Promise<Job<T, R>> {
+    this.assertId(id);
+    if (typeof options !== 'object' || options === null) throw new InvalidJobOptionError('options', options, 'an object { timeoutMs? }');
+    assertKnownKeys(options, KNOWN_OPTIONS.waitForJob, '');
+    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
+    assertInteger('timeoutMs', timeoutMs, 1);
+    return this.jobEvents.waitForJob<T, R>(id, timeoutMs);
+  }
+
+  /**
+   * The log of a job (`job.log()` of its handlers), oldest first: at least its last 100 entries.
+   * Empty for a job that logged nothing, or that does not exist (any more).
+   */
+  async getJobLogs(id: string): Promise<JobLogEntry[]> {
+    this.assertId(id);
+    return this.jobEvents.getJobLogs(id);
   }
 
   /** Validates (names and options unless `checked` already) and serialises one job. */

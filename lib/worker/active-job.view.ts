@@ -1,20 +1,23 @@
 import type { EntityManager } from 'typeorm';
-import { ActiveJob, type Job } from '../interfaces/job.interface';
+import { ActiveJob, type Job, type JobProgress } from '../interfaces/job.interface';
 import type { AttemptAbort } from './attempt-abort';
+import type { JobActivity } from './job-activity';
 import { JobSnooze } from './job-snooze';
 
 type TransactionRunner = <X>(work: (manager: EntityManager) => Promise<X>) => Promise<X>;
 
 /**
- * The object a handler receives: the job's fields, plus `signal` (created on first read) and
- * `transaction()`. A class rather than an object literal with a getter, so every job shares one
+ * The object a handler receives: the job's fields, plus `signal` (created on first read),
+ * `transaction()`, `snooze()`, `progress()` and `log()`. A class rather than an object literal with a getter, so every job shares one
  * prototype and nothing is allocated for what the handler does not use.
  */
 export class ActiveJobView extends ActiveJob {
   readonly #abort: AttemptAbort;
   readonly #transaction: TransactionRunner;
+  readonly #activity: JobActivity;
+  #progress?: { update(value: JobProgress): Promise<boolean> };
 
-  constructor(job: Job, abort: AttemptAbort, transaction: TransactionRunner) {
+  constructor(job: Job, abort: AttemptAbort, transaction: TransactionRunner, activity: JobActivity) {
     super();
     // NOTE: assigned one by one, in one order, rather than with Object.assign: every view then has
     // the same hidden class, which keeps property access fast and allocation cheap per job.
@@ -40,6 +43,8 @@ export class ActiveJobView extends ActiveJob {
     this.lockedUntil = job.lockedUntil;
     this.#abort = abort;
     this.#transaction = transaction;
+    this.#activity = activity;
+    this.#progress = undefined;
   }
 
   override get signal(): AbortSignal {
@@ -52,5 +57,15 @@ export class ActiveJobView extends ActiveJob {
 
   override snooze(delayMs: number): JobSnooze {
     return JobSnooze.of(delayMs);
+  }
+
+  override progress(value: JobProgress): Promise<boolean> {
+    // NOTE: the writer (and its coalescing state) exists only for attempts that report progress.
+    this.#progress ??= this.#activity.progressWriter(this);
+    return this.#progress.update(value);
+  }
+
+  override log(text: string): Promise<void> {
+    return this.#activity.log(this.id, text);
   }
 }

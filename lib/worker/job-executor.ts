@@ -18,6 +18,7 @@ import { JobLeaseLostError } from '../errors/job-lease-lost.error';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
 import { JobLifecycle } from './job-lifecycle';
+import { JobActivity } from './job-activity';
 
 const ABORTED = Symbol('aborted');
 /** How long after its abort a handler still running is reported as ignoring its signal. */
@@ -73,6 +74,7 @@ export class JobExecutor {
     private readonly lockDurationMs: number,
     private readonly unknownJobGraceMs: number,
     private readonly lifecycle: JobLifecycle = new JobLifecycle(),
+    private readonly activity: JobActivity = new JobActivity(repository, workerId, lifecycle),
   ) {}
 
   /**
@@ -166,7 +168,7 @@ export class JobExecutor {
       const value = await this.completeInTransaction(job, abort, work);
       committedInTransaction = true;
       return value;
-    });
+    }, this.activity);
     const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
     let returned: unknown;
     try {

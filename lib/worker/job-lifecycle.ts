@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { Job } from '../interfaces/job.interface';
+import type { Job, JobProgress } from '../interfaces/job.interface';
 
 /**
  * What happened to a job in this process, told after it is durable (the claim or the outcome write
@@ -16,7 +16,20 @@ export type JobLifecycleEvent =
   /** Failed this attempt; due again in `delayMs`. */
   | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number }
   /** Back to pending without counting the attempt: snoozed by its handler, or handed back at shutdown. */
-  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' };
+  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' }
+  /** Its handler's `job.progress(value)` was stored; `progress` is the value. */
+  | { type: 'progress'; job: Job; at: number; progress: JobProgress }
+  /** Cancelled by this process's `QueueService.cancel()` (the job as it was cancelled). */
+  | { type: 'cancelled'; job: Job; at: number }
+  /** Its lease lapsed and this process's rescuer put it back (`job.state` pending) or failed it. */
+  | { type: 'rescued'; job: JobRef; at: number }
+  /** Waits for its dependencies (flows). */
+  | { type: 'blocked'; job: JobRef; at: number }
+  /** Its dependencies are done: pending again (flows). */
+  | { type: 'unblocked'; job: JobRef; at: number };
+
+/** The few fields of a job that writers which do not read the whole row (rescue, flows) know. */
+export type JobRef = Pick<Job, 'id' | 'queue' | 'name' | 'attempts' | 'state'>;
 
 export type JobLifecycleListener = (event: JobLifecycleEvent) => void;
 

@@ -7,10 +7,12 @@ import { HandlerRegistry } from '../discovery/handler.registry';
 import { claimDefaultsOf } from './claim-defaults';
 import { JobCompleter } from './job-completer';
 import { JobExecutor } from './job-executor';
+import { JobActivity } from './job-activity';
 import { LeaseKeeper } from './lease-keeper';
 import { QueuePoller } from './queue-poller';
 import { QueueWakeups } from './queue-wakeups';
 import { JobLifecycle } from './job-lifecycle';
+import { GlobalEventDemand } from '../events/global-event-demand';
 import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
@@ -46,6 +48,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private pollers = new Map<string, QueuePoller>();
   private stoppables: { stop(): Promise<void> }[] = [];
   private completer?: JobCompleter;
+  private activity?: JobActivity;
   private keeper?: LeaseKeeper;
   private unsubscribe?: () => void;
   private started = false;
@@ -57,6 +60,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly registry: HandlerRegistry,
     private readonly wakeups: QueueWakeups,
     private readonly lifecycle: JobLifecycle,
+    private readonly eventDemand: GlobalEventDemand,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -115,6 +119,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     await (await this.database.getRegistry()).register(queues.map((q) => q.queue));
     const completer = new JobCompleter(repository, this.workerId);
     this.completer = completer;
+    const activity = new JobActivity(repository, this.workerId, this.lifecycle);
+    this.activity = activity;
     const executor = new JobExecutor(
       this.registry,
       repository,
@@ -124,6 +130,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       settings.lockDurationMs,
       settings.unknownJobGraceMs,
       this.lifecycle,
+      activity,
     );
     for (const registered of queues) {
       const poller = new QueuePoller(
@@ -149,7 +156,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
 
     const keeper = new LeaseKeeper(repository, this.running, this.workerId, settings.lockDurationMs, settings.heartbeatIntervalMs);
-    const rescuer = new LeaseRescuer(repository, settings.rescueIntervalMs);
+    const rescuer = new LeaseRescuer(repository, settings.rescueIntervalMs, this.lifecycle);
     const probe = new IdleQueueProbe(repository, this.pollers, settings.pollIntervalMs);
     this.keeper = keeper;
     keeper.start();
@@ -200,6 +207,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
   private onNotification(notification: JobNotification): void {
     if (notification.type === 'job') this.pollers.get(notification.queue)?.wake(notification.inMs);
+    // A process started listening to global events: re-read who listens now, not at the next poll.
+    else if (notification.type === 'listeners') this.eventDemand.refreshSoon();
     // NOTE: only a hint (anyone who can connect can NOTIFY): it makes the lease keeper check the
     // rows now, and the row decides; a notice for a job not running here costs nothing.
     else if (this.running.has(notification.id)) void this.keeper?.check();
@@ -244,6 +253,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       await new Promise((resolve) => setImmediate(resolve));
     }
     await this.completer?.drain(Date.now() + FINAL_WRITE_GRACE_MS);
+    await this.activity?.drain();
     await this.whenOnlyAbandonedLeft();
     // NOTE: at once, each bounded by queryTimeoutMs (or the listener's own end grace).
     await Promise.all(this.stoppables.map((s) => s.stop()));

@@ -39,7 +39,7 @@ export function buildJobStatements(n: TableNaming) {
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
-     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key`;
+     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key, ${p}progress`;
   // NOTE: the conflict target names the unique index exactly (columns, expression, predicate), as
   // ON CONFLICT requires to infer it.
   const uniqueTarget = `("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`;
@@ -298,9 +298,9 @@ export function buildJobStatements(n: TableNaming) {
             'attempt', j.attempts, 'at', now()),
           locked_by = NULL, locked_until = NULL
         FROM expired WHERE j.id = expired.id
-        RETURNING j.id, j.queue, j.state, j.run_at
+        RETURNING j.id, j.queue, j.name, j.attempts, j.state, j.run_at
       ), woken AS (${notifyJobs(`rescued WHERE state = 'pending'`)})
-      SELECT id, state, (SELECT count(*) FROM woken) AS "_woken" FROM rescued`,
+      SELECT id, queue, name, attempts, state, (SELECT count(*) FROM woken) AS "_woken" FROM rescued`,
 
     /**
      * Hand back job $1 (claim $2, leased to worker $3), which that worker has no handler for (a
@@ -373,17 +373,20 @@ export function buildJobStatements(n: TableNaming) {
     listNewestFirst: `SELECT ${jobColumns()} FROM ${Q} WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR name = $2) ORDER BY id DESC LIMIT $3`,
 
     /** Testing (`nestjs-pg-queue/testing`): every job of the table goes. */
-    deleteAll: `DELETE FROM ${Q}`,
+    deleteAll: `WITH logs AS (DELETE FROM ${n.logsQualified}) DELETE FROM ${Q}`,
 
     countAll: `SELECT state, count(*)::int AS n FROM ${Q} GROUP BY state`,
     countQueue: `SELECT state, count(*)::int AS n FROM ${Q} WHERE queue = $1 GROUP BY state`,
 
-    /** Retention: delete up to $2 finished jobs that finished more than $1 ms ago. */
+    /** Retention: delete up to $2 finished jobs that finished more than $1 ms ago, with their logs. */
     deleteFinished: `
       WITH old AS (
         SELECT id FROM ${Q}
         WHERE state IN (${finishedStates}) AND finished_at < now() - $1 * interval '1 millisecond'
         LIMIT $2 FOR UPDATE SKIP LOCKED
+      ), logs AS (
+        -- NOTE: no foreign key: its trigger would run on every update of every job row.
+        DELETE FROM ${n.logsQualified} WHERE job_id IN (SELECT id FROM old)
       )
       DELETE FROM ${Q} WHERE id IN (SELECT id FROM old)`,
 

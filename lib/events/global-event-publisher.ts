@@ -1,0 +1,95 @@
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { JobLifecycle, type JobLifecycleEvent } from '../worker/job-lifecycle';
+import { HandlerRegistry } from '../discovery/handler.registry';
+import { GlobalEventDemand } from './global-event-demand';
+import { JobEventsStore } from './job-events.store';
+import { packWireEvents, publicTypesOf, toWireEvent } from './queue-event.mapper';
+import type { WireJobEvent } from '../database/job-notification.listener';
+import type { Job } from '../interfaces/job.interface';
+import { RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
+import type { ResolvedQueueOptions } from '../queue-options.resolver';
+
+/**
+ * Sends this process's job events to the global listeners of every process, through NOTIFY on the
+ * table's channel, but only the types some process listens to (see {@link GlobalEventDemand}):
+ * with nobody listening globally it is not even subscribed to the lifecycle hub. Events are sent in
+ * batches: the events of one turn of the event loop (a whole completion write's) in one statement,
+ * as ids and names, never results, so a payload stays far below PostgreSQL's 8,000-byte limit.
+ * A failed send is logged and not retried (global events are at most once).
+ */
+@Injectable()
+export class GlobalEventPublisher implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('QueueEvents');
+  private unsubscribe?: () => void;
+  private pending: WireJobEvent[] = [];
+  private sending?: Promise<void>;
+
+  constructor(
+    @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
+    private readonly registry: HandlerRegistry,
+    private readonly lifecycle: JobLifecycle,
+    private readonly demand: GlobalEventDemand,
+    private readonly store: JobEventsStore,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.demand.onChange(() => this.follow());
+    // NOTE: only a process that runs jobs writes outcomes often enough to watch the demand; a
+    // producer reads it when it cancels (see `publishCancelled`).
+    if (this.options.worker !== false && this.registry.getQueues().length > 0) this.demand.startWatching();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    // NOTE: after the worker's final writes (its own hook), whose events may still be queued.
+    await this.demand.stop();
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.sending) await this.sending;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+  }
+
+  /** Tells the global listeners that this process cancelled `job`. */
+  async publishCancelled(job: Job): Promise<void> {
+    await this.demand.ensureFresh();
+    if (!this.demand.wants('cancelled')) return;
+    this.enqueue(toWireEvent({ type: 'cancelled', job, at: Date.now() }, 'cancelled'));
+  }
+
+  /** Subscribed to the hub while some process listens globally, not otherwise. */
+  private follow(): void {
+    if (this.demand.any && !this.unsubscribe) this.unsubscribe = this.lifecycle.subscribe((event) => this.onLifecycle(event));
+    else if (!this.demand.any && this.unsubscribe) {
+      this.unsubscribe();
+      this.unsubscribe = undefined;
+    }
+  }
+
+  private onLifecycle(event: JobLifecycleEvent): void {
+    // NOTE: cancellations are sent by `publishCancelled`, in producer processes too.
+    if (event.type === 'cancelled') return;
+    for (const type of publicTypesOf(event)) if (this.demand.wants(type)) this.enqueue(toWireEvent(event, type));
+  }
+
+  private enqueue(event: WireJobEvent): void {
+    this.pending.push(event);
+    // NOTE: the first batch waits for the end of this turn (the rest of a completion write's
+    // events); later ones gather while a send is in flight.
+    this.sending ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.send());
+  }
+
+  private async send(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        try {
+          await (await this.store.get()).notify(packWireEvents(batch));
+        } catch (error) {
+          this.logger.warn(`Could not send ${batch.length} global job event(s): ${(error as Error)?.message ?? error}; they are lost (global events are at most once)`);
+        }
+      }
+    } finally {
+      this.sending = undefined;
+    }
+  }
+}
