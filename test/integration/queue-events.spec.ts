@@ -12,22 +12,14 @@ import { CapturingLogger } from './helpers/log-capture';
 
 const schema = uniqueSchema('events');
 
+/** One catch-all handler: `ok` returns a result, `boom` always throws, `prog` reports progress first. */
 @Processor('ev', { concurrency: 4, defaultJobOptions: { maxAttempts: 2, backoff: { type: 'fixed', delayMs: 10 } } })
 class EventProcessor {
-  @Handle('ok')
-  ok() {
-    return { fine: true };
-  }
-
-  @Handle('boom')
-  boom() {
-    throw new Error('always');
-  }
-
-  @Handle('prog')
-  async prog(job: ActiveJob) {
-    await job.progress(50);
-    return 'done';
+  @Handle()
+  async run(job: ActiveJob) {
+    if (job.name === 'boom') throw new Error('always');
+    if (job.name === 'prog') await job.progress(50);
+    return job.name === 'ok' ? { fine: true } : 'done';
   }
 }
 
