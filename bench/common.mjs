@@ -53,9 +53,9 @@ export const table = (schema) => `"${schema}"."queue_jobs"`;
  * provider `@Processor(QUEUE, { concurrency })` whose `@Handle('noop')` calls `processor.handler`.
  * Decorators are applied as functions, since this is plain JavaScript.
  */
-export async function createBenchApp({ schema, worker = false, processor, poolSize = 10 }) {
+export async function createBenchApp({ schema, worker = false, processor, poolSize = 10, providers: extra = [] }) {
   const { QueueModule, Processor, Handle } = lib;
-  const providers = [];
+  const providers = [...extra];
   if (processor) {
     class BenchProcessor {
       noop(job) {
@@ -106,4 +106,19 @@ export function latencies(sent, seen) {
   const lat = Array.from(seen, (t, i) => t - sent[i]).sort((a, b) => a - b);
   if (lat.some(Number.isNaN)) throw new Error('latency: some jobs were never seen');
   return { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99) };
+}
+
+/**
+ * A provider with a global `completed` listener that counts what it hears (the events bench group):
+ * its process's presence makes every worker send its completions by NOTIFY.
+ */
+export function globalCompletionCounter() {
+  class GlobalCompletionCounter {
+    static heard = 0;
+    on() {
+      GlobalCompletionCounter.heard++;
+    }
+  }
+  lib.OnQueueEvent('completed', { scope: 'global' })(GlobalCompletionCounter.prototype, 'on', Object.getOwnPropertyDescriptor(GlobalCompletionCounter.prototype, 'on'));
+  return GlobalCompletionCounter;
 }

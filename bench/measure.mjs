@@ -9,6 +9,7 @@ import {
   createBenchApp,
   dropSchema,
   enqueueBulk,
+  globalCompletionCounter,
   latencies,
   newSchema,
   percentile,
@@ -135,8 +136,24 @@ export async function enqueue(mode, jobs, { patch } = {}) {
  * reference does, then drains them in a child worker process. Returns the child's result
  * (jobsPerSec, peakRssMb, ...).
  */
-export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0 }) {
+export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0, globalListener = false }) {
   return withSchema('drain', async (schema) => {
+    // NOTE: another process (this one) listens globally to `completed` during the whole drain, so
+    // the worker sends every completion by NOTIFY: the cost of a global listener on the drain.
+    const Counter = globalListener ? globalCompletionCounter() : undefined;
+    const listener = Counter ? await createBenchApp({ schema, worker: false, providers: [Counter] }) : undefined;
+    try {
+      const result = await drainInto(schema, { jobs, concurrency, trace, poolSize, analyze, variants, execArgv, finishedRows });
+      if (Counter) log(`drain with a global completed listener: it heard ${Counter.heard} of ${jobs} completions by the end of the drain`);
+      return result;
+    } finally {
+      await listener?.app.close();
+    }
+  });
+}
+
+async function drainInto(schema, { jobs, concurrency, trace, poolSize, analyze, variants, execArgv, finishedRows }) {
+  {
     const { app, queue } = await createBenchApp({ schema, worker: false });
     try {
       // Finished jobs already in the table (to show they do not slow claims): written by SQL,
@@ -161,7 +178,7 @@ export async function drain({ jobs, concurrency, trace = false, poolSize, analyz
     await worker.exited;
     log(`drain ${jobs} c=${concurrency}: ${result.jobsPerSec.toFixed(0)} jobs/s (${result.ms.toFixed(0)} ms; all handled at ${result.handledMs.toFixed(0)} ms; worker boot ${result.bootMs.toFixed(0)} ms, not counted; peak RSS ${result.peakRssMb.toFixed(1)} MB)`);
     return result;
-  });
+  }
 }
 
 /** Collects this process's GC pauses while `work` runs (to explain latency tails); logs the longest. */

@@ -31,6 +31,8 @@ export interface NotificationHandlers {
 }
 
 const MAX_RECONNECT_DELAY_MS = 5000;
+/** How every global-event payload starts (see `packWireEvents`). */
+const EVENTS_PREFIX = '{"t":"ev"';
 
 /**
  * One dedicated connection per process that LISTENs on the job table's channel. It reconnects
@@ -135,6 +137,9 @@ export class JobNotificationListener {
 
   private onMessage(message: Notification): void {
     if (!message.payload) return;
+    // NOTE: a worker with no use for global events gets every batch of them too (same channel):
+    // skipped unparsed, so they cost it next to nothing.
+    if (!this.handlers.onEvents && message.payload.startsWith(EVENTS_PREFIX)) return;
     try {
       const body = JSON.parse(message.payload) as { t: string; q?: string; in?: number; id?: string; e?: unknown };
       if (body.t === 'job' && typeof body.q === 'string') {
