@@ -90,7 +90,12 @@ export class GlobalEventReceiver implements OnApplicationBootstrap, BeforeApplic
   /** Takes presence for `types` (counted), connecting if needed; returns the release. */
   private want(types: readonly QueueEventType[]): () => void {
     for (const type of types) this.wanted.set(eventCode(type), (this.wanted.get(eventCode(type)) ?? 0) + 1);
-    this.started ??= this.start();
+    this.started ??= this.start().catch((error: unknown) => {
+      // NOTE: the repository could not be had (the database is away at boot): the next want()
+      // tries again; a waitForJob polls meanwhile.
+      this.started = undefined;
+      this.logger.warn(`Cannot listen for global job events: ${(error as Error)?.message ?? error}`);
+    });
     void this.syncPresence();
     let released = false;
     return () => {

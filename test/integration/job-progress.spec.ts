@@ -1,5 +1,7 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { Handle, InvalidJobDataError, InvalidJobOptionError, Processor, QueueService, type ActiveJob } from '../../lib';
+import { JobLifecycle } from '../../lib/worker/job-lifecycle';
+import { GlobalEventDemand } from '../../lib/events/global-event-demand';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitForJobState } from './helpers/jobs';
@@ -104,5 +106,13 @@ describe('job.progress()', () => {
     expect(seen.get(job.id)).toEqual([...Array(8).fill('progress'), expect.stringMatching(/^data: progress\.n is a BigInt/)]);
     expect(await writes(job.id)).toEqual([]);
     expect((await queue.getJob(job.id))!.progress).toBeNull();
+  });
+
+  it('costs the worker nothing when nobody listens to events: the lifecycle hub has no listener', async () => {
+    // NOTE: no @OnQueueEvent here and no process listening globally: neither the local relay nor the
+    // global publisher subscribed, so the executor builds no event (the hub's `active` check).
+    await app.get(GlobalEventDemand).refresh();
+    expect(app.get(GlobalEventDemand).any).toBe(false);
+    expect(app.get(JobLifecycle).active).toBe(false);
   });
 });

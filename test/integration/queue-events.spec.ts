@@ -110,7 +110,7 @@ describe('queue events, local and global, two apps on one schema', () => {
       logger: logs,
     });
     queue = worker.get(QueueService);
-    watcher = await createTestApp({ schema, providers: [GlobalProbe], queue: { worker: false }, logger: logs });
+    watcher = await createTestApp({ schema, providers: [GlobalProbe], queue: { worker: false }, logger: logs, typeorm: { applicationName: `${schema}-watcher` } });
     // The worker learns of the global listener (the listener's notice, or its periodic check).
     await waitFor('the worker to see the global listener', () => worker.get(GlobalEventDemand).wants('completed'));
   });
@@ -200,6 +200,27 @@ describe('queue events, local and global, two apps on one schema', () => {
     );
     // The other listeners still heard every completion.
     await waitFor('every completion to be heard', () => jobs.every((j) => local(j.id).some((e) => e.type === 'completed') && global(j.id).some((e) => e.type === 'completed')));
+  });
+
+  it('takes its presence again when its LISTEN connection is terminated, and hears events again', async () => {
+    // The watcher's LISTEN connection: the one whose last statement told writers it listens.
+    const [victim] = await sql<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%"t":"listeners"%'`,
+      [`${schema}-watcher`],
+    );
+    expect(victim).toBeDefined();
+    await sql(`SELECT pg_terminate_backend($1)`, [victim.pid]);
+    await waitFor('a new LISTEN connection with the presence', async () => {
+      const rows = await sql<{ pid: number }>(
+        `SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'advisory'
+         WHERE a.application_name = $1 AND a.pid <> $2`,
+        [`${schema}-watcher`, victim.pid],
+      );
+      return rows.length > 0;
+    });
+    await waitFor('the worker to see the global listener again', () => worker.get(GlobalEventDemand).wants('completed'));
+    const job = await queue.add('ev', 'ok', {});
+    await waitFor('the global completion', () => global(job.id).some((e) => e.type === 'completed'));
   });
 
   it('sends no global event at all once no process listens globally', async () => {

@@ -1,5 +1,6 @@
 import { Client } from 'pg';
-import { InvalidJobOptionError, JobNotFoundError, WaitForJobTimeoutError } from '../../../lib';
+import { InvalidJobOptionError, JobNotFoundError, QueueService, WaitForJobTimeoutError } from '../../../lib';
+import { createTestApp } from '../helpers/app';
 import { GlobalEventReceiver } from '../../../lib/events/global-event-receiver';
 import { JobEventsStore } from '../../../lib/events/job-events.store';
 import { DATABASE_URL } from '../helpers/database';
@@ -74,6 +75,17 @@ describe('waitForJob across processes', () => {
     await expect(env.queue.waitForJob('abc')).rejects.toBeInstanceOf(InvalidJobOptionError);
     await expect(env.queue.waitForJob('1', { timeoutMs: 0 })).rejects.toThrow(/Invalid timeoutMs: 0/);
     await expect(env.queue.waitForJob('1', { timeout: 5 } as never)).rejects.toThrow(/Invalid timeout/);
+  });
+
+  it('falls back to reading the job when this process cannot LISTEN (worker.listen: false)', async () => {
+    const polling = await createTestApp({ schema, queue: { worker: { listen: false } } });
+    try {
+      const job = await env.queue.add('wait', 'record', { ms: 50 });
+      await expect(polling.get(QueueService).waitForJob(job.id, { timeoutMs: 20_000 })).resolves.toMatchObject({ id: job.id, state: 'completed' });
+      expect(polling.get(GlobalEventReceiver).openWatches).toBe(0);
+    } finally {
+      await polling.close();
+    }
   });
 
   it('many concurrent waits on one job settle together and leave nothing behind', async () => {
