@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { JobLifecycle, type JobLifecycleEvent } from '../worker/job-lifecycle';
 import { HandlerRegistry } from '../discovery/handler.registry';
+import { QueueWorker } from '../worker/worker.service';
 import { GlobalEventDemand } from './global-event-demand';
 import { JobEventsStore } from './job-events.store';
 import { packWireEvents, publicTypesOf, toWireEvent } from './queue-event.mapper';
@@ -30,6 +31,7 @@ export class GlobalEventPublisher implements OnApplicationBootstrap, BeforeAppli
     private readonly lifecycle: JobLifecycle,
     private readonly demand: GlobalEventDemand,
     private readonly store: JobEventsStore,
+    private readonly worker: QueueWorker,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -40,12 +42,12 @@ export class GlobalEventPublisher implements OnApplicationBootstrap, BeforeAppli
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    // NOTE: after the worker's final writes (its own hook), whose events may still be queued.
+    // NOTE: Nest runs the providers' shutdown hooks at once: the worker's final writes are waited
+    // for here (stop() is idempotent), so their events still go out before TypeORM closes.
+    await this.worker.stop();
     await this.demand.stop();
     await new Promise((resolve) => setImmediate(resolve));
     while (this.sending) await this.sending;
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
   }
 
   /** Tells the global listeners that this process cancelled `job`. */
