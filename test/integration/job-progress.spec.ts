@@ -11,6 +11,7 @@ const schema = uniqueSchema('progress');
 
 /** What the handlers saw, by job id. */
 const seen = new Map<string, unknown>();
+const gates = new Map<string, (value: unknown) => void>();
 
 @Processor('prog', { concurrency: 2 })
 class ProgressProcessor {
@@ -33,6 +34,14 @@ class ProgressProcessor {
     await job.progress(10);
     await new Promise((resolve) => job.signal.addEventListener('abort', resolve, { once: true }));
     seen.set(job.id, await job.progress(77));
+  }
+
+  /** Reports, then waits for the test to open its gate, then reports again. */
+  @Handle('stale')
+  async stale(job: ActiveJob) {
+    await job.progress(20);
+    await new Promise((resolve) => gates.set(job.id, resolve));
+    seen.set(job.id, await job.progress(88));
   }
 
   @Handle('bad')
@@ -98,6 +107,21 @@ describe('job.progress()', () => {
     const stored = await queue.getJob(job.id);
     expect(stored).toMatchObject({ state: 'cancelled', progress: 10 });
     expect(await writes(job.id)).toEqual([10]);
+  });
+
+  it('is fenced on the claim: once a newer claim of the job exists (even by this worker), the old attempt writes nothing', async () => {
+    const job = await queue.add('prog', 'stale', {});
+    await waitFor('the first progress', async () => (await queue.getJob(job.id))?.progress === 20);
+    await waitFor('the handler to wait', () => gates.has(job.id));
+    // As if the lease lapsed, the job was rescued and this same worker claimed it again: only the
+    // claim number tells the two attempts apart.
+    await sql(`UPDATE "${schema}".queue_jobs SET claims = claims + 1, attempts = attempts + 1 WHERE id = $1`, [job.id]);
+    gates.get(job.id)!(undefined);
+    await waitFor('the handler to report again', () => seen.has(job.id));
+    expect(seen.get(job.id)).toBe(false);
+    expect((await queue.getJob(job.id))!.progress).toBe(20);
+    expect(await writes(job.id)).toEqual([20]);
+    await queue.cancel(job.id);
   });
 
   it('refuses anything but a number from 0 to 100 or a small JSON object, with a typed error naming progress', async () => {
