@@ -1,5 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { Handle, InvalidJobOptionError, Processor, QueueService, type ActiveJob } from '../../lib';
+import { createQueueTester } from '../../lib/testing';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitForJobState } from './helpers/jobs';
@@ -91,6 +92,16 @@ describe('job.log() and getJobLogs()', () => {
     expect(thrown.get(job.id)).toBeInstanceOf(InvalidJobOptionError);
     expect(await queue.getJobLogs(job.id)).toEqual([]);
     await expect(queue.getJobLogs('nope')).rejects.toBeInstanceOf(InvalidJobOptionError);
+  });
+
+  it('works under the testing helpers (QueueTester.run), and their clear() empties the logs too', async () => {
+    const tester = createQueueTester(app);
+    await tester.run('logs', 'long', {});
+    const [job] = await queue.getJobs({ queue: 'logs', name: 'long', limit: 1 });
+    expect(await queue.getJobLogs(job.id)).toHaveLength(4);
+    await tester.clear();
+    const [{ n }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs_logs`);
+    expect(n).toBe(0);
   });
 
   it('deletes the logs with their jobs by retention', async () => {
