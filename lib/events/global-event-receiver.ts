@@ -52,7 +52,10 @@ export class GlobalEventReceiver implements OnApplicationBootstrap, BeforeApplic
       return;
     }
     this.want(types);
+    // NOTE: the boot ends with the presence held and announced (when the database answers), so
+    // writers that LISTEN know of this process's listeners right after.
     await this.started;
+    await this.presence;
   }
 
   async beforeApplicationShutdown(): Promise<void> {
