@@ -247,6 +247,54 @@ describe('queue events, local and global, two apps on one schema', () => {
   });
 });
 
+/** Listens globally to `failed` only. */
+@Injectable()
+class FailedOnly {
+  static events: QueueEvent[] = [];
+
+  @OnQueueEvent('failed', { scope: 'global', queue: 'ev' })
+  record(event: QueueEvent) {
+    FailedOnly.events.push(event);
+  }
+}
+
+describe('global events: writers send only the types some process listens to', () => {
+  const onlySchema = uniqueSchema('events_only');
+  let worker: INestApplicationContext;
+  let watcher: INestApplicationContext;
+  let raw: Client;
+  const payloads: string[] = [];
+
+  beforeAll(async () => {
+    worker = await createTestApp({ schema: onlySchema, providers: [EventProcessor], queue: { worker: { pollIntervalMs: 50 } } });
+    watcher = await createTestApp({ schema: onlySchema, providers: [FailedOnly], queue: { worker: false } });
+    await waitFor('the worker to see the listener', () => worker.get(GlobalEventDemand).wants('failed'));
+    raw = new Client({ connectionString: DATABASE_URL });
+    await raw.connect();
+    raw.on('notification', (n) => payloads.push(n.payload ?? ''));
+    await raw.query(`LISTEN "${onlySchema}.queue_jobs"`);
+  });
+  afterAll(async () => {
+    await raw?.end();
+    await watcher?.close();
+    await worker?.close();
+    await dropSchema(onlySchema);
+  });
+
+  it('sends failed, and neither active, retrying nor completed', async () => {
+    const queue = worker.get(QueueService);
+    const ok = await queue.add('ev', 'ok', {});
+    const boom = await queue.add('ev', 'boom', {});
+    await waitForJobState(queue, ok.id, 'completed');
+    await waitForJobState(queue, boom.id, 'failed');
+    await waitFor('the failure to be heard', () => FailedOnly.events.some((e) => e.jobId === boom.id));
+    const sent = payloads.filter((p) => p.startsWith('{"t":"ev"')).flatMap((p) => (JSON.parse(p) as { e: unknown[][] }).e);
+    // Code 4 is `failed` (QUEUE_EVENT_TYPES order); nothing else went out.
+    expect(sent).toEqual([[4, boom.id, 'ev', 'boom', 2, 'failed', expect.any(Number)]]);
+    expect(FailedOnly.events.map((e) => [e.type, e.jobId])).toEqual([['failed', boom.id]]);
+  });
+});
+
 describe('@OnQueueEvent misuse fails the boot', () => {
   const badSchema = uniqueSchema('events_bad');
   let dataSource: DataSource;
