@@ -6,6 +6,8 @@ import type { QueueEventType } from '../interfaces/queue-event.interface';
 
 /** How often a writing process re-reads which event types some process listens to globally. */
 export const DEMAND_REFRESH_MS = 2000;
+/** Shortest gap between two re-reads prompted by `listeners` notices. */
+export const NOTICE_REFRESH_GAP_MS = 200;
 
 /**
  * Which event types some process of this database listens to globally (their presence locks, see
@@ -21,6 +23,7 @@ export class GlobalEventDemand {
   private reading?: Promise<void>;
   private again = false;
   private task?: PeriodicTask;
+  private soon?: NodeJS.Timeout;
   private readonly changeListeners: (() => void)[] = [];
 
   constructor(private readonly store: JobEventsStore) {}
@@ -34,6 +37,8 @@ export class GlobalEventDemand {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.soon);
+    this.soon = undefined;
     await this.task?.stop();
     this.task = undefined;
   }
@@ -53,9 +58,17 @@ export class GlobalEventDemand {
     this.changeListeners.push(listener);
   }
 
-  /** Re-reads soon (coalesced with a read in progress); errors are ignored (the next read retries). */
+  /**
+   * Re-reads soon: at most one read per {@link NOTICE_REFRESH_GAP_MS}, however many notices come
+   * (anyone who can connect can send one). Errors are ignored (the next read retries).
+   */
   refreshSoon(): void {
-    this.refresh().catch(() => undefined);
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      this.refresh().catch(() => undefined);
+    }, Math.max(0, this.readAt + NOTICE_REFRESH_GAP_MS - Date.now()));
+    this.soon.unref();
   }
 
   /** Re-reads unless the last read is younger than `maxAgeMs`. Never rejects. */
