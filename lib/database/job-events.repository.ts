@@ -1,6 +1,7 @@
 import type { JobRepository } from './job.repository';
 import { buildJobEventsStatements, type JobEventsStatements } from './sql/job-events.statements';
-import type { JobLogEntry } from '../interfaces/job.interface';
+import type { Job, JobLogEntry } from '../interfaces/job.interface';
+import { toJob, type RawJobRow } from './job-row.mapper';
 
 /** One log entry to append, already cut to size. */
 export interface NewLogEntry {
@@ -64,6 +65,18 @@ export class JobEventsRepository {
   async getLogs(id: string): Promise<JobLogEntry[]> {
     const rows = await this.jobs.runStatement<{ at: number; message: string; truncated: boolean }>('getJobLogs', this.statements.logs, [id]);
     return rows.map((r) => ({ at: new Date(r.at), message: r.message, truncated: r.truncated }));
+  }
+
+  /** The job with this id, or null (for `waitForJob`). */
+  async findJob(id: string): Promise<Job | null> {
+    const [row] = await this.jobs.runStatement<RawJobRow>('waitForJob', this.jobs.statements.getById, [id]);
+    return row ? toJob(row) : null;
+  }
+
+  /** The jobs with these ids that exist, by id: the fallback read of every `waitForJob` of a process at once. */
+  async findJobs(ids: string[]): Promise<Map<string, Job>> {
+    const rows = await this.jobs.runStatement<RawJobRow>('waitForJob', this.jobs.statements.getByIds, [ids]);
+    return new Map(rows.map((row) => [String(row.id), toJob(row)]));
   }
 
   /** The event type codes some process of this database listens to globally. */

@@ -3,6 +3,7 @@ import { InvalidJobOptionError, JobNotFoundError, QueueService, WaitForJobTimeou
 import { createTestApp } from '../helpers/app';
 import { GlobalEventReceiver } from '../../../lib/events/global-event-receiver';
 import { JobEventsStore } from '../../../lib/events/job-events.store';
+import { JobWaiter } from '../../../lib/events/job-waiter';
 import { DATABASE_URL } from '../helpers/database';
 import { waitFor } from '../helpers/wait-for';
 import { useChaosEnvironment } from './fixtures/chaos-db';
@@ -31,6 +32,7 @@ describe('waitForJob across processes', () => {
   afterEach(async () => {
     // Nothing is left behind once a wait settled: no watcher, and (soon) no presence lock.
     expect(env.app!.get(GlobalEventReceiver).openWatches).toBe(0);
+    expect(env.app!.get(JobWaiter).size).toBe(0);
     const store = await env.app!.get(JobEventsStore).get();
     await waitFor('the presence locks to be released', async () => (await store.listenedTypeCodes()).length === 0);
   });
@@ -77,12 +79,14 @@ describe('waitForJob across processes', () => {
     await expect(env.queue.waitForJob('1', { timeout: 5 } as never)).rejects.toThrow(/Invalid timeout/);
   });
 
-  it('falls back to reading the job when this process cannot LISTEN (worker.listen: false)', async () => {
+  it('falls back to reading the jobs when this process cannot LISTEN (worker.listen: false)', async () => {
     const polling = await createTestApp({ schema, queue: { worker: { listen: false } } });
     try {
-      const job = await env.queue.add('wait', 'record', { ms: 50 });
-      await expect(polling.get(QueueService).waitForJob(job.id, { timeoutMs: 20_000 })).resolves.toMatchObject({ id: job.id, state: 'completed' });
+      const jobs = await Promise.all(Array.from({ length: 10 }, (_, i) => env.queue.add('wait', 'record', { ms: 50 + 20 * i })));
+      const done = await Promise.all(jobs.map((job) => polling.get(QueueService).waitForJob(job.id, { timeoutMs: 20_000 })));
+      expect(done.map((j) => [j.id, j.state])).toEqual(jobs.map((j) => [j.id, 'completed']));
       expect(polling.get(GlobalEventReceiver).openWatches).toBe(0);
+      expect(polling.get(JobWaiter).size).toBe(0);
     } finally {
       await polling.close();
     }
