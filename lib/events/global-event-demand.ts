@@ -28,12 +28,15 @@ export class GlobalEventDemand {
 
   constructor(private readonly store: JobEventsStore) {}
 
-  /** Re-reads every {@link DEMAND_REFRESH_MS} from now on (in processes that write outcomes). */
-  startWatching(): void {
-    if (this.task) return;
+  /**
+   * Reads now, and every {@link DEMAND_REFRESH_MS} from then on (the worker of a process that runs
+   * jobs). Resolves after the first read (which never rejects: a failure is logged and retried).
+   */
+  startWatching(): Promise<void> {
+    if (this.task) return Promise.resolve();
     this.task = new PeriodicTask('Global event listeners check', DEMAND_REFRESH_MS, () => this.refresh());
     this.task.start();
-    void this.task.runOnce();
+    return this.task.runOnce();
   }
 
   async stop(): Promise<void> {

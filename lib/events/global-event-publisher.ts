@@ -1,14 +1,11 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { JobLifecycle, type JobLifecycleEvent } from '../worker/job-lifecycle';
-import { HandlerRegistry } from '../discovery/handler.registry';
 import { QueueWorker } from '../worker/worker.service';
 import { GlobalEventDemand } from './global-event-demand';
 import { JobEventsStore } from './job-events.store';
 import { packWireEvents, publicTypesOf, toWireEvent } from './queue-event.mapper';
 import type { WireJobEvent } from '../database/job-notification.listener';
 import type { Job } from '../interfaces/job.interface';
-import { RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
-import type { ResolvedQueueOptions } from '../queue-options.resolver';
 
 /**
  * Sends this process's job events to the global listeners of every process, through NOTIFY on the
@@ -19,33 +16,28 @@ import type { ResolvedQueueOptions } from '../queue-options.resolver';
  * A failed send is logged and not retried (global events are at most once).
  */
 @Injectable()
-export class GlobalEventPublisher implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class GlobalEventPublisher implements BeforeApplicationShutdown {
   private readonly logger = new Logger('QueueEvents');
   private unsubscribe?: () => void;
   private pending: WireJobEvent[] = [];
   private sending?: Promise<void>;
 
   constructor(
-    @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
-    private readonly registry: HandlerRegistry,
     private readonly lifecycle: JobLifecycle,
     private readonly demand: GlobalEventDemand,
     private readonly store: JobEventsStore,
     private readonly worker: QueueWorker,
-  ) {}
-
-  onApplicationBootstrap(): void {
+  ) {
+    // NOTE: in the constructor, so no change is missed: the worker reads the demand during boot
+    // (a process that runs jobs watches it; a producer reads it when it cancels, see
+    // `publishCancelled`).
     this.demand.onChange(() => this.follow());
-    // NOTE: only a process that runs jobs writes outcomes often enough to watch the demand; a
-    // producer reads it when it cancels (see `publishCancelled`).
-    if (this.options.worker !== false && this.registry.getQueues().length > 0) this.demand.startWatching();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     // NOTE: Nest runs the providers' shutdown hooks at once: the worker's final writes are waited
     // for here (stop() is idempotent), so their events still go out before TypeORM closes.
     await this.worker.stop();
-    await this.demand.stop();
     await new Promise((resolve) => setImmediate(resolve));
     while (this.sending) await this.sending;
   }

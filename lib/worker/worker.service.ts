@@ -117,6 +117,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
     // NOTE: the registry lists every queue with a processor somewhere, even before its first job.
     await (await this.database.getRegistry()).register(queues.map((q) => q.queue));
+    // NOTE: who listens to global events is known before the first claim or rescue, so their
+    // events are sent from the start; re-read every 2 s from then on.
+    await this.eventDemand.startWatching();
+    this.stoppables.push(this.eventDemand);
     const completer = new JobCompleter(repository, this.workerId);
     this.completer = completer;
     const activity = new JobActivity(repository, this.workerId, this.lifecycle);
