@@ -4,8 +4,9 @@ import { MAX_INT32, MAX_NAME_LENGTH, MAX_RUN_AT_MS, MAX_UNIQUE_KEY_LENGTH, MIN_R
 import type { BackoffOptions, JobOptions, JobRunOptions } from '../interfaces/job-options.interface';
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
 import { KNOWN_OPTIONS, suggestOption } from './known-options';
+import { validateLimitOptions } from './limit-options.validator';
 
-type ErrorFactory = (option: string, value: unknown, expected: string) => Error;
+export type ErrorFactory = (option: string, value: unknown, expected: string) => Error;
 const jobOptionError: ErrorFactory = (option, value, expected) => new InvalidJobOptionError(option, value, expected);
 const moduleOptionError: ErrorFactory = (option, value, expected) => new InvalidModuleOptionsError(option, value, expected);
 
@@ -117,6 +118,7 @@ export function validateProcessorOptions(queue: string, options: ProcessorOption
     assertKnownKeys(options.defaultJobOptions, KNOWN_OPTIONS.runDefaults, 'defaultJobOptions.', fail);
     validateRunOptions(options.defaultJobOptions, 'defaultJobOptions.', fail);
   }
+  validateLimitOptions(options, '', fail);
 }
 
 export { moduleOptionError };

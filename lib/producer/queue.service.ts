@@ -14,6 +14,8 @@ import { JobState, type Job, type JobCounts } from '../interfaces/job.interface'
 import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 import type { QueueInfo } from '../interfaces/queue-info.interface';
+import type { QueueLimitsUpdate } from '../interfaces/processor-options.interface';
+import { validateLimitOptions } from './limit-options.validator';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
@@ -193,10 +195,39 @@ export class QueueService {
   /**
    * Every queue the table knows (with a processor somewhere, paused, or with jobs), with its pause
    * flag and its job counts per state as last counted (at most 2 s old when it can be helped: see
-   * {@link QueueInfo.counts}).
+   * {@link QueueInfo.counts}), and its limits: each effective one with where it comes from
+   * (`'runtime'` override, `'code'` declaration, `'none'`), and the declared and override values.
    */
   async getQueues(): Promise<QueueInfo[]> {
     return (await this.database.getRegistry()).list();
+  }
+
+  /**
+   * Changes a queue's limits at runtime, on every node: a value sets that limit's override, which
+   * wins over the processors' declaration in code until it is removed; `null` removes it (the
+   * declared value applies again); a key left out is left as it is. Works from any process (also
+   * `worker: false`), creates the queue's registry row if it has none, and returns the queue as it
+   * is now. See docs/limits-and-groups.md.
+   *
+   * @example
+   * ```ts
+   * await queue.updateQueue('payments', { globalConcurrency: 10, rateLimit: { max: 20, perMs: 1000 } });
+   * await queue.updateQueue('payments', { globalConcurrency: null }); // back to the code's value
+   * ```
+   * @throws InvalidJobOptionError naming the bad option (unknown key, not a positive integer, a bad rate limit)
+   */
+  async updateQueue(queue: string, limits: QueueLimitsUpdate): Promise<QueueInfo> {
+    assertName('queue', queue);
+    if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) {
+      throw new InvalidJobOptionError('limits', limits, 'an object { globalConcurrency?, rateLimit?, groupConcurrency?, groupRateLimit? } (null removes an override)');
+    }
+    assertKnownKeys(limits, KNOWN_OPTIONS.limits, '');
+    validateLimitOptions(limits, '', (option, value, expected) =>
+      // NOTE: null is allowed for a whole limit (removes its override), not inside a rate limit.
+      new InvalidJobOptionError(option, value, option.includes('.') ? expected : `${expected}, or null to remove the override`), true);
+    const updated = await (await this.database.getRegistry()).updateLimits(queue, limits);
+    this.wakeups.wake(queue);
+    return updated;
   }
 
   /**

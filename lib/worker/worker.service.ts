@@ -15,6 +15,7 @@ import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
+import { LimitsDeclarer } from './maintenance/limits-declarer';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -112,7 +113,14 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
 
     // NOTE: the registry lists every queue with a processor somewhere, even before its first job.
-    await (await this.database.getRegistry()).register(queues.map((q) => q.queue));
+    const queueRegistry = await this.database.getRegistry();
+    await queueRegistry.register(queues.map((q) => q.queue));
+    // NOTE: the limits declared in code are in the registry before the first claim; renewed like a
+    // lease (every rescue interval, for a lease's duration), withdrawn at shutdown.
+    const declarer = new LimitsDeclarer(queueRegistry, this.workerId, queues, settings.lockDurationMs, settings.rescueIntervalMs);
+    await declarer.declareAtBoot();
+    declarer.start();
+    this.stoppables.push(declarer);
     const completer = new JobCompleter(repository, this.workerId);
     this.completer = completer;
     const executor = new JobExecutor(
