@@ -36,7 +36,7 @@ const DECLARE_TRIES = 20;
 /** What a worker's declaration (or its withdrawal) did to one queue's declared limits. */
 export interface DeclarationOutcome {
   queue: string;
-  /** The declared limits before, and the workers that held them (live ones, when read). */
+  /** The declared limits before, and the workers that held them (lapsed ones too). */
   before: QueueLimits;
   beforeBy: string[];
   /** The declared limits now, and the workers that hold them. */

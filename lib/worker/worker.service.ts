@@ -27,6 +27,12 @@ import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-optio
 export const SHUTDOWN_ABORT_GRACE_MS = 1000;
 /** Grace given to the final outcome writes at shutdown, after running jobs were aborted. */
 export const FINAL_WRITE_GRACE_MS = 3000;
+/**
+ * A worker's declaration of its queues' limits holds this many lock durations unless renewed
+ * (every half lock duration): five renewals may be missed (a busy event loop, a slow database)
+ * before it lapses, and a killed worker's declaration stops counting after three lock durations.
+ */
+export const DECLARATION_LEASE_FACTOR = 3;
 
 /**
  * The worker of this process: one poller per queue that has a processor here, the executor that
@@ -116,8 +122,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     const queueRegistry = await this.database.getRegistry();
     await queueRegistry.register(queues.map((q) => q.queue));
     // NOTE: the limits declared in code are in the registry before the first claim; renewed like a
-    // lease (every rescue interval, for a lease's duration), withdrawn at shutdown.
-    const declarer = new LimitsDeclarer(queueRegistry, this.workerId, queues, settings.lockDurationMs, settings.rescueIntervalMs);
+    // lease (every rescue interval), withdrawn at shutdown.
+    const declarer = new LimitsDeclarer(queueRegistry, this.workerId, queues, settings.lockDurationMs * DECLARATION_LEASE_FACTOR, settings.rescueIntervalMs);
     await declarer.declareAtBoot();
     declarer.start();
     this.stoppables.push(declarer);
