@@ -84,6 +84,7 @@ export class QueueService {
     const soonest = new Map<string, Date | null>();
     let delayed = false;
     let unique = false;
+    let grouped = false;
     let defaultsOnly = (this.options.defaultJobOptions.priority ?? 0) === 0;
     const names = new Set<string>();
     jobs.forEach((job, i) => {
@@ -100,6 +101,7 @@ export class QueueService {
       validateJobOptions(options);
       if (options.delayMs !== undefined && options.delayMs > 0) delayed = true;
       if (options.unique !== undefined) unique = true;
+      if (options.group !== undefined) grouped = true;
       defaultsOnly &&=
         (options.priority ?? 0) === 0 && options.runAt === undefined && options.maxAttempts === undefined && options.backoff === undefined && options.timeoutMs === undefined;
       const runAt = options.runAt ?? null;
@@ -116,7 +118,7 @@ export class QueueService {
       // NOTE: COPY cannot skip a row whose key is held (no ON CONFLICT): statements, in one transaction.
       added = await repository.insertWithUnique(jobs.map((_, i) => toRow(i)), (rows) => [...chunkRows(rows, (row) => row.data)]);
     } else if (!delayed && jobs.length >= COPY_MIN_ROWS) {
-      added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, row: toRow });
+      added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, withGroup: grouped, row: toRow });
     } else {
       added = await repository.insertInChunks([...chunkRows(jobs.map((_, i) => toRow(i)), (row) => row.data)]);
     }
@@ -278,6 +280,7 @@ export class QueueService {
             replace: options.unique.replace ?? false,
           }
         : null,
+      group: options.group ?? null,
     };
   }
 

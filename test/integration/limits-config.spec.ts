@@ -312,6 +312,93 @@ describe('limits configuration', () => {
       await close(old1.app);
     });
   });
+
+  describe('the group option', () => {
+    /** What the table stored, by id. */
+    const stored = async (ids: string[]) =>
+      new Map((await sql<{ id: string; group_key: string | null }>(`SELECT id::text, group_key FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[])`, [ids])).map((r) => [r.id, r.group_key]));
+    /** Tabs, line breaks, backslashes, quotes and non-ASCII: what COPY and JSON must carry unchanged. */
+    const odd = 'tenant\t1\nline\\x "q" ü 🎉';
+    const longest = 'g'.repeat(255);
+
+    it('add() stores the group on every single-insert path and returns it; getJob and getJobs return it; no group is null', async () => {
+      const plain = await queue.add('grouped', 'x', {});
+      const grouped = await queue.add('grouped', 'x', {}, { group: 'customer:1' });
+      const withOptions = await queue.add('grouped', 'x', {}, { group: odd, priority: 5, delayMs: 1 });
+      const inTransaction = await dataSource.transaction((manager) => queue.add('grouped', 'x', {}, { group: longest, manager }));
+      const unique = await queue.add('grouped', 'x', {}, { group: 'customer:2', unique: { key: 'u1' } });
+      const replaced = await queue.add('grouped', 'x', { v: 2 }, { group: 'customer:2', unique: { key: 'u1', replace: true } });
+      // Concurrent adds share one batch statement (the group commit).
+      const together = await Promise.all(['a', 'b', null, 'c'].map((g) => queue.add('grouped', 'x', {}, g === null ? {} : { group: g })));
+
+      expect([plain, grouped, withOptions, inTransaction, unique].map((j) => j.group)).toEqual([null, 'customer:1', odd, longest, 'customer:2']);
+      expect(replaced).toMatchObject({ id: unique.id, duplicate: true, group: 'customer:2' });
+      expect(together.map((j) => j.group)).toEqual(['a', 'b', null, 'c']);
+      const all = [plain, grouped, withOptions, inTransaction, unique, ...together];
+      const table = await stored(all.map((j) => j.id));
+      for (const job of all) {
+        expect(table.get(job.id)).toBe(job.group);
+        expect((await queue.getJob(job.id))!.group).toBe(job.group);
+      }
+      expect((await queue.getJobs({ queue: 'grouped', limit: 1000 })).filter((j) => j.group === odd)).toHaveLength(1);
+    });
+
+    it('addBulk stores each job\'s group by statements, by COPY (with and without other options), with delays and with unique keys', async () => {
+      const groupOf = (i: number) => (i % 3 === 0 ? null : i % 3 === 1 ? `tenant:${i % 7}` : odd);
+      const inputs = {
+        statements: Array.from({ length: 10 }, (_, i) => ({ queue: 'bulk-grouped', name: 'x', data: { i }, options: groupOf(i) === null ? {} : { group: groupOf(i)! } })),
+        copyDefaults: Array.from({ length: 200 }, (_, i) => ({ queue: 'bulk-grouped', name: 'x', data: { i }, options: groupOf(i) === null ? {} : { group: groupOf(i)! } })),
+        copyOptions: Array.from({ length: 100 }, (_, i) => ({ queue: 'bulk-grouped', name: 'x', data: { i }, options: { priority: i % 4, ...(groupOf(i) === null ? {} : { group: groupOf(i)! }) } })),
+        delayed: Array.from({ length: 80 }, (_, i) => ({ queue: 'bulk-grouped', name: 'x', data: { i }, options: { delayMs: 5, ...(groupOf(i) === null ? {} : { group: groupOf(i)! }) } })),
+        uniqueCopy: Array.from({ length: 100 }, (_, i) => ({ queue: 'bulk-grouped', name: 'x', data: { i }, options: { unique: { key: `uc${i}` }, ...(groupOf(i) === null ? {} : { group: groupOf(i)! }) } })),
+        uniqueStatements: Array.from({ length: 20 }, (_, i) => ({ queue: 'bulk-grouped', name: 'x', data: { i }, options: { unique: { key: `us${i}`, replace: true }, ...(groupOf(i) === null ? {} : { group: groupOf(i)! }) } })),
+      };
+      for (const [path, jobs] of Object.entries(inputs)) {
+        const added = await queue.addBulk(jobs);
+        expect({ path, groups: added.map((j) => j.group) }).toEqual({ path, groups: jobs.map((_, i) => groupOf(i)) });
+        const table = await stored(added.map((j) => j.id));
+        expect({ path, groups: added.map((j) => table.get(j.id)) }).toEqual({ path, groups: jobs.map((_, i) => groupOf(i)) });
+      }
+    });
+
+    it('a handler sees its job\'s group', async () => {
+      const seen: (string | null)[] = [];
+      @Processor('group-seen', { concurrency: 4 })
+      class GroupSeen {
+        @Handle() run(job: { group: string | null }) {
+          seen.push(job.group);
+        }
+      }
+      const { app } = await boot([GroupSeen]);
+      await queue.add('group-seen', 'x', {}, { group: odd });
+      await queue.add('group-seen', 'x', {});
+      await waitFor('both jobs to run', () => seen.length === 2);
+      expect(seen.sort()).toEqual([null, odd].sort());
+      await close(app);
+    });
+
+    it.each([
+      ['an empty string', '', 'not an empty string'],
+      ['256 characters', 'g'.repeat(256), 'not a string of 256 characters'],
+      ['a number', 42, 'not a number'],
+      ['null', null, 'not a null'],
+      ['an object', { id: 1 }, 'not a object'],
+      ['a NUL character', 'a\u0000b', 'not a string with NUL'],
+      ['a lone surrogate', 'a\ud800', 'lone UTF-16 surrogate'],
+    ])('refuses a group that is %s, naming the option, the limit and what it got; nothing is stored', async (_what, group, got) => {
+      for (const attempt of [
+        () => queue.add('bad-group', 'x', {}, { group } as never),
+        () => queue.addBulk([{ queue: 'bad-group', name: 'x', data: {} }, { queue: 'bad-group', name: 'x', data: {}, options: { group } as never }]),
+      ]) {
+        const error = await attempt().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(InvalidJobOptionError);
+        expect((error as InvalidJobOptionError).option).toBe('group');
+        expect((error as Error).message).toContain('a non-empty string of at most 255 characters');
+        expect((error as Error).message).toContain(got);
+      }
+      expect(await queue.getCounts('bad-group')).toMatchObject({ pending: 0 });
+    });
+  });
 });
 
 /** Resolves once the declarations of `queue` have been renewed `times` times (their lease moved on). */
