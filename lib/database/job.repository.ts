@@ -719,9 +719,12 @@ export class JobRepository {
     }
   }
 
-  /** Runs one statement of another part of the database layer (the queue registry) on the pool. */
-  runStatement<Row>(operation: string, text: string, values: unknown[]): Promise<Row[]> {
-    return this.run<Row>(operation, text, values);
+  /**
+   * Runs one statement of another part of the database layer (the queue registry) on the app's
+   * pool, or with `byWorker` on the worker's own (once open), as the worker's own statements run.
+   */
+  runStatement<Row>(operation: string, text: string, values: unknown[], byWorker = false): Promise<Row[]> {
+    return this.run<Row>(operation, text, values, undefined, true, byWorker ? this.ownPool : this.pool);
   }
 
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true, pool = this.pool): Promise<Row[]> {

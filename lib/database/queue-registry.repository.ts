@@ -112,7 +112,9 @@ export class QueueRegistryRepository {
       if (tries > DECLARE_TRIES) {
         throw translateDatabaseError('declareLimits', new Error(`nestjs-pg-queue: the declarations of ${todo.join(', ')} kept changing during ${DECLARE_TRIES} tries`));
       }
-      const rows = await this.jobs.runStatement<RawDeclarationRow>('declareLimits', this.statements.readDeclarations, [todo]);
+      // NOTE: on the worker's own pool, like its other statements: they never wait behind the
+      // app's queries, and a shutdown on a silent network closes that pool's connections by force.
+      const rows = await this.jobs.runStatement<RawDeclarationRow>('declareLimits', this.statements.readDeclarations, [todo], true);
       const missed: string[] = [];
       for (const row of rows) {
         const previous = row.declarations ?? {};
@@ -123,7 +125,7 @@ export class QueueRegistryRepository {
           JSON.stringify(resolved.declared),
           JSON.stringify(resolved.state),
           JSON.stringify(previous),
-        ]);
+        ], true);
         if (written.length === 0) {
           missed.push(row.name);
           continue;

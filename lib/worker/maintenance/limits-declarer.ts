@@ -19,6 +19,8 @@ export class LimitsDeclarer extends PeriodicTask {
   private readonly limits: Map<string, QueueLimits>;
   /** Queues whose declared limits are not this process's (said once, until that changes). */
   private readonly outranked = new Set<string>();
+  /** The last renewal failed (the database is likely out of reach). */
+  private renewalFailed = false;
 
   constructor(
     private readonly registry: QueueRegistryRepository,
@@ -27,7 +29,15 @@ export class LimitsDeclarer extends PeriodicTask {
     private readonly leaseMs: number,
     intervalMs: number,
   ) {
-    super('Limits declaration', intervalMs, async () => this.report(await registry.declare(workerId, this.limits, leaseMs), 'renew'));
+    super('Limits declaration', intervalMs, async () => {
+      try {
+        this.report(await registry.declare(workerId, this.limits, leaseMs), 'renew');
+        this.renewalFailed = false;
+      } catch (error) {
+        this.renewalFailed = true;
+        throw error;
+      }
+    });
     this.limits = new Map(queues.map((q) => [q.queue, pickLimits(q.options)]));
   }
 
@@ -39,6 +49,9 @@ export class LimitsDeclarer extends PeriodicTask {
 
   override async stop(): Promise<void> {
     await super.stop();
+    // NOTE: with the database out of reach, trying would only make the shutdown wait another
+    // queryTimeoutMs: the declaration lapses by itself.
+    if (this.renewalFailed) return;
     try {
       this.report(await this.registry.withdraw(this.workerId, [...this.limits.keys()]), 'withdraw');
     } catch (error) {
