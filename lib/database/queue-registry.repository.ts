@@ -30,8 +30,13 @@ interface RawDeclarationRow {
   now: number;
 }
 
-/** How many times a declaration is read and written again when another worker wrote in between. */
-const DECLARE_TRIES = 20;
+/**
+ * How many times a declaration is read and written again when another worker wrote in between.
+ * Each round one of the writers of a queue gets through, so this bounds how many workers may boot
+ * at the very same moment; a random pause of up to `DECLARE_RETRY_JITTER_MS` between tries spreads them.
+ */
+const DECLARE_TRIES = 200;
+const DECLARE_RETRY_JITTER_MS = 20;
 
 /** What a worker's declaration (or its withdrawal) did to one queue's declared limits. */
 export interface DeclarationOutcome {
@@ -141,6 +146,7 @@ export class QueueRegistryRepository {
         });
       }
       todo = missed;
+      if (todo.length > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * DECLARE_RETRY_JITTER_MS));
     }
     return outcomes;
   }

@@ -17,6 +17,8 @@ import { CapturingLogger } from './helpers/log-capture';
 import { waitFor } from './helpers/wait-for';
 import { ChildWorkers } from './chaos/fixtures/child-worker';
 import { QueueWorker } from '../../lib/worker/worker.service';
+import { buildJobStatements } from '../../lib/database/sql/job.statements';
+import { createTableNaming } from '../../lib/database/table-naming';
 
 // Limits configuration (issue 12, part B): the limits a processor declares in code reach the queue
 // registry at boot, runtime overrides (updateQueue) win over them until removed, and of two app
@@ -299,6 +301,20 @@ describe('limits configuration', () => {
       await close(b.app);
     });
 
+    it('six processes of three versions booting at once all land their entries (compare and set), and one declaration applies', async () => {
+      const versions = [V1, V2, { groupConcurrency: 2 }];
+      const booted = await Promise.all(Array.from({ length: 6 }, (_, i) => bootVersion('stampede', versions[i % 3], `V${i % 3}`)));
+      const [row] = await sql<{ declared: object; workers: Record<string, { limits: string }> }>(
+        `SELECT declared, declarations -> 'workers' AS workers FROM "${schema}".queue_jobs_queues WHERE name = 'stampede'`,
+      );
+      expect(Object.keys(row.workers).sort()).toEqual(booted.map((b) => workerIdOf(b.app)).sort());
+      expect(versions).toContainEqual(row.declared);
+      // Every one of them stops gracefully: each withdraws its own entry, none is lost or left.
+      for (const b of booted) await close(b.app);
+      const [after] = await sql<{ workers: object }>(`SELECT declarations -> 'workers' AS workers FROM "${schema}".queue_jobs_queues WHERE name = 'stampede'`);
+      expect(after.workers).toEqual({});
+    });
+
     it('runtime overrides win over every declaration during the rollout, until removed', async () => {
       const old1 = await bootVersion('overridden', V1, 'V1');
       await queue.updateQueue('overridden', { globalConcurrency: 3 });
@@ -359,6 +375,16 @@ describe('limits configuration', () => {
         const table = await stored(added.map((j) => j.id));
         expect({ path, groups: added.map((j) => table.get(j.id)) }).toEqual({ path, groups: jobs.map((_, i) => groupOf(i)) });
       }
+    });
+
+    it('a plain add() keeps its statements: no group column or parameter unless the job has a group', () => {
+      const statements = buildJobStatements(createTableNaming(schema, 'queue_jobs'));
+      const placeholders = (text: string) => Math.max(...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+      expect(placeholders(statements.insertOneDue)).toBe(3);
+      expect(placeholders(statements.insertOne)).toBe(9);
+      expect(statements.insertOne).not.toContain('group_key');
+      expect(placeholders(statements.insertOneGrouped)).toBe(10);
+      expect(statements.insertOneGrouped).toContain('"group_key"');
     });
 
     it('a handler sees its job\'s group', async () => {
