@@ -77,10 +77,10 @@ export class QueueRegistryRepository {
   /**
    * Worker `workerId` declares each queue's limits in code (`limits`, by queue) for `leaseMs`; the
    * newest declaration among the live workers' becomes the queue's `declared` (see
-   * lib/limits/declarations.ts). The queues must have rows (`register`). Renew before `leaseMs` passes.
+   * lib/limits/declarations.ts). A queue without a row gets one. Renew before `leaseMs` passes.
    */
   declare(workerId: string, limits: Map<string, QueueLimits>, leaseMs: number): Promise<DeclarationOutcome[]> {
-    return this.rewriteDeclarations([...limits.keys()], (queue, state, now) => declare(state, workerId, limits.get(queue)!, now, leaseMs));
+    return this.rewriteDeclarations([...limits.keys()], (queue, state, now) => declare(state, workerId, limits.get(queue)!, now, leaseMs), true);
   }
 
   /** Worker `workerId` stops: its declarations of `queues` no longer count. */
@@ -110,6 +110,7 @@ export class QueueRegistryRepository {
   private async rewriteDeclarations(
     queues: string[],
     change: (queue: string, state: DeclarationState, now: number, current: QueueLimits) => ResolvedDeclarations,
+    createRows = false,
   ): Promise<DeclarationOutcome[]> {
     const outcomes: DeclarationOutcome[] = [];
     let todo = queues;
@@ -121,6 +122,13 @@ export class QueueRegistryRepository {
       // app's queries, and a shutdown on a silent network closes that pool's connections by force.
       const rows = await this.jobs.runStatement<RawDeclarationRow>('declareLimits', this.statements.readDeclarations, [todo], true);
       const missed: string[] = [];
+      if (createRows && rows.length < todo.length) {
+        // NOTE: a row deleted while the worker runs (by hand, say) is made again, not left without its declaration.
+        const found = new Set(rows.map((r) => r.name));
+        const absent = todo.filter((q) => !found.has(q));
+        await this.jobs.runStatement('declareLimits', this.statements.register, [absent], true);
+        missed.push(...absent);
+      }
       for (const row of rows) {
         const previous = row.declarations ?? {};
         const before = pickLimits(row.declared ?? {});

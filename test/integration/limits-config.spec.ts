@@ -154,6 +154,13 @@ describe('limits configuration', () => {
     await close(app);
   });
 
+  it('a registry row deleted while workers run is made again, with their declaration, at the next renewal', async () => {
+    const { app } = await boot([processorOf('deleted', { groupConcurrency: 3 })]);
+    await sql(`DELETE FROM "${schema}".queue_jobs_queues WHERE name = 'deleted'`);
+    await waitFor('the row to be back with the declaration', async () => isDeepStrictEqual((await registryRow('deleted'))?.declared, { groupConcurrency: 3 }), 10_000);
+    await close(app);
+  });
+
   it('updateQueue sets runtime overrides from a worker: false process, wins over the code, and null removes an override', async () => {
     const { app } = await boot([processorOf('tuned', { globalConcurrency: 50, rateLimit: { max: 100, perMs: 1000 } })]);
     const updated = await queue.updateQueue('tuned', { globalConcurrency: 10, groupRateLimit: { max: 2, perMs: 500 } });

@@ -76,10 +76,10 @@ export class LimitsDeclarer extends PeriodicTask {
     for (const o of outcomes) {
       const mine = this.limits.get(o.queue);
       const changed = canonicalJson(o.before) !== canonicalJson(o.after);
-      // NOTE: the first declaration of a queue (nothing declared, nobody declaring) is no change.
       if (changed && when === 'withdraw') {
         this.log.warn(`Queue "${o.queue}": this worker stops; the limits declared in code change: ${diffLimits(o.before, o.after)} (now by ${whom(o.afterBy, this.workerId)}).`);
       } else if (changed && (o.beforeBy.length > 0 || Object.keys(o.before).length > 0)) {
+        // (The first declaration of a queue, nothing declared and nobody declaring, is no change.)
         const by = o.beforeBy.filter((id) => id !== this.workerId);
         this.log.warn(
           `Queue "${o.queue}": the limits declared in code change: ${diffLimits(o.before, o.after)} ` +
