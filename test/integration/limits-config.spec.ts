@@ -194,6 +194,27 @@ describe('limits configuration', () => {
     await close(restarted.app);
   });
 
+  it('updateQueue wakes the queue\'s workers (a raised limit lets pending jobs start now, not at the next poll)', async () => {
+    const ran: string[] = [];
+    @Processor('woken', { globalConcurrency: 1 })
+    class Woken {
+      @Handle() run(job: { id: string }) {
+        ran.push(job.id);
+      }
+    }
+    const app = await createTestApp({ schema, providers: [Woken], queue: { worker: { pollIntervalMs: 60_000 } } });
+    apps.push(app);
+    // A job no notification announced (inserted behind the queue's back): only a poll or a wake-up finds it.
+    await waitFor('the worker to settle into its minute-long poll', async () => (await info('woken')).declared.globalConcurrency === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // past the boot's first claims
+    const [{ id }] = await sql<{ id: string }>(`INSERT INTO "${schema}".queue_jobs (queue, name, data) VALUES ('woken', 'x', '{}') RETURNING id::text`);
+    const woken = Date.now();
+    await queue.updateQueue('woken', { globalConcurrency: 5 });
+    await waitFor('the job to run', () => ran.includes(id), 10_000);
+    expect(Date.now() - woken).toBeLessThan(10_000);
+    await close(app);
+  });
+
   it('updateQueue creates the registry row of a queue no worker has declared yet', async () => {
     expect(await registryRow('not-yet')).toBeUndefined();
     const created = await queue.updateQueue('not-yet', { groupConcurrency: 1 });
