@@ -30,7 +30,8 @@ export function buildJobStatements(n: TableNaming) {
   // between the jobs of one claim is sent back, because the worker parses every value of every
   // row: not the queue (the claim's own), nor the lease end (start + lease), nor a result or
   // finish time (none yet), and the run options only where they differ from the processor's
-  // defaults the claim was given ($5-$7), which is rare.
+  // defaults the claim was given ($5-$7), which is rare. The group last: NULL for a job without one,
+  // which node-postgres hands over without parsing anything.
   const claimedColumns = (p: string) =>
     `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
      NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
@@ -134,7 +135,7 @@ export function buildJobStatements(n: TableNaming) {
 
     /**
      * Insert one job with a unique key ($10, held as $11: 'finish' | 'start' | 'window' of $12 ms;
-     * the other parameters as `insertOne`'s), unless a job of the queue holds the key. Returns one
+     * $13 its group or NULL; the other parameters as `insertOne`'s), unless a job of the queue holds the key. Returns one
      * text value, as `insertOne`: `<id>,<now>` for a new job, or no row when the key was held
      * (the caller then looks the holder up: the slow path of a duplicate). Lean on purpose: most
      * unique adds find their key free, and they should cost about what a plain add costs.
