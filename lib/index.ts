@@ -8,6 +8,15 @@ export type { QueueInfo } from './interfaces/queue-info.interface';
 export type { JobOptions, BulkJob, BackoffOptions, JobRunOptions, DefaultJobOptions, UniqueOptions } from './interfaces/job-options.interface';
 export type { ProcessorOptions } from './interfaces/processor-options.interface';
 export type {
+  QueueLimits,
+  QueueLimitName,
+  QueueLimitsUpdate,
+  RateLimit,
+  LimitSource,
+  EffectiveLimit,
+  EffectiveQueueLimits,
+} from './interfaces/processor-options.interface';
+export type {
   QueueModuleOptions,
   QueueModuleAsyncOptions,
   QueueOptionsFactory,

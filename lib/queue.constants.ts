@@ -62,6 +62,8 @@ export const MAX_CLAIM_BATCH = 1000;
 
 /** Longest unique key accepted. */
 export const MAX_UNIQUE_KEY_LENGTH = 512;
+/** Longest `group` job option accepted. */
+export const MAX_GROUP_LENGTH = 255;
 /** Longest queue or job name accepted. */
 export const MAX_NAME_LENGTH = 128;
 /** The latest run time accepted (the end of year 9999, UTC): later ones do not survive an ISO round trip to PostgreSQL. */

@@ -22,6 +22,7 @@ export interface RawJobRow {
   locked_by: string | null;
   locked_until: number | null;
   unique_key: string | null;
+  group_key: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -49,6 +50,7 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     result: row.result as R | null,
     lastError: row.last_error,
     uniqueKey: row.unique_key ?? null,
+    group: row.group_key ?? null,
     lockedBy: row.locked_by,
     lockedUntil: toDate(row.locked_until),
     progress: (row.progress ?? null) as Job['progress'],
@@ -91,6 +93,7 @@ export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
     result: null,
     lastError: v[9] as Job['lastError'],
     uniqueKey: v[13] as string | null,
+    group: v[14] as string | null,
     lockedBy: claim.workerId,
     runAt: new Date(v[10] as number),
     lockedUntil: new Date(startedAt + claim.lockDurationMs),

@@ -29,6 +29,8 @@ export interface NewJobRow {
   timeoutMs: number | null;
   /** The unique key and how it is held, or null (the common case). */
   unique: UniqueRow | null;
+  /** The job's group (`group_key`), or null (the common case). */
+  group: string | null;
 }
 
 /** A job's unique key, as inserted (see schema step 4). */
@@ -61,6 +63,8 @@ export interface CopyRowSource {
   defaultsOnly: boolean;
   /** Whether rows carry unique keys (held 'finish' or 'start'; never a window: see `insertWithUnique`). */
   withUnique?: boolean;
+  /** Whether some rows have a group: then COPY sends the group column too. */
+  withGroup?: boolean;
   /** Makes row `index`; may throw (bad input), which aborts the whole insert. */
   row(index: number): NewJobRow;
 }
@@ -212,7 +216,11 @@ export class JobRepository {
     if (rows.length === 0) return [];
     if (rows.length === 1) {
       const row = rows[0];
-      const [text, values] = isDueWithDefaults(row) ? [this.statements.insertOneDue, [row.queue, row.name, row.data]] : [this.statements.insertOne, oneRowParams(row)];
+      const [text, values] = isDueWithDefaults(row)
+        ? [this.statements.insertOneDue, [row.queue, row.name, row.data]]
+        : row.group === null
+          ? [this.statements.insertOne, oneRowParams(row)]
+          : [this.statements.insertOneGrouped, [...oneRowParams(row), row.group]];
       const job = manager ? (await this.run<{ job: string }>('insert', text, values, manager))[0].job : await this.value('insert', text, values);
       const comma = job.indexOf(',');
       return toInsertedJobs(rows, { ids: job.slice(0, comma), now: Number(job.slice(comma + 1)) });
@@ -230,7 +238,7 @@ export class JobRepository {
     const u = row.unique!;
     const text = u.replace ? this.statements.insertUniqueReplacing : this.statements.insertUnique;
     const windowMs = u.windowMs === null ? null : String(u.windowMs);
-    const params = [...oneRowParams(row), u.key, u.hold, windowMs];
+    const params = [...oneRowParams(row), u.key, u.hold, windowMs, row.group];
     for (let tries = 1; ; tries++) {
       const job = manager ? ((await this.run<{ job: string }>('insert', text, params, manager))[0]?.job ?? null) : await this.optionalValue('insert', text, params);
       if (job !== null && job[0] !== '=') {
@@ -297,8 +305,9 @@ export class JobRepository {
     try {
       // NOTE: as in a plain addBulk, only queue, name and data (and here the key) when every job
       // leaves the rest to the table's defaults.
-      const defaultsOnly = toCopy.every((i) => isDueWithDefaults({ ...rows[i], unique: null }));
-      inserted = await this.insertByCopy({ count: toCopy.length, soonest, defaultsOnly, withUnique: true, row: (k) => rows[toCopy[k]] });
+      const defaultsOnly = toCopy.every((i) => isDueWithDefaults({ ...rows[i], unique: null, group: null }));
+      const withGroup = toCopy.some((i) => rows[i].group !== null);
+      inserted = await this.insertByCopy({ count: toCopy.length, soonest, defaultsOnly, withUnique: true, withGroup, row: (k) => rows[toCopy[k]] });
     } catch (error) {
       if (isUniqueViolation(error)) return null;
       throw error;
@@ -413,14 +422,15 @@ export class JobRepository {
       if (end === source.count) break;
     }
     const base = source.defaultsOnly ? copyLineOfDefaults : copyLine;
-    const line = source.withUnique ? (r: NewJobRow) => withUniqueColumns(base(r), r) : base;
-    const query = new CopyInQuery(this.statements.copyInsert(source.count, bounds.length - 1, wakes, source.defaultsOnly, source.withUnique ?? false), (send, end) => {
+    const unique = source.withUnique ? (r: NewJobRow) => withUniqueColumns(base(r), r) : base;
+    const line = source.withGroup ? (r: NewJobRow) => withGroupColumn(unique(r), r) : unique;
+    const query = new CopyInQuery(this.statements.copyInsert(source.count, bounds.length - 1, wakes, source.defaultsOnly, source.withUnique ?? false, source.withGroup ?? false), (send, end) => {
       for (let piece = 1; piece < bounds.length; piece++) {
         let text = '';
         for (let i = bounds[piece - 1]; i < bounds[piece]; i++) {
           const row = source.row(i);
           if (row.delayMs !== 0) throw new Error(`nestjs-pg-queue: row ${i} has a delay and cannot be inserted by COPY`);
-          if (source.defaultsOnly && !isDueWithDefaults(row.unique && source.withUnique ? { ...row, unique: null } : row)) throw new Error(`nestjs-pg-queue: row ${i} has options, in a COPY of defaults only`);
+          if (source.defaultsOnly && !isDueWithDefaults({ ...row, unique: source.withUnique ? null : row.unique, group: source.withGroup ? null : row.group })) throw new Error(`nestjs-pg-queue: row ${i} has options, in a COPY of defaults only`);
           rows[i] = row;
           text += line(row);
         }
@@ -718,9 +728,12 @@ export class JobRepository {
     }
   }
 
-  /** Runs one statement of another part of the database layer (the queue registry) on the pool. */
-  runStatement<Row>(operation: string, text: string, values: unknown[]): Promise<Row[]> {
-    return this.run<Row>(operation, text, values);
+  /**
+   * Runs one statement of another part of the database layer (the queue registry) on the app's
+   * pool, or with `byWorker` on the worker's own (once open), as the worker's own statements run.
+   */
+  runStatement<Row>(operation: string, text: string, values: unknown[], byWorker = false): Promise<Row[]> {
+    return this.run<Row>(operation, text, values, undefined, true, byWorker ? this.ownPool : this.pool);
   }
 
   /**
@@ -801,6 +814,8 @@ function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string): string
         `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
         `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
         `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
+        // NOTE: the group only when set: a row without one leaves the key out (read as NULL).
+        (r.group === null ? '' : `,"group_key":${JSON.stringify(r.group)}`) +
         (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}}` : '}'),
     )
     .join(',');
@@ -871,6 +886,7 @@ function toNewJob(row: NewJobRow): Job {
     result: null,
     lastError: null,
     uniqueKey: row.unique?.key ?? null,
+    group: row.group,
     lockedBy: null,
     lockedUntil: null,
   } as unknown as Job;
@@ -911,7 +927,12 @@ function withUniqueColumns(line: string, r: NewJobRow): string {
   return `${line.slice(0, -1)}\t${r.unique ? `${copyFreeText(r.unique.key)}\t${r.unique.hold}` : '\\N\t\\N'}\n`;
 }
 
-/** Any text in COPY's text format: unlike names and JSON, a unique key may hold tabs and line breaks. */
+/** A COPY line with the group appended (see `CopyRowSource.withGroup`). */
+function withGroupColumn(line: string, r: NewJobRow): string {
+  return `${line.slice(0, -1)}\t${r.group === null ? '\\N' : copyFreeText(r.group)}\n`;
+}
+
+/** Any text in COPY's text format: unlike names and JSON, a unique key (or a group) may hold tabs and line breaks. */
 function copyFreeText(text: string): string {
   return text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
@@ -933,7 +954,7 @@ function sqlLiteral(text: string): string {
 
 /** Whether a row leaves every option to the table's defaults (see `insertOneDue`). */
 function isDueWithDefaults(r: NewJobRow): boolean {
-  return r.priority === 0 && r.runAt === null && r.delayMs <= 0 && r.maxAttempts === null && r.backoff === null && r.timeoutMs === null && r.unique === null;
+  return r.priority === 0 && r.runAt === null && r.delayMs <= 0 && r.maxAttempts === null && r.backoff === null && r.timeoutMs === null && r.unique === null && r.group === null;
 }
 
 /** `insertOne`'s parameters, as text (a `SingleValueQuery` sends them as they are). */

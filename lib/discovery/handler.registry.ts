@@ -4,6 +4,7 @@ import { DuplicateHandlerError } from '../errors/duplicate-handler.error';
 import { ConflictingProcessorOptionsError } from '../errors/conflicting-processor-options.error';
 import type { ActiveJob } from '../interfaces/job.interface';
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
+import { canonicalJson } from '../limits/queue-limits';
 
 /** A bound handler: the DI-managed instance's method. */
 export type JobHandler = (job: ActiveJob) => unknown;
@@ -35,14 +36,15 @@ export class HandlerRegistry {
     // NOTE: several classes may process one queue (split by job name). The queue's options hold for
     // all of its jobs, so they are merged explicitly: an option declared by one class only applies to
     // the queue; declared by two with different values, the boot fails rather than let discovery
-    // order pick one.
+    // order pick one. Values are compared with keys sorted: `rateLimit: { perMs, max }` and
+    // `{ max, perMs }` agree.
     for (const [key, value] of Object.entries(options) as [keyof ProcessorOptions, unknown][]) {
       if (value === undefined) continue;
       const known = existing.options[key];
       if (known === undefined) {
         (existing.options as Record<string, unknown>)[key] = value;
         existing.declaredBy.set(key, processorName);
-      } else if (JSON.stringify(known) !== JSON.stringify(value)) {
+      } else if (canonicalJson(known) !== canonicalJson(value)) {
         throw new ConflictingProcessorOptionsError(queue, key, { processor: existing.declaredBy.get(key) ?? existing.processorName, value: known }, { processor: processorName, value });
       }
     }

@@ -71,6 +71,12 @@ export interface JobOptions extends DefaultJobOptions {
    * workers are woken at commit.
    */
   manager?: EntityManager;
+  /**
+   * The job's group (any non-empty string of at most 255 characters, e.g. a tenant:
+   * `customer:42`), for the queue's `groupConcurrency` and `groupRateLimit`, which hold per group
+   * across every process. Without it the job belongs to no group and only the queue's own limits apply.
+   */
+  group?: string;
 }
 
 /** One entry of `QueueService.addBulk()`. */

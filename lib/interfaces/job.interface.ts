@@ -78,6 +78,8 @@ export interface Job<T = unknown, R = unknown> {
   lastError: JobError | null;
   /** The job's unique key (`unique.key` when it was added), or null. */
   uniqueKey: string | null;
+  /** The job's group (the `group` option when it was added), or null. */
+  group: string | null;
   /**
    * Set by `add()`/`addBulk()` on jobs given a unique key: true when the key was held and the
    * holder is returned instead of a new job.

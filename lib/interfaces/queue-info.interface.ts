@@ -1,4 +1,5 @@
 import type { JobCounts } from './job.interface';
+import type { EffectiveQueueLimits, QueueLimits } from './processor-options.interface';
 
 /** A queue as the registry knows it (`QueueService.getQueues()`). */
 export interface QueueInfo {
@@ -15,4 +16,13 @@ export interface QueueInfo {
   countsAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+  /**
+   * The limits that apply to the queue now, each with where it comes from: a runtime override
+   * (`updateQueue()`) if one is set, else the processors' declaration in code, else none.
+   */
+  limits: EffectiveQueueLimits;
+  /** The limits declared in code, by the newest declaration of the running workers (see docs/limits-and-groups.md). */
+  declared: QueueLimits;
+  /** The runtime overrides set with `QueueService.updateQueue()`. */
+  overrides: QueueLimits;
 }

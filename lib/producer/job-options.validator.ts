@@ -1,11 +1,12 @@
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
-import { MAX_INT32, MAX_NAME_LENGTH, MAX_RUN_AT_MS, MAX_UNIQUE_KEY_LENGTH, MIN_RUN_AT_MS } from '../queue.constants';
+import { MAX_GROUP_LENGTH, MAX_INT32, MAX_NAME_LENGTH, MAX_RUN_AT_MS, MAX_UNIQUE_KEY_LENGTH, MIN_RUN_AT_MS } from '../queue.constants';
 import type { BackoffOptions, JobOptions, JobRunOptions } from '../interfaces/job-options.interface';
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
 import { KNOWN_OPTIONS, suggestOption } from './known-options';
+import { validateLimitOptions } from './limit-options.validator';
 
-type ErrorFactory = (option: string, value: unknown, expected: string) => Error;
+export type ErrorFactory = (option: string, value: unknown, expected: string) => Error;
 const jobOptionError: ErrorFactory = (option, value, expected) => new InvalidJobOptionError(option, value, expected);
 const moduleOptionError: ErrorFactory = (option, value, expected) => new InvalidModuleOptionsError(option, value, expected);
 
@@ -72,6 +73,7 @@ export function validateJobOptions(options: JobOptions): void {
   validateRunOptions(options);
   if (options.priority !== undefined) assertInteger('priority', options.priority, -MAX_INT32, MAX_INT32);
   if (options.unique !== undefined) validateUniqueOptions(options.unique);
+  if (options.group !== undefined) assertKeyText('group', options.group, MAX_GROUP_LENGTH);
   if (options.runAt !== undefined && options.delayMs !== undefined) {
     throw jobOptionError('runAt/delayMs', `${options.runAt} / ${options.delayMs}`, 'at most one of runAt and delayMs');
   }
@@ -83,20 +85,36 @@ export function validateJobOptions(options: JobOptions): void {
   if (options.delayMs !== undefined) assertInteger('delayMs', options.delayMs, 0, MAX_RUN_AT_MS - Date.now());
 }
 
+/**
+ * A key-like text option (a unique key, a group): a non-empty string of at most `maxLength`
+ * characters that text columns store as given. The error says what was given instead.
+ */
+function assertKeyText(option: string, value: unknown, maxLength: number): asserts value is string {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > maxLength ||
+    // NOTE: text cannot hold NUL, and a lone surrogate would be stored as U+FFFD (another key).
+    value.includes('\u0000') ||
+    !(value as string & { isWellFormed(): boolean }).isWellFormed()
+  ) {
+    const got =
+      typeof value !== 'string'
+        ? `a ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}`
+        : value.length === 0
+          ? 'an empty string'
+          : value.length > maxLength
+            ? `a string of ${value.length} characters`
+            : 'a string with NUL or a lone UTF-16 surrogate';
+    throw jobOptionError(option, value, `a non-empty string of at most ${maxLength} characters without NUL or lone UTF-16 surrogates, not ${got}`);
+  }
+}
+
 function validateUniqueOptions(unique: unknown): void {
   if (typeof unique !== 'object' || unique === null) throw jobOptionError('unique', unique, "an object { key, until?: 'finish' | 'start', windowMs?, replace? }");
   assertKnownKeys(unique, KNOWN_OPTIONS.unique, 'unique.');
   const u = unique as Record<string, unknown>;
-  const key = u.key;
-  if (
-    typeof key !== 'string' ||
-    key.length === 0 ||
-    key.length > MAX_UNIQUE_KEY_LENGTH ||
-    key.includes('\u0000') ||
-    !(key as string & { isWellFormed(): boolean }).isWellFormed()
-  ) {
-    throw jobOptionError('unique.key', key, `a non-empty string of at most ${MAX_UNIQUE_KEY_LENGTH} characters without NUL or lone UTF-16 surrogates`);
-  }
+  assertKeyText('unique.key', u.key, MAX_UNIQUE_KEY_LENGTH);
   if (u.until !== undefined && u.until !== 'finish' && u.until !== 'start') throw jobOptionError('unique.until', u.until, "'finish' or 'start'");
   if (u.windowMs !== undefined) {
     assertInteger('unique.windowMs', u.windowMs, 1, Number.MAX_SAFE_INTEGER);
@@ -117,6 +135,7 @@ export function validateProcessorOptions(queue: string, options: ProcessorOption
     assertKnownKeys(options.defaultJobOptions, KNOWN_OPTIONS.runDefaults, 'defaultJobOptions.', fail);
     validateRunOptions(options.defaultJobOptions, 'defaultJobOptions.', fail);
   }
+  validateLimitOptions(options, '', fail);
 }
 
 export { moduleOptionError };

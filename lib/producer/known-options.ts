@@ -3,14 +3,16 @@
  * meant. Unknown keys are refused (a BullMQ-style `{ delay: 5000 }` silently ran the job at once).
  */
 export const KNOWN_OPTIONS = {
-  job: ['runAt', 'delayMs', 'priority', 'maxAttempts', 'backoff', 'timeoutMs', 'manager', 'unique'],
+  job: ['runAt', 'delayMs', 'priority', 'maxAttempts', 'backoff', 'timeoutMs', 'manager', 'unique', 'group'],
   unique: ['key', 'until', 'windowMs', 'replace'],
   bulkJob: ['queue', 'name', 'data', 'options'],
   backoff: ['type', 'delayMs', 'maxDelayMs', 'jitter'],
   runDefaults: ['maxAttempts', 'backoff', 'timeoutMs'],
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
-  processor: ['concurrency', 'defaultJobOptions'],
+  processor: ['concurrency', 'defaultJobOptions', 'globalConcurrency', 'rateLimit', 'groupConcurrency', 'groupRateLimit'],
   module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements'],
+  limits: ['globalConcurrency', 'rateLimit', 'groupConcurrency', 'groupRateLimit'],
+  rateLimit: ['max', 'perMs'],
   worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
   onQueueEvent: ['queue', 'scope'],
   waitForJob: ['timeoutMs'],
@@ -45,6 +47,10 @@ const ALIASES: Record<string, string> = {
   deduplication: 'unique',
   ttl: 'windowMs',
   id: 'key',
+  limiter: 'rateLimit',
+  duration: 'perMs',
+  groupId: 'group',
+  partition: 'group',
 };
 
 /** The known name `key` most likely meant, if any: an alias, a different case, or a near spelling. */

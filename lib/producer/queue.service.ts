@@ -15,6 +15,8 @@ import { JobEventsService } from '../events/job-events.service';
 import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 import type { QueueInfo } from '../interfaces/queue-info.interface';
+import type { QueueLimitsUpdate } from '../interfaces/processor-options.interface';
+import { validateLimitOptions } from './limit-options.validator';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** `waitForJob()` gives up after this long unless told otherwise. */
@@ -86,6 +88,7 @@ export class QueueService {
     const soonest = new Map<string, Date | null>();
     let delayed = false;
     let unique = false;
+    let grouped = false;
     let defaultsOnly = (this.options.defaultJobOptions.priority ?? 0) === 0;
     const names = new Set<string>();
     jobs.forEach((job, i) => {
@@ -102,6 +105,7 @@ export class QueueService {
       validateJobOptions(options);
       if (options.delayMs !== undefined && options.delayMs > 0) delayed = true;
       if (options.unique !== undefined) unique = true;
+      if (options.group !== undefined) grouped = true;
       defaultsOnly &&=
         (options.priority ?? 0) === 0 && options.runAt === undefined && options.maxAttempts === undefined && options.backoff === undefined && options.timeoutMs === undefined;
       const runAt = options.runAt ?? null;
@@ -118,7 +122,7 @@ export class QueueService {
       // NOTE: COPY cannot skip a row whose key is held (no ON CONFLICT): statements, in one transaction.
       added = await repository.insertWithUnique(jobs.map((_, i) => toRow(i)), (rows) => [...chunkRows(rows, (row) => row.data)]);
     } else if (!delayed && jobs.length >= COPY_MIN_ROWS) {
-      added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, row: toRow });
+      added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, withGroup: grouped, row: toRow });
     } else {
       added = await repository.insertInChunks([...chunkRows(jobs.map((_, i) => toRow(i)), (row) => row.data)]);
     }
@@ -198,10 +202,39 @@ export class QueueService {
   /**
    * Every queue the table knows (with a processor somewhere, paused, or with jobs), with its pause
    * flag and its job counts per state as last counted (at most 2 s old when it can be helped: see
-   * {@link QueueInfo.counts}).
+   * {@link QueueInfo.counts}), and its limits: each effective one with where it comes from
+   * (`'runtime'` override, `'code'` declaration, `'none'`), and the declared and override values.
    */
   async getQueues(): Promise<QueueInfo[]> {
     return (await this.database.getRegistry()).list();
+  }
+
+  /**
+   * Changes a queue's limits at runtime, on every node: a value sets that limit's override, which
+   * wins over the processors' declaration in code until it is removed; `null` removes it (the
+   * declared value applies again); a key left out is left as it is. Works from any process (also
+   * `worker: false`), creates the queue's registry row if it has none, and returns the queue as it
+   * is now. See docs/limits-and-groups.md.
+   *
+   * @example
+   * ```ts
+   * await queue.updateQueue('payments', { globalConcurrency: 10, rateLimit: { max: 20, perMs: 1000 } });
+   * await queue.updateQueue('payments', { globalConcurrency: null }); // back to the code's value
+   * ```
+   * @throws InvalidJobOptionError naming the bad option (unknown key, not a positive integer, a bad rate limit)
+   */
+  async updateQueue(queue: string, limits: QueueLimitsUpdate): Promise<QueueInfo> {
+    assertName('queue', queue);
+    if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) {
+      throw new InvalidJobOptionError('limits', limits, 'an object { globalConcurrency?, rateLimit?, groupConcurrency?, groupRateLimit? } (null removes an override)');
+    }
+    assertKnownKeys(limits, KNOWN_OPTIONS.limits, '');
+    validateLimitOptions(limits, '', (option, value, expected) =>
+      // NOTE: null is allowed for a whole limit (removes its override), not inside a rate limit.
+      new InvalidJobOptionError(option, value, option.includes('.') ? expected : `${expected}, or null to remove the override`), true);
+    const updated = await (await this.database.getRegistry()).updateLimits(queue, limits);
+    this.wakeups.wake(queue);
+    return updated;
   }
 
   /**
@@ -281,6 +314,7 @@ export class QueueService {
             replace: options.unique.replace ?? false,
           }
         : null,
+      group: options.group ?? null,
     };
   }
 

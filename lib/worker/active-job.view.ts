@@ -39,6 +39,7 @@ export class ActiveJobView extends ActiveJob {
     this.result = job.result;
     this.lastError = job.lastError;
     this.uniqueKey = job.uniqueKey;
+    this.group = job.group;
     this.lockedBy = job.lockedBy;
     this.lockedUntil = job.lockedUntil;
     this.#abort = abort;

@@ -17,6 +17,7 @@ import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
+import { LimitsDeclarer } from './maintenance/limits-declarer';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -28,6 +29,12 @@ import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-optio
 export const SHUTDOWN_ABORT_GRACE_MS = 1000;
 /** Grace given to the final outcome writes at shutdown, after running jobs were aborted. */
 export const FINAL_WRITE_GRACE_MS = 3000;
+/**
+ * A worker's declaration of its queues' limits holds this many lock durations unless renewed
+ * (every half lock duration): five renewals may be missed (a busy event loop, a slow database)
+ * before it lapses, and a killed worker's declaration stops counting after three lock durations.
+ */
+export const DECLARATION_LEASE_FACTOR = 3;
 
 /**
  * The worker of this process: one poller per queue that has a processor here, the executor that
@@ -116,7 +123,14 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
 
     // NOTE: the registry lists every queue with a processor somewhere, even before its first job.
-    await (await this.database.getRegistry()).register(queues.map((q) => q.queue));
+    const queueRegistry = await this.database.getRegistry();
+    await queueRegistry.register(queues.map((q) => q.queue));
+    // NOTE: the limits declared in code are in the registry before the first claim; renewed like a
+    // lease (every rescue interval), withdrawn at shutdown.
+    const declarer = new LimitsDeclarer(queueRegistry, this.workerId, queues, settings.lockDurationMs * DECLARATION_LEASE_FACTOR, settings.rescueIntervalMs);
+    await declarer.declareAtBoot();
+    declarer.start();
+    this.stoppables.push(declarer);
     // NOTE: who listens to global events is known before the first claim or rescue, so their
     // events are sent from the start; re-read every 2 s from then on.
     await this.eventDemand.startWatching();

@@ -111,7 +111,7 @@ describe('bad input is refused with a typed error and nothing is stored', () => 
     ["BullMQ's attempts", { attempts: 3 }, 'attempts', 'did you mean maxAttempts?'],
     ['a wrong case', { delayms: 10 }, 'delayms', 'did you mean delayMs?'],
     ['a near spelling', { priorty: 1 }, 'priorty', 'did you mean priority?'],
-    ['a feature not built yet', { group: 'tenant-1' }, 'group', 'no option of that name (options are runAt, delayMs'],
+    ["BullMQ's lifo (no such feature)", { lifo: true }, 'lifo', 'no option of that name (options are runAt, delayMs'],
     ['a backoff key', { backoff: { type: 'fixed', delay: 100 } }, 'backoff.delay', 'did you mean backoff.delayMs?'],
   ])('refuses an unknown key: %s', async (_what, options, option, hint) => {
     const error = await queue.add('q', 'n', {}, options as never).catch((e: unknown) => e);

@@ -101,7 +101,7 @@ describe('misuse fails the boot with a typed error', () => {
   });
 
   it.each([
-    ['a limit not built yet', { globalConcurrency: 5 }, 'globalConcurrency', '(options are concurrency, defaultJobOptions)'],
+    ["BullMQ's limiter", { limiter: { max: 5, duration: 1000 } }, 'limiter', 'did you mean rateLimit?'],
     ['a misspelt option', { concurency: 5 }, 'concurency', 'did you mean concurrency?'],
     ['a default the processor cannot set', { defaultJobOptions: { priority: 5 } }, 'defaultJobOptions.priority', 'defaultJobOptions takes maxAttempts, backoff, timeoutMs'],
   ])('unknown processor options: %s', async (_what, options, option, hint) => {

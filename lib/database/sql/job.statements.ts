@@ -30,16 +30,17 @@ export function buildJobStatements(n: TableNaming) {
   // between the jobs of one claim is sent back, because the worker parses every value of every
   // row: not the queue (the claim's own), nor the lease end (start + lease), nor a result or
   // finish time (none yet), and the run options only where they differ from the processor's
-  // defaults the claim was given ($5-$7), which is rare.
+  // defaults the claim was given ($5-$7), which is rare. The group last: NULL for a job without one,
+  // which node-postgres hands over without parsing anything.
   const claimedColumns = (p: string) =>
     `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
      NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
-     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key`;
+     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key, ${p}group_key`;
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
-     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key, ${p}progress`;
+     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key, ${p}progress, ${p}group_key`;
   // NOTE: the conflict target names the unique index exactly (columns, expression, predicate), as
   // ON CONFLICT requires to infer it.
   const uniqueTarget = `("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`;
@@ -51,9 +52,9 @@ export function buildJobStatements(n: TableNaming) {
   // The single-row unique insert, with what to do on conflict.
   const uniqueInsert = (onConflict: string) => `
       WITH ins AS (
-        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot", "group_key")
         VALUES ($1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9, $10, $11,
-          ${windowSlot('$11::text', '$12::float8')})
+          ${windowSlot('$11::text', '$12::float8')}, $13)
         ON CONFLICT ${uniqueTarget}
         ${onConflict}
         RETURNING j.id, j.queue, j.run_at, (j.xmax = 0) AS fresh
@@ -63,6 +64,18 @@ export function buildJobStatements(n: TableNaming) {
         FROM ins
       )
       SELECT CASE WHEN fresh THEN id || ',' || ${epochMs('now()')} ELSE '=' || id END AS job FROM ins, woken`;
+  // The single-row insert (`insertOne`), with the group column ($10) or without.
+  const singleInsert = (grouped: boolean) => `
+      WITH inserted AS (
+        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms"${grouped ? ', "group_key"' : ''})
+        VALUES ($1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9${grouped ? ', $10' : ''})
+        RETURNING id, queue, run_at
+      ), woken AS (
+        SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
+          GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000)))::text)
+        FROM inserted
+      )
+      SELECT id || ',' || ${epochMs('now()')} AS job FROM inserted, woken`;
   // A replacement (debounce) changes data, priority and run time of a holder that has not started.
   const replaceHolder = (replace: string) =>
     `DO UPDATE SET "data" = EXCLUDED."data", "priority" = EXCLUDED."priority", "run_at" = EXCLUDED."run_at"
@@ -77,15 +90,15 @@ export function buildJobStatements(n: TableNaming) {
      */
     insert: `
       WITH inserted AS (
-        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms")
+        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "group_key")
         SELECT u.queue, u.name, COALESCE(u.data, 'null'::jsonb), u.priority,
                COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
-               u.max_attempts, u.backoff, u.timeout_ms
+               u.max_attempts, u.backoff, u.timeout_ms, u.group_key
         -- NOTE: the batch arrives as one JSON array of rows: one JSON text for the client to build
         -- and the server to parse, instead of nine array literals that node-postgres escapes element
         -- by element (JSON payloads are full of quotes to escape). Row order is kept.
         FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
-          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int)
+          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, group_key text)
         RETURNING id, queue, run_at
       ), woken AS (${notifyJobs('inserted')})
       SELECT array_to_string(array_agg(id ORDER BY id), ',') AS ids, ${ms('now()', 'now')}, (SELECT count(*) FROM woken) AS "_woken"
@@ -97,17 +110,13 @@ export function buildJobStatements(n: TableNaming) {
      * `job`: the new id and the statement's `now()` in epoch ms, comma-separated, so the repository
      * can read it as one value without a row description (`SingleValueQuery`).
      */
-    insertOne: `
-      WITH inserted AS (
-        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms")
-        VALUES ($1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9)
-        RETURNING id, queue, run_at
-      ), woken AS (
-        SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
-          GREATEST(0, ceil(extract(epoch FROM run_at - now()) * 1000)))::text)
-        FROM inserted
-      )
-      SELECT id || ',' || ${epochMs('now()')} AS job FROM inserted, woken`,
+    insertOne: singleInsert(false),
+
+    /**
+     * `insertOne` for a job with a group ($10): a statement of its own, so a plain add() sends no
+     * parameter more than before.
+     */
+    insertOneGrouped: singleInsert(true),
 
     /**
      * `insertOne` for a job with every option at the table's default (priority 0, due now, the
@@ -126,7 +135,7 @@ export function buildJobStatements(n: TableNaming) {
 
     /**
      * Insert one job with a unique key ($10, held as $11: 'finish' | 'start' | 'window' of $12 ms;
-     * the other parameters as `insertOne`'s), unless a job of the queue holds the key. Returns one
+     * $13 its group or NULL; the other parameters as `insertOne`'s), unless a job of the queue holds the key. Returns one
      * text value, as `insertOne`: `<id>,<now>` for a new job, or no row when the key was held
      * (the caller then looks the holder up: the slow path of a duplicate). Lean on purpose: most
      * unique adds find their key free, and they should cost about what a plain add costs.
@@ -155,12 +164,12 @@ export function buildJobStatements(n: TableNaming) {
      */
     insertUniqueBatch: `
       WITH ins AS (
-        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot", "group_key")
         SELECT u.queue, u.name, COALESCE(u.data, 'null'::jsonb), u.priority, COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
-               u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_hold, u.unique_slot
+               u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_hold, u.unique_slot, u.group_key
         -- NOTE: rows are inserted, and take their ids, in the array's order (as in the insert statement).
         FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
-          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint)
+          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint, group_key text)
         ON CONFLICT ${uniqueTarget}
         ${replaceHolder('$2::boolean')}
         RETURNING j.id, j.queue, j.run_at, j.unique_key, j.unique_slot, (j.xmax = 0) AS fresh
@@ -405,10 +414,11 @@ export function buildJobStatements(n: TableNaming) {
      * ours, in input order. When other sessions took ids in between, the range is searched for the
      * rows this transaction wrote (`xmin`). `wakes` holds one notification expression per queue.
      */
-    copyInsert: (count: number, pieces: number, wakes: string[], defaultsOnly: boolean, withUnique = false) => {
+    copyInsert: (count: number, pieces: number, wakes: string[], defaultsOnly: boolean, withUnique = false, withGroup = false) => {
       const columns =
         (defaultsOnly ? `"queue", "name", "data"` : `"queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms"`) +
-        (withUnique ? `, "unique_key", "unique_hold"` : '');
+        (withUnique ? `, "unique_key", "unique_hold"` : '') +
+        (withGroup ? `, "group_key"` : '');
       const sequence = `pg_get_serial_sequence('${Q}', 'id')::regclass`;
       const floor = `current_setting('nestjs_pg_queue.copy_floor')::bigint`;
       return `SELECT set_config('nestjs_pg_queue.copy_floor', nextval(${sequence})::text, true);

@@ -7,7 +7,7 @@ import type { TableNaming } from '../table-naming';
 export function buildQueueStatements(n: TableNaming) {
   const R = n.queuesQualified;
   const ms = (column: string, as: string) => `floor(date_part('epoch', ${column}) * 1000 + 0.0005) AS ${as}`;
-  const queueColumns = `name, paused, ${ms('paused_at', 'paused_at')}, counts, ${ms('counts_at', 'counts_at')}, ${ms('created_at', 'created_at')}, ${ms('updated_at', 'updated_at')}`;
+  const queueColumns = `name, paused, ${ms('paused_at', 'paused_at')}, counts, ${ms('counts_at', 'counts_at')}, ${ms('created_at', 'created_at')}, ${ms('updated_at', 'updated_at')}, declared, overrides`;
   return {
     /** Make sure the queues $1 have a row (a worker's, at boot). */
     register: `INSERT INTO ${R} (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
@@ -50,6 +50,32 @@ export function buildQueueStatements(n: TableNaming) {
 
     /** Every queue of the registry, by name. */
     list: `SELECT ${queueColumns} FROM ${R} ORDER BY name`,
+
+    /** The declarations of the queues $1 (see lib/limits/declarations.ts), with the database's now (epoch ms). */
+    readDeclarations: `SELECT name, declared, declarations, overrides, ${ms('now()', 'now')} FROM ${R} WHERE name = ANY($1::text[])`,
+
+    /**
+     * Write queue $1's declared limits $2 and declarations $3, if its declarations are still $4
+     * (compare and set: two workers booting at once do not lose each other's entries; the loser
+     * reads again). Returns the queue's name when written.
+     */
+    writeDeclarations: `
+      UPDATE ${R} SET declared = $2::jsonb, declarations = $3::jsonb,
+        updated_at = CASE WHEN declared IS DISTINCT FROM $2::jsonb THEN now() ELSE updated_at END
+      WHERE name = $1 AND declarations = $4::jsonb
+      RETURNING name`,
+
+    /**
+     * Set the runtime overrides $2 (a jsonb object) of queue $1 and remove those named in $3,
+     * creating its row; wakes every worker of it (a raised limit lets pending jobs start now).
+     */
+    override: `
+      WITH updated AS (
+        INSERT INTO ${R} AS r (name, overrides) VALUES ($1, $2::jsonb)
+        ON CONFLICT (name) DO UPDATE SET overrides = (r.overrides || $2::jsonb) - $3::text[], updated_at = now()
+        RETURNING *
+      )
+      SELECT ${queueColumns}, pg_notify('${n.channel}', json_build_object('t', 'job', 'q', name, 'in', 0)::text) AS "_woken" FROM updated`,
   };
 }
 
