@@ -23,3 +23,13 @@ export {
 } from './database/migrations/create-queue-migration';
 export * from './errors';
 export { JobSnooze } from './worker/job-snooze';
+export { Schedule } from './decorators/schedule.decorator';
+export type {
+  ScheduleSpec,
+  ScheduleInfo,
+  ScheduleTiming,
+  ScheduleDecoratorOptions,
+  ScheduleJobOptions,
+  ScheduleCatchUp,
+  ScheduleOverlap,
+} from './interfaces/schedule.interface';

@@ -12,6 +12,8 @@ import { QueueService } from './producer/queue.service';
 import { QueueWakeups } from './worker/queue-wakeups';
 import { JobLifecycle } from './worker/job-lifecycle';
 import { QueueWorker } from './worker/worker.service';
+import { ScheduleRegistry } from './discovery/schedule.registry';
+import { ScheduleService } from './producer/schedule.service';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -51,6 +53,8 @@ export class QueueModule {
         JobLifecycle,
         QueueService,
         QueueWorker,
+        ScheduleRegistry,
+        ScheduleService,
       ],
       exports: [QueueService],
     };

@@ -22,6 +22,8 @@ export interface RawJobRow {
   locked_by: string | null;
   locked_until: number | null;
   unique_key: string | null;
+  scheduled_for: number | null;
+  schedule_key: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -47,6 +49,8 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     result: row.result as R | null,
     lastError: row.last_error,
     uniqueKey: row.unique_key ?? null,
+    scheduledFor: toDate(row.scheduled_for ?? null),
+    scheduleKey: row.schedule_key ?? null,
     lockedBy: row.locked_by,
     lockedUntil: toDate(row.locked_until),
   };
@@ -88,6 +92,8 @@ export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
     result: null,
     lastError: v[9] as Job['lastError'],
     uniqueKey: v[13] as string | null,
+    scheduledFor: toDate(v[14] as number | null),
+    scheduleKey: v[15] as string | null,
     lockedBy: claim.workerId,
     runAt: new Date(v[10] as number),
     lockedUntil: new Date(startedAt + claim.lockDurationMs),

@@ -29,6 +29,10 @@ export interface JobRow {
   uniqueHold: 'finish' | 'start' | 'window' | null;
   uniqueSlot: string | null;
   groupKey: string | null;
+  /** The slot of the cron schedule this job was enqueued for (schema step 5), or null. */
+  scheduledFor: Date | null;
+  /** The key of that schedule, or null. */
+  scheduleKey: string | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -50,6 +54,8 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       { name: `${naming.prefix}_claim_hash_idx`, synchronize: false },
       // Unique on an expression, with a predicate on states: left alone too.
       { name: `${naming.prefix}_unique_idx`, synchronize: false },
+      // One job per schedule slot (schema step 5): a partial unique index, left alone too.
+      { name: `${naming.prefix}_schedule_slot_idx`, synchronize: false },
       { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
       { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
     ],
@@ -81,6 +87,8 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       uniqueHold: { name: 'unique_hold', type: 'text', nullable: true },
       uniqueSlot: { name: 'unique_slot', type: 'bigint', nullable: true },
       groupKey: { name: 'group_key', type: 'text', nullable: true },
+      scheduledFor: { name: 'scheduled_for', type: 'timestamptz', nullable: true },
+      scheduleKey: { name: 'schedule_key', type: 'text', nullable: true },
     },
   });
 }

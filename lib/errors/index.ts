@@ -21,3 +21,5 @@ export * from './query-timeout.error';
 export * from './job-expectation.error';
 export * from './drain-timeout.error';
 export * from './job-run-failed.error';
+export * from './duplicate-schedule.error';
+export * from './schedule-not-found.error';

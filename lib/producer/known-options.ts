@@ -11,6 +11,9 @@ export const KNOWN_OPTIONS = {
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
   processor: ['concurrency', 'defaultJobOptions'],
   module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements'],
+  schedule: ['queue', 'name', 'cron', 'tz', 'data', 'options', 'catchUp', 'catchUpLimit', 'overlap'],
+  scheduleDecorator: ['key', 'tz', 'data', 'options', 'catchUp', 'catchUpLimit', 'overlap'],
+  scheduleJob: ['priority', 'maxAttempts', 'backoff', 'timeoutMs'],
   worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
 } as const;
 
@@ -43,6 +46,10 @@ const ALIASES: Record<string, string> = {
   deduplication: 'unique',
   ttl: 'windowMs',
   id: 'key',
+  timezone: 'tz',
+  timeZone: 'tz',
+  pattern: 'cron',
+  expression: 'cron',
 };
 
 /** The known name `key` most likely meant, if any: an alias, a different case, or a near spelling. */

@@ -36,6 +36,8 @@ export class ActiveJobView extends ActiveJob {
     this.result = job.result;
     this.lastError = job.lastError;
     this.uniqueKey = job.uniqueKey;
+    this.scheduledFor = job.scheduledFor;
+    this.scheduleKey = job.scheduleKey;
     this.lockedBy = job.lockedBy;
     this.lockedUntil = job.lockedUntil;
     this.#abort = abort;

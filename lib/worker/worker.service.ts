@@ -15,6 +15,10 @@ import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
+import { ScheduleEnqueuer } from './maintenance/schedule-enqueuer';
+import { ScheduleRegistry } from '../discovery/schedule.registry';
+import { ScheduleRepository } from '../database/schedule.repository';
+import { reconcileSchedules } from '../schedules/schedule-reconciler';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -47,6 +51,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private stoppables: { stop(): Promise<void> }[] = [];
   private completer?: JobCompleter;
   private keeper?: LeaseKeeper;
+  private scheduler?: ScheduleEnqueuer;
   private unsubscribe?: () => void;
   private started = false;
   private stopping?: Promise<void>;
@@ -57,6 +62,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly registry: HandlerRegistry,
     private readonly wakeups: QueueWakeups,
     private readonly lifecycle: JobLifecycle,
+    private readonly declaredSchedules: ScheduleRegistry,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -102,6 +108,13 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       void cleaner.runOnce();
       this.stoppables.push(cleaner);
     }
+    // NOTE: cron schedules: this process's declarations reconciled first (for the queues it has a
+    // processor for), then an enqueuer like every worker's, whatever queues it runs.
+    const schedules = new ScheduleRepository(repository);
+    await reconcileSchedules(schedules, this.declaredSchedules.getAll(), queues.map((q) => q.queue), this.logger);
+    this.scheduler = new ScheduleEnqueuer(schedules);
+    this.scheduler.start();
+    this.stoppables.push(this.scheduler);
     if (queues.length === 0) {
       // NOTE: most often a processor left out of every module's `providers`: its jobs would stay
       // pending forever without a word.
@@ -161,7 +174,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     if (settings.listen) {
       const listener = new JobNotificationListener(repository, {
         onNotification: (n) => this.onNotification(n),
-        onConnected: () => this.pollers.forEach((p) => p.wake()),
+        onConnected: () => {
+          this.pollers.forEach((p) => p.wake());
+          this.scheduler?.wake();
+        },
       });
       this.stoppables.push(listener);
       await listener.start();
@@ -200,6 +216,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
   private onNotification(notification: JobNotification): void {
     if (notification.type === 'job') this.pollers.get(notification.queue)?.wake(notification.inMs);
+    else if (notification.type === 'schedule') this.scheduler?.wake(notification.inMs);
     // NOTE: only a hint (anyone who can connect can NOTIFY): it makes the lease keeper check the
     // rows now, and the row decides; a notice for a job not running here costs nothing.
     else if (this.running.has(notification.id)) void this.keeper?.check();
