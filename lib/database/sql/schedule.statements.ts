@@ -56,9 +56,10 @@ export function buildScheduleStatements(n: TableNaming) {
     upsertDeclared: `
       WITH up AS (
         INSERT INTO ${S} AS s ("key", "queue", "name", "cron", "tz", "data", "options", "catch_up", "catch_up_limit", "overlap", "source", "declared_by", "next_run_at")
-        SELECT u.key, u.queue, u.name, u.cron, u.tz, u.data, u.options, u.catch_up, u.catch_up_limit, u.overlap, 'code', u.declared_by, u.next_run_at
+        SELECT u.key, u.queue, u.name, u.cron, u.tz, COALESCE(u.data, 'null'::jsonb), u.options, u.catch_up, u.catch_up_limit, u.overlap, 'code', u.declared_by, u.next_run_at
         FROM jsonb_to_recordset($1::jsonb) AS u("key" text, "queue" text, "name" text, "cron" text, "tz" text, "data" jsonb, "options" jsonb,
           "catch_up" text, "catch_up_limit" int, "overlap" text, "declared_by" text, "next_run_at" timestamptz)
+        -- NOTE: a JSON null in the batch arrives as SQL NULL: stored as JSON null.
         ON CONFLICT ("key") DO UPDATE SET
           "queue" = EXCLUDED."queue", "name" = EXCLUDED."name", "cron" = EXCLUDED."cron", "tz" = EXCLUDED."tz", "data" = EXCLUDED."data",
           "options" = EXCLUDED."options", "catch_up" = EXCLUDED."catch_up", "catch_up_limit" = EXCLUDED."catch_up_limit", "overlap" = EXCLUDED."overlap",
