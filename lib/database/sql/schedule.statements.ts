@@ -159,7 +159,9 @@ export function buildScheduleStatements(n: TableNaming) {
       SELECT (SELECT count(*) FROM moved)::int AS moved, (SELECT count(*) FROM ins)::int AS inserted, (SELECT count(*) FROM woken) AS "_woken"`,
 
     /** How long until the earliest next run of an unpaused schedule (ms, 0 when due; NULL: none). */
-    nextDue: `SELECT GREATEST(0, ceil(extract(epoch FROM min(next_run_at) - now()) * 1000))::float8 AS in_ms FROM ${S} WHERE NOT paused`,
+    // NOTE: GREATEST ignores NULLs, so no schedule at all would read as "due now" without the CASE.
+    nextDue: `SELECT CASE WHEN min(next_run_at) IS NOT NULL THEN GREATEST(0, ceil(extract(epoch FROM min(next_run_at) - now()) * 1000))::float8 END AS in_ms
+      FROM ${S} WHERE NOT paused`,
   };
 }
 

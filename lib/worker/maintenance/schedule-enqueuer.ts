@@ -94,6 +94,8 @@ export class ScheduleEnqueuer {
 
   private async doCycle(tickFirst: boolean): Promise<void> {
     let next: number;
+    // Whether the next wake-up is for a schedule known to be due then (tick at once) or a re-check.
+    let forDue = false;
     try {
       let inMs = tickFirst ? 0 : await this.schedules.nextDueInMs();
       let busy = false;
@@ -107,6 +109,7 @@ export class ScheduleEnqueuer {
         busy = inMs === 0;
       }
       next = busy ? BUSY_RETRY_MS : (inMs ?? this.recheckMs);
+      forDue = busy || (inMs !== null && inMs <= this.recheckMs);
       if (this.failing) this.logger.log('Schedule enqueuer resumed');
       this.failing = false;
     } catch (error) {
@@ -114,7 +117,7 @@ export class ScheduleEnqueuer {
       this.failing = true;
       next = Math.min(1000, this.recheckMs);
     }
-    if (!this.stopped && this.wokenDuringCycle === undefined) this.arm(next, next <= this.recheckMs);
+    if (!this.stopped && this.wokenDuringCycle === undefined) this.arm(next, forDue);
   }
 
   /** The slots and next runs of the schedules one tick took (identical schedules are planned once). */
