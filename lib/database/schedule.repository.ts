@@ -72,8 +72,10 @@ export class ScheduleRepository {
   async reconcile(queues: string[], declared: DeclaredScheduleRow[]): Promise<{ created: string[]; updated: string[]; deleted: string[]; heldByRuntime: string[] }> {
     const keys = declared.map((d) => d.key);
     return this.jobs.runTransaction('schedule', async (query) => {
+      await query(this.statements.reconcileLock, [`nestjs-pg-queue:schedules:${this.jobs.naming.qualified}`]);
       const heldByRuntime = keys.length === 0 ? [] : (await query<{ key: string }>(this.statements.runtimeKeys, [keys])).map((r) => r.key);
-      const json = declared
+      const json = [...declared]
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
         .filter((d) => !heldByRuntime.includes(d.key))
         .map(
           (d) =>
@@ -92,9 +94,10 @@ export class ScheduleRepository {
     });
   }
 
-  /** Deletes a runtime schedule; false when there was none of that key. */
-  async deleteRuntime(key: string): Promise<boolean> {
-    return (await this.jobs.runStatement('schedule', this.statements.deleteRuntime, [key])).length > 0;
+  /** Deletes a schedule; what it was (its source and declaring method), or null when there was none of that key. */
+  async delete(key: string): Promise<{ source: 'code' | 'runtime'; declared_by: string | null } | null> {
+    const [row] = await this.jobs.runStatement<{ source: 'code' | 'runtime'; declared_by: string | null }>('schedule', this.statements.delete, [key]);
+    return row ?? null;
   }
 
   async get(key: string): Promise<ScheduleInfo | null> {

@@ -236,9 +236,11 @@ export class QueueService {
   }
 
   /**
-   * Deletes the runtime schedule `key` (jobs it already enqueued stay); false when there was none.
+   * Deletes schedule `key` (jobs it already enqueued stay); false when there was none. A schedule
+   * declared in code comes back at the next boot of a worker that still declares it (this is for
+   * the schedules of processors no service runs any more): remove the decorator, or pause it.
    *
-   * @throws InvalidJobOptionError for a bad key, or the key of a schedule declared in code
+   * @throws InvalidJobOptionError for a bad key
    */
   unschedule(key: string): Promise<boolean> {
     return this.schedules.unschedule(key);

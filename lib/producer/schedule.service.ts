@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { QueueDatabase } from '../database/queue-database';
 import { ScheduleRepository } from '../database/schedule.repository';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
@@ -17,6 +17,7 @@ import type { ScheduleInfo, ScheduleSpec } from '../interfaces/schedule.interfac
  */
 @Injectable()
 export class ScheduleService {
+  private readonly logger = new Logger('QueueScheduler');
   private repository?: ScheduleRepository;
 
   constructor(private readonly database: QueueDatabase) {}
@@ -34,11 +35,13 @@ export class ScheduleService {
 
   async unschedule(key: string): Promise<boolean> {
     assertScheduleKey(key);
-    const schedules = await this.schedules();
-    if (await schedules.deleteRuntime(key)) return true;
-    const existing = await schedules.get(key);
-    if (existing) throw new InvalidJobOptionError('key', key, `a runtime schedule's key: ${existing.declaredBy ?? 'a @Schedule'} declares this one in code (remove the decorator, or pauseSchedule)`);
-    return false;
+    const deleted = await (await this.schedules()).delete(key);
+    if (deleted?.source === 'code') {
+      // NOTE: allowed, for the schedule of a processor no service runs any more (no boot would
+      // ever delete it); one still declared comes back at the next boot of its worker.
+      this.logger.warn(`Schedule ${JSON.stringify(key)} declared in code (${deleted.declared_by}) was unscheduled: it returns at the next boot of a worker that still declares it`);
+    }
+    return deleted !== null;
   }
 
   async list(): Promise<ScheduleInfo[]> {

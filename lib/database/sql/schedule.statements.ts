@@ -74,14 +74,20 @@ export function buildScheduleStatements(n: TableNaming) {
       ), woken AS (SELECT ${notifySchedule('min(next_run_at)')} FROM up HAVING count(*) > 0)
       SELECT key, created, (SELECT count(*) FROM woken) AS "_woken" FROM up`,
 
+    /**
+     * Serialises reconciliations of one table ($1: the lock's key): two app versions booting at once
+     * would otherwise lock each other's rows in different orders (upserts, deletes) and deadlock.
+     */
+    reconcileLock: `SELECT pg_advisory_xact_lock(hashtext($1))`,
+
     /** Delete the code-declared schedules of queues $1 whose keys are not among $2. Returns their keys. */
     deleteUndeclared: `DELETE FROM ${S} WHERE source = 'code' AND queue = ANY($1::text[]) AND NOT (key = ANY($2::text[])) RETURNING key`,
 
     /** Which of the keys $1 belong to runtime schedules. */
     runtimeKeys: `SELECT key FROM ${S} WHERE key = ANY($1::text[]) AND source = 'runtime'`,
 
-    /** Delete runtime schedule $1; returns its key, or no row. */
-    deleteRuntime: `DELETE FROM ${S} WHERE key = $1 AND source = 'runtime' RETURNING key`,
+    /** Delete schedule $1; returns its key and source, or no row. */
+    delete: `DELETE FROM ${S} WHERE key = $1 RETURNING key, source, declared_by`,
 
     get: `SELECT ${scheduleColumns()} FROM ${S} WHERE key = $1`,
     list: `SELECT ${scheduleColumns()} FROM ${S} ORDER BY key`,
