@@ -50,8 +50,10 @@ class SlowProcessor {
 describe('schedules run by workers', () => {
   const apps = new Set<INestApplicationContext>();
   let queue: QueueService;
-  const boot = async (providers: unknown[], logger?: CapturingLogger) => {
-    const app = await createTestApp({ schema, providers: providers as never, logger, queue: { worker: { pollIntervalMs: 200 } } });
+  const boot = async (providers: unknown[], logger?: CapturingLogger, applicationName?: string) => {
+    const app = await createTestApp({
+      schema, providers: providers as never, logger, queue: { worker: { pollIntervalMs: 200 } }, typeorm: applicationName ? { applicationName } : undefined,
+    });
     apps.add(app);
     return app;
   };
@@ -244,8 +246,8 @@ describe('schedules run by workers', () => {
       @Schedule('* * * * * *', { key: 'deploy', data: { v: 'new' }, catchUp: 'all' })
       run() {}
     }
-    const old = await boot([Old]);
-    const fresh = await boot([New]);
+    // NOTE: booted at once: both reconcile the same key at the same time.
+    const [old, fresh] = await Promise.all([boot([Old]), boot([New])]);
     const start = await dbNow();
     await waitFor('5 slots', async () => (await slotJobs(['deploy'])).filter((j) => j.slot > start).length >= 5, 20_000, 100);
     await close(old);
@@ -254,5 +256,29 @@ describe('schedules run by workers', () => {
     expect(new Set(jobs.map((j) => j.slot)).size).toBe(jobs.length);
     const slots = jobs.map((j) => j.slot);
     expect(slots.every((slot, i) => i === 0 || slot - slots[i - 1] === 1000)).toBe(true);
+  }, 60_000);
+
+  it("the worker's connections terminated twice while a per-second schedule runs: no slot is lost or doubled; a failed tick is logged and followed by a resumption", async () => {
+    const logger = new CapturingLogger();
+    const name = `${schema}-terminated`;
+    const worker = await boot([CatchUpProcessor], logger, name);
+    await queue.schedule('terminated', { queue: 'catchup', name: 'tick', cron: '* * * * * *', catchUp: 'all' });
+    const first = await waitFor('the first slot', async () => (await slotJobs(['terminated']))[0]?.slot);
+    // Terminate every connection of the worker's process, twice, a slot apart.
+    for (let i = 0; i < 2; i++) {
+      await waitFor('a slot more', async () => (await slotJobs(['terminated'])).some((j) => j.slot >= first + (i + 1) * 2000), 20_000, 50);
+      const [{ n }] = await sql<{ n: number }>(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1`, [name]);
+      expect(n).toBeGreaterThan(0);
+    }
+    await waitFor('8 s of slots', async () => (await slotJobs(['terminated'])).some((j) => j.slot >= first + 8000), 30_000, 100);
+    await queue.pauseSchedule('terminated');
+    await close(worker);
+    const slots = (await slotJobs(['terminated'])).map((j) => j.slot).filter((slot) => slot <= first + 8000);
+    expect(slots).toEqual(Array.from({ length: 9 }, (_, i) => first + i * 1000));
+    // A tick that lost its connection is reported (once per outage) and the enqueuer goes on.
+    const failed = logger.find('warn', /Schedule enqueuer failed/).length;
+    const resumed = logger.find('log', /Schedule enqueuer resumed/).length;
+    expect(resumed).toBe(failed);
+    await queue.unschedule('terminated');
   }, 60_000);
 });
