@@ -136,15 +136,16 @@ export class ScheduleRepository {
    * One enqueuer tick: takes up to `limit` due schedules (locked, SKIP LOCKED), lets `decide`
    * compute their slots and next runs, enqueues and moves them, all in one transaction on the
    * worker's pool. If a schedule's next run changed meanwhile (the compare-and-set misses), the
-   * whole tick rolls back and nothing is enqueued. Returns how many schedules were taken and jobs
-   * inserted.
+   * whole tick rolls back and nothing is enqueued. `decide` may leave some of the schedules taken
+   * out of its moves (they stay due, for the next tick). Returns how many schedules were taken and
+   * moved, and how many jobs inserted.
    */
-  async tick(limit: number, decide: (due: DueScheduleRow[]) => ScheduleAdvance): Promise<{ taken: number; inserted: number }> {
+  async tick(limit: number, decide: (due: DueScheduleRow[]) => ScheduleAdvance): Promise<{ taken: number; moved: number; inserted: number }> {
     return this.jobs.runTransaction(
       'schedule',
       async (query) => {
         const due = await query<DueScheduleRow>(this.statements.takeDue, [limit]);
-        if (due.length === 0) return { taken: 0, inserted: 0 };
+        if (due.length === 0) return { taken: 0, moved: 0, inserted: 0 };
         const { slots, moves } = decide(due);
         const [result] = await query<{ moved: number; inserted: number }>(this.statements.advance, [
           slots.map((s) => s.key),
@@ -154,7 +155,7 @@ export class ScheduleRepository {
           moves.map((m) => m.nextMs),
         ]);
         if (result.moved !== moves.length) throw new Error(`nestjs-pg-queue: ${moves.length - result.moved} schedule(s) moved by someone else during a tick; rolled back`);
-        return { taken: due.length, inserted: result.inserted };
+        return { taken: due.length, moved: result.moved, inserted: result.inserted };
       },
       true,
     );

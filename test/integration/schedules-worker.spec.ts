@@ -1,5 +1,8 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { Handle, Processor, QueueService, Schedule, type ActiveJob } from '../../lib';
+import { QueueDatabase } from '../../lib/database/queue-database';
+import { ScheduleRepository } from '../../lib/database/schedule.repository';
+import { ScheduleEnqueuer } from '../../lib/worker/maintenance/schedule-enqueuer';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
 import { CapturingLogger } from './helpers/log-capture';
@@ -280,5 +283,33 @@ describe('schedules run by workers', () => {
     const resumed = logger.find('log', /Schedule enqueuer resumed/).length;
     expect(resumed).toBe(failed);
     await queue.unschedule('terminated');
+  }, 60_000);
+
+  it("a long catch-up with 'all' is spread over ticks of a bounded number of slots; nothing is lost", async () => {
+    // Three per-second schedules 30 s overdue (as after 30 s with no worker), straight in the table.
+    const keys = ['bulk-1', 'bulk-2', 'bulk-3'];
+    await sql(
+      `INSERT INTO "${schema}".queue_jobs_schedules (key, queue, name, cron, next_run_at, catch_up, catch_up_limit, source)
+       SELECT k, 'catchup-bulk', 'tick', '* * * * * *', date_trunc('second', now()) - interval '30 seconds', 'all', 1000, 'runtime' FROM unnest($1::text[]) AS k`,
+      [keys],
+    );
+    // The enqueuer alone (no worker app), driven once, with ticks of at most 40 slots.
+    const repository = await (await createTestApp({ schema, queue: { worker: false } }).then((app) => (apps.add(app), app))).get(QueueDatabase).getRepository();
+    const enqueuer = new ScheduleEnqueuer(new ScheduleRepository(repository), 5000, 40);
+    await enqueuer.runOnce();
+    await enqueuer.stop();
+    const jobs = await slotJobs(keys);
+    for (const key of keys) {
+      const slots = jobs.filter((j) => j.key === key).map((j) => j.slot);
+      expect(slots.length).toBeGreaterThanOrEqual(31);
+      expect(slots.every((slot, i) => i === 0 || slot - slots[i - 1] === 1000)).toBe(true);
+    }
+    // Schedule 1 (31+ slots) and 2 reach the bound in the first tick; 3 goes in a second one.
+    const ticks = new Set(jobs.map((j) => j.created));
+    expect(ticks.size).toBe(2);
+    const byTick = (key: string) => new Set(jobs.filter((j) => j.key === key).map((j) => j.created));
+    expect([...byTick('bulk-1')]).toEqual([...byTick('bulk-2')]);
+    expect([...byTick('bulk-3')]).not.toEqual([...byTick('bulk-1')]);
+    for (const key of keys) await queue.unschedule(key);
   }, 60_000);
 });

@@ -11,6 +11,11 @@ export const SCHEDULE_BATCH = 1000;
  * One cheap indexed statement per look: well under one query per second per process.
  */
 export const SCHEDULE_RECHECK_MS = 5000;
+/**
+ * Most slot jobs one tick inserts: the schedules after the one that reaches it are left for the next
+ * tick (a long downtime with `catchUp: 'all'` could otherwise make one transaction insert millions).
+ */
+export const MAX_SLOTS_PER_TICK = 10_000;
 /** When due schedules are locked by another process's tick: look again this soon. */
 const BUSY_RETRY_MS = 250;
 /** A schedule whose expression has no slot left (or cannot be read any more) moves here. */
@@ -35,16 +40,21 @@ export class ScheduleEnqueuer {
   private cycle?: Promise<void>;
   /** A wake-up heard during a cycle: look again right after it, due in this many ms. */
   private wokenDuringCycle?: number;
+  /** Not started, or stopped: no timer is armed. */
   private stopped = true;
+  /** Stopped: a cycle under way ends after its current tick. */
+  private halted = false;
   private failing = false;
 
   constructor(
     private readonly schedules: ScheduleRepository,
     private readonly recheckMs = SCHEDULE_RECHECK_MS,
+    private readonly maxSlotsPerTick = MAX_SLOTS_PER_TICK,
   ) {}
 
   start(): void {
     this.stopped = false;
+    this.halted = false;
     this.arm(0, false);
   }
 
@@ -60,6 +70,7 @@ export class ScheduleEnqueuer {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.halted = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.cycle;
@@ -101,9 +112,10 @@ export class ScheduleEnqueuer {
       let busy = false;
       if (inMs === 0) {
         let taken: number;
+        let moved: number;
         do {
-          ({ taken } = await this.schedules.tick(SCHEDULE_BATCH, (due) => this.decide(due)));
-        } while (taken === SCHEDULE_BATCH && !this.stopped);
+          ({ taken, moved } = await this.schedules.tick(SCHEDULE_BATCH, (due) => this.decide(due)));
+        } while ((taken === SCHEDULE_BATCH || moved < taken) && !this.halted);
         inMs = await this.schedules.nextDueInMs();
         // NOTE: still due after a partial batch: another process holds those rows right now.
         busy = inMs === 0;
@@ -125,6 +137,8 @@ export class ScheduleEnqueuer {
     const advance: ScheduleAdvance = { slots: [], moves: [] };
     const plans = new Map<string, SlotPlan | null>();
     for (const row of due) {
+      // NOTE: at least one schedule per tick, so a tick always makes progress.
+      if (advance.slots.length >= this.maxSlotsPerTick) break;
       const now = Number(row.now);
       const takenMs = Number(row.next_run_at);
       const memo = `${row.cron}\u0000${row.tz}\u0000${takenMs}\u0000${row.catch_up}\u0000${row.catch_up_limit}\u0000${row.overlap}\u0000${row.unfinished}`;
