@@ -31,8 +31,8 @@ export function newSchema(tag) {
   return `pgq_bench_${tag}_${randomBytes(4).toString('hex')}`;
 }
 
-export async function sql(text, values = []) {
-  const client = new pg.Client({ connectionString: DATABASE_URL });
+export async function sql(text, values = [], url = DATABASE_URL) {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     return (await client.query(text, values)).rows;
@@ -53,7 +53,7 @@ export const table = (schema) => `"${schema}"."queue_jobs"`;
  * provider `@Processor(QUEUE, { concurrency })` whose `@Handle('noop')` calls `processor.handler`.
  * Decorators are applied as functions, since this is plain JavaScript.
  */
-export async function createBenchApp({ schema, worker = false, processor, poolSize = 10, providers: extra = [] }) {
+export async function createBenchApp({ schema, worker = false, processor, poolSize = 10, providers: extra = [], url = DATABASE_URL }) {
   const { QueueModule, Processor, Handle } = lib;
   const providers = [...extra];
   if (processor) {
@@ -69,7 +69,7 @@ export async function createBenchApp({ schema, worker = false, processor, poolSi
   class BenchAppModule {}
   Module({
     imports: [
-      TypeOrmModule.forRoot({ type: 'postgres', url: DATABASE_URL, synchronize: false, logging: false, poolSize }),
+      TypeOrmModule.forRoot({ type: 'postgres', url, synchronize: false, logging: false, poolSize }),
       QueueModule.forRoot({ schema, worker }),
     ],
     providers,

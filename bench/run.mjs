@@ -8,6 +8,7 @@
 //   node bench/run.mjs --only sweep [--sweep 50,100,200,500,1000]   # drain vs processor concurrency
 //   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
 //   node bench/run.mjs --only events                                  # drain with and without a global completed listener
+//   node bench/run.mjs --only schedules                               # 10,000 cron schedules due at once; idle cost
 //
 // stdout: one JSON line per figure (ours, then the raw reference's, then the ratios); progress on stderr.
 // The reference runs one repetition at a time, right after the same group of ours.
@@ -16,6 +17,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, summarize } from './common.mjs';
 import { children, cleanup, drain, enqueue, latencyCrossProcess, latencyInProcess, log } from './measure.mjs';
+import { schedules } from './schedules.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -33,14 +35,14 @@ const RAW = !args.includes('--no-raw');
 // NOTE: resolved from this file, not the working directory: <project>/../shared/bench.
 const RAW_SCRIPT = path.resolve(ROOT, '..', 'shared', 'bench', 'raw-reference.mjs');
 const usage = (message) => {
-  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss,sweep,bloat,events] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
+  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss,sweep,bloat,events,schedules] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
   process.exit(2);
 };
 for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS, 'finished-rows': FINISHED_ROWS })) {
   if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
 }
 if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
-const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat', 'events'];
+const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat', 'events', 'schedules'];
 const unknown = ONLY.filter((g) => !KNOWN.includes(g));
 if (unknown.length) usage(`--only: unknown group(s) ${unknown.join(',')}; known: ${KNOWN.join(',')}`);
 
@@ -111,6 +113,10 @@ async function main() {
       record('rss_peak_mb', 'MB', result.peakRssMb);
       record(RSS_JOBS === 100000 ? 'drain_100k' : `drain_${RSS_JOBS}`, 'jobs/s', result.jobsPerSec);
     }
+    if (ONLY.includes('schedules')) {
+      const units = { schedules_enqueue_lag_ms: 'ms', schedules_ticks: 'ticks', schedules_db_ms_per_tick: 'ms', schedules_idle_queries_per_s: 'queries/s' };
+      for (const [metric, value] of Object.entries(await schedules())) record(metric, units[metric], value);
+    }
     if (ONLY.includes('sweep')) {
       for (const c of SWEEP) record(`drain_c${c}`, 'jobs/s', (await drain({ jobs: N, concurrency: c })).jobsPerSec);
     }
@@ -166,7 +172,16 @@ const OWN_RATIOS = {
   drain_global_completed_listener: { base: 'drain_no_global_listener' },
 };
 
+// Absolute bars of our own figures (issue 14: schedules).
+const OWN_BARS = {
+  schedules_enqueue_lag_ms: { bar: (v) => v <= 2000, barText: 'ours <= 2000 ms' },
+  schedules_idle_queries_per_s: { bar: (v) => v < 1, barText: 'ours < 1 query/s' },
+};
+
 function printOwnRatios(ours) {
+  for (const [metric, spec] of Object.entries(OWN_BARS)) {
+    if (ours[metric]) console.log(JSON.stringify({ metric, ours: ours[metric].median, unit: ours[metric].unit, bar: spec.barText, pass: spec.bar(ours[metric].median) }));
+  }
   for (const [metric, spec] of Object.entries(OWN_RATIOS)) {
     const a = ours[metric];
     const b = ours[spec.base];

@@ -35,3 +35,13 @@ export { JobSnooze } from './worker/job-snooze';
 export { OnQueueEvent } from './decorators/on-queue-event.decorator';
 export type { QueueEvent, QueueEventType, QueueEventScope, OnQueueEventOptions } from './interfaces/queue-event.interface';
 export type { JobProgress, JobLogEntry } from './interfaces/job.interface';
+export { Schedule } from './decorators/schedule.decorator';
+export type {
+  ScheduleSpec,
+  ScheduleInfo,
+  ScheduleTiming,
+  ScheduleDecoratorOptions,
+  ScheduleJobOptions,
+  ScheduleCatchUp,
+  ScheduleOverlap,
+} from './interfaces/schedule.interface';

@@ -11,6 +11,9 @@ export const HANDLE_METADATA = 'nestjs-pg-queue:handle';
  */
 export const HANDLE_CLASS_METADATA = 'nestjs-pg-queue:handle-class';
 
+/** Metadata key set by `@Schedule()` on a method: its cron schedules. */
+export const SCHEDULE_METADATA = 'nestjs-pg-queue:schedule';
+
 /** The key `@Handle()` without a name registers: the catch-all handler of a queue. */
 export const CATCH_ALL_HANDLER = '*';
 

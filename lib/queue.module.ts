@@ -21,6 +21,8 @@ import { GlobalEventReceiver } from './events/global-event-receiver';
 import { LocalEventRelay } from './events/local-event-relay';
 import { JobWaiter } from './events/job-waiter';
 import { JobEventsService } from './events/job-events.service';
+import { ScheduleRegistry } from './discovery/schedule.registry';
+import { ScheduleService } from './producer/schedule.service';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -70,6 +72,8 @@ export class QueueModule {
         JobEventsService,
         QueueService,
         QueueWorker,
+        ScheduleRegistry,
+        ScheduleService,
       ],
       exports: [QueueService],
     };

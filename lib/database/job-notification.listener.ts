@@ -13,7 +13,9 @@ export type JobNotification =
    */
   | { type: 'cancel'; id: string }
   /** Some process started listening to global job events: writers should re-read who listens. */
-  | { type: 'listeners' };
+  | { type: 'listeners' }
+  /** A cron schedule was created, changed or resumed; its next run is due in `inMs`. A hint too. */
+  | { type: 'schedule'; inMs: number };
 
 /**
  * One job event as a global-event notification carries it (`{t:'ev', e:[...]}`): the event type's
@@ -151,6 +153,8 @@ export class JobNotificationListener {
         if (events.length > 0) this.handlers.onEvents(events);
       } else if (body.t === 'listeners') {
         this.handlers.onNotification({ type: 'listeners' });
+      } else if (body.t === 'schedule') {
+        this.handlers.onNotification({ type: 'schedule', inMs: Number(body.in) || 0 });
       }
     } catch {
       // NOTE: not the payload itself: anyone who can connect can NOTIFY on this channel.

@@ -23,6 +23,8 @@ export interface RawJobRow {
   locked_until: number | null;
   unique_key: string | null;
   group_key: string | null;
+  scheduled_for: number | null;
+  schedule_key: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -51,6 +53,8 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     lastError: row.last_error,
     uniqueKey: row.unique_key ?? null,
     group: row.group_key ?? null,
+    scheduledFor: toDate(row.scheduled_for ?? null),
+    scheduleKey: row.schedule_key ?? null,
     lockedBy: row.locked_by,
     lockedUntil: toDate(row.locked_until),
     progress: (row.progress ?? null) as Job['progress'],
@@ -94,6 +98,8 @@ export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
     lastError: v[9] as Job['lastError'],
     uniqueKey: v[13] as string | null,
     group: v[14] as string | null,
+    scheduledFor: toDate(v[15] as number | null),
+    scheduleKey: v[16] as string | null,
     lockedBy: claim.workerId,
     runAt: new Date(v[10] as number),
     lockedUntil: new Date(startedAt + claim.lockDurationMs),

@@ -31,6 +31,10 @@ export interface JobRow {
   groupKey: string | null;
   /** The last value of `job.progress()` (schema step 5). */
   progress: unknown;
+  /** The slot of the cron schedule this job was enqueued for (schema step 5), or null. */
+  scheduledFor: Date | null;
+  /** The key of that schedule, or null. */
+  scheduleKey: string | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -52,6 +56,8 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       { name: `${naming.prefix}_claim_hash_idx`, synchronize: false },
       // Unique on an expression, with a predicate on states: left alone too.
       { name: `${naming.prefix}_unique_idx`, synchronize: false },
+      // One job per schedule slot (schema step 5): a partial unique index, left alone too.
+      { name: `${naming.prefix}_schedule_slot_idx`, synchronize: false },
       { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
       { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
     ],
@@ -84,6 +90,8 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       uniqueSlot: { name: 'unique_slot', type: 'bigint', nullable: true },
       groupKey: { name: 'group_key', type: 'text', nullable: true },
       progress: { type: 'jsonb', nullable: true },
+      scheduledFor: { name: 'scheduled_for', type: 'timestamptz', nullable: true },
+      scheduleKey: { name: 'schedule_key', type: 'text', nullable: true },
     },
   });
 }

@@ -692,8 +692,22 @@ export class JobRepository {
     });
   }
 
+  /**
+   * Runs `work` in a transaction for another part of the database layer (the schedules), on the
+   * worker's pool when `workerPool` (the schedule enqueuer) else the app's; `query` runs one bounded
+   * statement in it. Committed if `work` returns, else rolled back.
+   */
+  runTransaction<T>(operation: string, work: (query: <Row>(text: string, values: unknown[]) => Promise<Row[]>) => Promise<T>, workerPool = false): Promise<T> {
+    const { queryTimeoutMs } = this.settings;
+    return this.inTransaction(
+      operation,
+      (client) => work(async <Row>(text: string, values: unknown[]) => (await queryOnClient(client, queryTimeoutMs, text, values)).rows as Row[]),
+      workerPool ? this.ownPool : this.pool,
+    );
+  }
+
   /** Runs `work` in a transaction on a client of its own (committed if it returns, else rolled back). */
-  private inTransaction<T>(operation: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  private inTransaction<T>(operation: string, work: (client: PoolClient) => Promise<T>, pool = this.pool): Promise<T> {
     const { queryTimeoutMs } = this.settings;
     return this.withClient(operation, async (client) => {
       await queryOnClient(client, queryTimeoutMs, 'BEGIN');
@@ -705,14 +719,14 @@ export class JobRepository {
         await queryOnClient(client, queryTimeoutMs, 'ROLLBACK').catch(() => undefined);
         throw error;
       }
-    });
+    }, pool);
   }
 
-  /** Runs `work` on a client of its own from the app's pool (acquired within the bound); errors leave it translated. */
-  private async withClient<T>(operation: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  /** Runs `work` on a client of its own from `pool` (the app's by default; acquired within the bound); errors leave it translated. */
+  private async withClient<T>(operation: string, work: (client: PoolClient) => Promise<T>, pool = this.pool): Promise<T> {
     let client: PoolClient;
     try {
-      client = await acquireBounded(this.pool, this.settings.queryTimeoutMs);
+      client = await acquireBounded(pool, this.settings.queryTimeoutMs);
     } catch (error) {
       throw translateDatabaseError(operation, error);
     }
@@ -738,7 +752,7 @@ export class JobRepository {
 
   /**
    * `runStatement`, on the worker's own pool (once open): for the worker's writes of another part
-   * of the database layer (progress, logs), which must not wait behind the app's queries.
+   * of the database layer (progress, logs, the schedule enqueuer), which must not wait behind the app's queries.
    */
   runWorkerStatement<Row>(operation: string, text: string, values: unknown[], prepared = true): Promise<Row[]> {
     return this.run<Row>(operation, text, values, undefined, prepared, this.ownPool);
@@ -887,6 +901,8 @@ function toNewJob(row: NewJobRow): Job {
     lastError: null,
     uniqueKey: row.unique?.key ?? null,
     group: row.group,
+    scheduledFor: null,
+    scheduleKey: null,
     lockedBy: null,
     lockedUntil: null,
   } as unknown as Job;

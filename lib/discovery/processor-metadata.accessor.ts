@@ -1,7 +1,8 @@
 import { Injectable, type Type } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { HANDLE_CLASS_METADATA, HANDLE_METADATA, PROCESSOR_METADATA } from '../queue.constants';
+import { HANDLE_CLASS_METADATA, HANDLE_METADATA, PROCESSOR_METADATA, SCHEDULE_METADATA } from '../queue.constants';
 import type { ProcessorMetadata } from '../decorators/processor.decorator';
+import type { ScheduleMetadata } from '../decorators/schedule.decorator';
 
 /** Typed reads of the metadata `@Processor` and `@Handle` leave. */
 @Injectable()
@@ -20,5 +21,10 @@ export class ProcessorMetadataAccessor {
   /** Names of the methods of a class that carry `@Handle`. */
   getHandleMethods(target: Function): (string | symbol)[] {
     return Reflect.getMetadata(HANDLE_CLASS_METADATA, target) ?? [];
+  }
+
+  /** The `@Schedule` declarations of a method (none: empty). */
+  getSchedules(method: Function): ScheduleMetadata[] {
+    return Reflect.getMetadata(SCHEDULE_METADATA, method) ?? [];
   }
 }

@@ -3,7 +3,9 @@ import { ContextIdFactory, DiscoveryService, MetadataScanner, ModuleRef } from '
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { ProcessorMetadataAccessor } from './processor-metadata.accessor';
 import { HandlerRegistry } from './handler.registry';
+import { ScheduleRegistry } from './schedule.registry';
 import { HandleWithoutProcessorError } from '../errors/handle-without-processor.error';
+import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
 import { validateProcessorOptions } from '../producer/job-options.validator';
 import type { ActiveJob } from '../interfaces/job.interface';
 
@@ -20,6 +22,7 @@ export class ProcessorExplorer implements OnModuleInit {
     private readonly accessor: ProcessorMetadataAccessor,
     private readonly registry: HandlerRegistry,
     private readonly moduleRef: ModuleRef,
+    private readonly schedules: ScheduleRegistry,
   ) {}
 
   onModuleInit(): void {
@@ -58,13 +61,21 @@ export class ProcessorExplorer implements OnModuleInit {
     for (const methodName of this.scanner.getAllMethodNames(prototype)) {
       const method = prototype[methodName];
       const jobName = this.accessor.getHandledName(method);
-      if (jobName === undefined) continue;
+      if (jobName === undefined) {
+        // NOTE: a @Schedule without @Handle would silently never run.
+        if (typeof method === 'function' && this.accessor.getSchedules(method).length > 0) {
+          throw new InvalidModuleOptionsError(`${target.name}.${methodName} @Schedule`, '(no @Handle)', "a method that also carries @Handle('name')");
+        }
+        continue;
+      }
       this.registry.addHandler(
         processor.queue,
         jobName,
         perJob ? (job: ActiveJob) => this.runInJobContext(metatype as Type, methodName, job) : (job: ActiveJob) => method.call(instance, job),
         `${target.name}.${methodName}`,
       );
+      const schedules = this.accessor.getSchedules(method);
+      if (schedules.length > 0) this.schedules.add(processor.queue, jobName, `${target.name}.${methodName}`, schedules);
     }
   }
 

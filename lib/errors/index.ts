@@ -23,3 +23,5 @@ export * from './drain-timeout.error';
 export * from './job-run-failed.error';
 export * from './invalid-queue-event-listener.error';
 export * from './wait-for-job-timeout.error';
+export * from './duplicate-schedule.error';
+export * from './schedule-not-found.error';

@@ -85,6 +85,10 @@ export interface Job<T = unknown, R = unknown> {
    * holder is returned instead of a new job.
    */
   duplicate?: boolean;
+  /** For a run of a cron schedule: the slot it was enqueued for (a run of `triggerSchedule()`: the trigger's time); else null. */
+  scheduledFor: Date | null;
+  /** For a run of a cron schedule: the schedule's key; else null. */
+  scheduleKey: string | null;
   /** The worker holding the lease while `active`. */
   lockedBy: string | null;
   /** When the lease lapses unless renewed by a heartbeat. */

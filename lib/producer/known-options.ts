@@ -13,6 +13,9 @@ export const KNOWN_OPTIONS = {
   module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements'],
   limits: ['globalConcurrency', 'rateLimit', 'groupConcurrency', 'groupRateLimit'],
   rateLimit: ['max', 'perMs'],
+  schedule: ['queue', 'name', 'cron', 'tz', 'data', 'options', 'catchUp', 'catchUpLimit', 'overlap'],
+  scheduleDecorator: ['key', 'tz', 'data', 'options', 'catchUp', 'catchUpLimit', 'overlap'],
+  scheduleJob: ['priority', 'maxAttempts', 'backoff', 'timeoutMs'],
   worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
   onQueueEvent: ['queue', 'scope'],
   waitForJob: ['timeoutMs'],
@@ -51,6 +54,10 @@ const ALIASES: Record<string, string> = {
   duration: 'perMs',
   groupId: 'group',
   partition: 'group',
+  timezone: 'tz',
+  timeZone: 'tz',
+  pattern: 'cron',
+  expression: 'cron',
 };
 
 /** The known name `key` most likely meant, if any: an alias, a different case, or a near spelling. */

@@ -17,6 +17,8 @@ import type { ResolvedQueueOptions } from '../queue-options.resolver';
 import type { QueueInfo } from '../interfaces/queue-info.interface';
 import type { QueueLimitsUpdate } from '../interfaces/processor-options.interface';
 import { validateLimitOptions } from './limit-options.validator';
+import { ScheduleService } from './schedule.service';
+import type { ScheduleInfo, ScheduleSpec } from '../interfaces/schedule.interface';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** `waitForJob()` gives up after this long unless told otherwise. */
@@ -38,6 +40,7 @@ export class QueueService {
     private readonly database: QueueDatabase,
     private readonly wakeups: QueueWakeups,
     private readonly jobEvents: JobEventsService,
+    private readonly schedules: ScheduleService,
   ) {}
 
   /**
@@ -284,6 +287,65 @@ export class QueueService {
   async getJobLogs(id: string): Promise<JobLogEntry[]> {
     this.assertId(id);
     return this.jobEvents.getJobLogs(id);
+  }
+
+  /**
+   * Creates or changes the runtime cron schedule `key`: from its next slot on, one job of
+   * `spec.name` in `spec.queue` per slot, across all processes (see docs/schedules.md). Changing a
+   * schedule keeps its next run unless the expression or zone changed. A queue no processor handles
+   * anywhere is allowed (another service may own it): its jobs wait there.
+   *
+   * @throws InvalidJobOptionError naming the bad key, cron, tz, catchUp, catchUpLimit, overlap or
+   *   option, or a key that a `@Schedule` in code uses
+   */
+  schedule(key: string, spec: ScheduleSpec): Promise<ScheduleInfo> {
+    return this.schedules.schedule(key, spec);
+  }
+
+  /**
+   * Deletes schedule `key` (jobs it already enqueued stay); false when there was none. A schedule
+   * declared in code comes back at the next boot of a worker that still declares it (this is for
+   * the schedules of processors no service runs any more): remove the decorator, or pause it.
+   *
+   * @throws InvalidJobOptionError for a bad key
+   */
+  unschedule(key: string): Promise<boolean> {
+    return this.schedules.unschedule(key);
+  }
+
+  /** Every schedule of the table, code-declared and runtime, by key. */
+  getSchedules(): Promise<ScheduleInfo[]> {
+    return this.schedules.list();
+  }
+
+  /**
+   * Pauses schedule `key` on every node: no slot is enqueued until it is resumed (the pause is
+   * stored and survives restarts and reconciliation).
+   *
+   * @throws ScheduleNotFoundError
+   */
+  pauseSchedule(key: string): Promise<ScheduleInfo> {
+    return this.schedules.pause(key);
+  }
+
+  /**
+   * Resumes schedule `key`. Slots that passed while it was paused are not caught up: it runs from
+   * its next slot after now.
+   *
+   * @throws ScheduleNotFoundError
+   */
+  resumeSchedule(key: string): Promise<ScheduleInfo> {
+    return this.schedules.resume(key);
+  }
+
+  /**
+   * Enqueues one run of schedule `key` now, outside its expression (paused or not, overlap or not):
+   * its job's `scheduledFor` is now, and it becomes the schedule's last run.
+   *
+   * @throws ScheduleNotFoundError
+   */
+  triggerSchedule(key: string): Promise<Job> {
+    return this.schedules.trigger(key);
   }
 
   /** Validates (names and options unless `checked` already) and serialises one job. */

@@ -40,6 +40,8 @@ export class ActiveJobView extends ActiveJob {
     this.lastError = job.lastError;
     this.uniqueKey = job.uniqueKey;
     this.group = job.group;
+    this.scheduledFor = job.scheduledFor;
+    this.scheduleKey = job.scheduleKey;
     this.lockedBy = job.lockedBy;
     this.lockedUntil = job.lockedUntil;
     this.#abort = abort;

@@ -18,6 +18,10 @@ import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
 import { LimitsDeclarer } from './maintenance/limits-declarer';
+import { ScheduleEnqueuer } from './maintenance/schedule-enqueuer';
+import { ScheduleRegistry } from '../discovery/schedule.registry';
+import { ScheduleRepository } from '../database/schedule.repository';
+import { reconcileSchedules } from '../schedules/schedule-reconciler';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -57,6 +61,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private completer?: JobCompleter;
   private activity?: JobActivity;
   private keeper?: LeaseKeeper;
+  private scheduler?: ScheduleEnqueuer;
   private unsubscribe?: () => void;
   private started = false;
   private stopping?: Promise<void>;
@@ -68,6 +73,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly wakeups: QueueWakeups,
     private readonly lifecycle: JobLifecycle,
     private readonly eventDemand: GlobalEventDemand,
+    private readonly declaredSchedules: ScheduleRegistry,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -113,6 +119,13 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       void cleaner.runOnce();
       this.stoppables.push(cleaner);
     }
+    // NOTE: cron schedules: this process's declarations reconciled first (for the queues it has a
+    // processor for), then an enqueuer like every worker's, whatever queues it runs.
+    const schedules = new ScheduleRepository(repository);
+    await reconcileSchedules(schedules, this.declaredSchedules.getAll(), queues.map((q) => q.queue), this.logger);
+    this.scheduler = new ScheduleEnqueuer(schedules);
+    this.scheduler.start();
+    this.stoppables.push(this.scheduler);
     if (queues.length === 0) {
       // NOTE: most often a processor left out of every module's `providers`: its jobs would stay
       // pending forever without a word.
@@ -186,7 +199,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     if (settings.listen) {
       const listener = new JobNotificationListener(repository, {
         onNotification: (n) => this.onNotification(n),
-        onConnected: () => this.pollers.forEach((p) => p.wake()),
+        onConnected: () => {
+          this.pollers.forEach((p) => p.wake());
+          this.scheduler?.wake();
+        },
       });
       this.stoppables.push(listener);
       await listener.start();
@@ -227,6 +243,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     if (notification.type === 'job') this.pollers.get(notification.queue)?.wake(notification.inMs);
     // A process started listening to global events: re-read who listens now, not at the next poll.
     else if (notification.type === 'listeners') this.eventDemand.refreshSoon();
+    else if (notification.type === 'schedule') this.scheduler?.wake(notification.inMs);
     // NOTE: only a hint (anyone who can connect can NOTIFY): it makes the lease keeper check the
     // rows now, and the row decides; a notice for a job not running here costs nothing.
     else if (this.running.has(notification.id)) void this.keeper?.check();

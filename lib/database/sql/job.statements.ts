@@ -35,12 +35,14 @@ export function buildJobStatements(n: TableNaming) {
   const claimedColumns = (p: string) =>
     `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
      NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
-     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key, ${p}group_key`;
+     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key, ${p}group_key,
+     ${ms(`${p}scheduled_for`, 'scheduled_for')}, ${p}schedule_key`;
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
-     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key, ${p}progress, ${p}group_key`;
+     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key, ${p}progress, ${p}group_key,
+     ${ms(`${p}scheduled_for`, 'scheduled_for')}, ${p}schedule_key`;
   // NOTE: the conflict target names the unique index exactly (columns, expression, predicate), as
   // ON CONFLICT requires to infer it.
   const uniqueTarget = `("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`;
