@@ -23,3 +23,5 @@ export {
 } from './database/migrations/create-queue-migration';
 export * from './errors';
 export { JobSnooze } from './worker/job-snooze';
+export type { WorkerInfo, QueueStatsRow, QueueStatsFilter, TimingSummary, StatsOptions, MetricsOptions } from './interfaces/observability.interface';
+export { STATS_BUCKET_BOUNDS_MS } from './observability/stats-buckets';

@@ -13,6 +13,7 @@ import {
   DEFAULT_WORKER_POOL_SIZE,
   MAX_INT32,
 } from './queue.constants';
+import { resolveMetricsOptions, resolveStatsOptions, type ResolvedMetricsOptions, type ResolvedStatsOptions } from './observability/observability-options.resolver';
 
 /** Worker settings with every default filled in and the derived intervals computed. */
 export interface ResolvedWorkerOptions {
@@ -42,6 +43,10 @@ export interface ResolvedQueueOptions {
   retentionMs?: number;
   queryTimeoutMs: number;
   preparedStatements: boolean;
+  /** Per-minute rollups; false when turned off. */
+  stats: ResolvedStatsOptions | false;
+  /** Prometheus metrics; undefined when not configured. */
+  metrics?: ResolvedMetricsOptions;
 }
 
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
@@ -75,6 +80,8 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
     retentionMs: options.retentionMs,
     queryTimeoutMs,
     preparedStatements,
+    stats: resolveStatsOptions(options.stats),
+    metrics: resolveMetricsOptions(options.metrics),
   };
 }
 

@@ -12,6 +12,7 @@ import { QueueService } from './producer/queue.service';
 import { QueueWakeups } from './worker/queue-wakeups';
 import { JobLifecycle } from './worker/job-lifecycle';
 import { QueueWorker } from './worker/worker.service';
+import { QueueObservability } from './observability/queue-observability.service';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -51,6 +52,7 @@ export class QueueModule {
         JobLifecycle,
         QueueService,
         QueueWorker,
+        QueueObservability,
       ],
       exports: [QueueService],
     };

@@ -96,6 +96,16 @@ export interface RepositorySettings {
   preparedStatements: boolean;
 }
 
+/** What the rescue statement returns of each job it rescued. */
+export interface RescuedJob {
+  id: string;
+  queue: string;
+  name: string;
+  /** Attempts counted, the lapsed one included. */
+  attempts: number;
+  state: 'pending' | 'failed';
+}
+
 /** Keepalive probes start after a connection of ours has been silent this long (ms). */
 const KEEPALIVE_DELAY_MS = 10_000;
 /** How long ending the worker pool may wait for the server's goodbyes before closing the sockets. */
@@ -526,7 +536,7 @@ export class JobRepository {
   }
 
   /** Rescues up to `limit` jobs whose lease lapsed, in every queue. */
-  async rescueExpired(limit: number): Promise<{ id: string; state: JobState }[]> {
+  async rescueExpired(limit: number): Promise<RescuedJob[]> {
     return this.run('rescue', this.statements.rescue, [limit], undefined, true, this.ownPool);
   }
 
@@ -712,6 +722,14 @@ export class JobRepository {
   /** Runs one statement of another part of the database layer (the queue registry) on the pool. */
   runStatement<Row>(operation: string, text: string, values: unknown[]): Promise<Row[]> {
     return this.run<Row>(operation, text, values);
+  }
+
+  /**
+   * `runStatement` on the worker's own pool (once open): for the worker's periodic statements of
+   * other parts of the database layer (worker registry, rollups), which must not wait behind the app.
+   */
+  runWorkerStatement<Row>(operation: string, text: string, values: unknown[]): Promise<Row[]> {
+    return this.run<Row>(operation, text, values, undefined, true, this.ownPool);
   }
 
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true, pool = this.pool): Promise<Row[]> {

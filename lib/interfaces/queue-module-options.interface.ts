@@ -1,6 +1,7 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { DefaultJobOptions } from './job-options.interface';
+import type { MetricsOptions, StatsOptions } from './observability.interface';
 
 /** Settings of the worker that runs this process's processors. */
 export interface WorkerOptions {
@@ -80,6 +81,17 @@ export interface QueueModuleOptions {
    * sent unnamed. Default true.
    */
   preparedStatements?: boolean;
+  /**
+   * Per-minute rollups of outcomes and timings per queue and job name (`QueueService.getStats()`),
+   * accumulated by each worker in memory and written at most once per `flushIntervalMs`. `false`
+   * turns them off. Default on, kept 14 days.
+   */
+  stats?: StatsOptions | false;
+  /**
+   * Prometheus metrics on a prom-client registry (`prom-client` must be installed: an optional peer
+   * dependency, loaded only when this is set). Default: none.
+   */
+  metrics?: MetricsOptions;
 }
 
 /** A class that builds the options, for `forRootAsync({ useClass })`. */

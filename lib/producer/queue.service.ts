@@ -14,6 +14,8 @@ import { JobState, type Job, type JobCounts } from '../interfaces/job.interface'
 import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 import type { QueueInfo } from '../interfaces/queue-info.interface';
+import { QueueObservability } from '../observability/queue-observability.service';
+import type { QueueStatsFilter, QueueStatsRow, WorkerInfo } from '../interfaces/observability.interface';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
@@ -32,6 +34,7 @@ export class QueueService {
     @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
     private readonly database: QueueDatabase,
     private readonly wakeups: QueueWakeups,
+    private readonly observability: QueueObservability,
   ) {}
 
   /**
@@ -217,6 +220,26 @@ export class QueueService {
   async getCounts(queue?: string): Promise<JobCounts> {
     if (queue !== undefined) assertName('queue', queue);
     return (await this.database.getRepository()).countByState(queue);
+  }
+
+  /**
+   * The live worker processes of this table, every host (the worker registry): each with its
+   * queues and their concurrency, its jobs running now and its last heartbeat. A killed worker drops
+   * out a few lease lengths after its last beat; a gracefully stopped one at once.
+   */
+  async getWorkers(): Promise<WorkerInfo[]> {
+    return this.observability.getWorkers();
+  }
+
+  /**
+   * The per-minute rollups of every worker process: per queue, job name and minute, outcomes
+   * (completed, failed, retried, rescued) and wait-time and run-time histograms with p50/p95.
+   * Default: the last hour. A worker writes its share every few seconds (`stats.flushIntervalMs`).
+   *
+   * @throws InvalidJobOptionError for a bad queue name or a since/until that is not a valid Date
+   */
+  async getStats(filter: QueueStatsFilter = {}): Promise<QueueStatsRow[]> {
+    return this.observability.getStats(filter);
   }
 
   /** Validates (names and options unless `checked` already) and serialises one job. */

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { Job } from '../interfaces/job.interface';
+import type { RescuedJob } from '../database/job.repository';
 
 /**
  * What happened to a job in this process, told after it is durable (the claim or the outcome write
@@ -16,7 +17,13 @@ export type JobLifecycleEvent =
   /** Failed this attempt; due again in `delayMs`. */
   | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number }
   /** Back to pending without counting the attempt: snoozed by its handler, or handed back at shutdown. */
-  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' };
+  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' }
+  /**
+   * Put back by this process's lease rescuer (the lease of the worker running it lapsed): pending
+   * again with the attempt counted, or failed once its attempts are spent (`job.state` says which).
+   */
+  | { type: 'rescued'; job: RescuedJob; at: number };
+
 
 export type JobLifecycleListener = (event: JobLifecycleEvent) => void;
 

@@ -15,6 +15,7 @@ import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
+import { startObservabilityTasks } from './observability-tasks';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -149,7 +150,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
 
     const keeper = new LeaseKeeper(repository, this.running, this.workerId, settings.lockDurationMs, settings.heartbeatIntervalMs);
-    const rescuer = new LeaseRescuer(repository, settings.rescueIntervalMs);
+    const rescuer = new LeaseRescuer(repository, settings.rescueIntervalMs, this.lifecycle);
     const probe = new IdleQueueProbe(repository, this.pollers, settings.pollIntervalMs);
     this.keeper = keeper;
     keeper.start();
@@ -166,6 +167,14 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       this.stoppables.push(listener);
       await listener.start();
     }
+    // Worker registry and rollups (see observability-tasks.ts).
+    this.stoppables.push(
+      ...(await startObservabilityTasks(repository, this.options, settings, this.lifecycle, {
+        id: this.workerId,
+        queues: Object.fromEntries(queues.map((q) => [q.queue, q.options.concurrency ?? DEFAULT_CONCURRENCY])),
+        running: () => this.running.all().length,
+      })),
+    );
     for (const poller of this.pollers.values()) poller.start();
     probe.start();
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);

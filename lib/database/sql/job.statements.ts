@@ -298,9 +298,9 @@ export function buildJobStatements(n: TableNaming) {
             'attempt', j.attempts, 'at', now()),
           locked_by = NULL, locked_until = NULL
         FROM expired WHERE j.id = expired.id
-        RETURNING j.id, j.queue, j.state, j.run_at
+        RETURNING j.id, j.queue, j.name, j.attempts, j.state, j.run_at
       ), woken AS (${notifyJobs(`rescued WHERE state = 'pending'`)})
-      SELECT id, state, (SELECT count(*) FROM woken) AS "_woken" FROM rescued`,
+      SELECT id, state, queue, name, attempts, (SELECT count(*) FROM woken) AS "_woken" FROM rescued`,
 
     /**
      * Hand back job $1 (claim $2, leased to worker $3), which that worker has no handler for (a

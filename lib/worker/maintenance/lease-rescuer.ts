@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { JobRepository } from '../../database/job.repository';
 import { PeriodicTask } from './periodic-task';
+import type { JobLifecycle } from '../job-lifecycle';
 
 const RESCUE_BATCH = 1000;
 
@@ -14,11 +15,15 @@ const RESCUE_BATCH = 1000;
 export class LeaseRescuer extends PeriodicTask {
   private readonly log = new Logger('QueueRescuer');
 
-  constructor(repository: JobRepository, intervalMs: number) {
+  constructor(repository: JobRepository, intervalMs: number, lifecycle?: JobLifecycle) {
     super('Lease rescuer', intervalMs, async () => {
-      let rescued: { id: string; state: string }[];
+      let rescued: Awaited<ReturnType<JobRepository['rescueExpired']>>;
       do {
         rescued = await repository.rescueExpired(RESCUE_BATCH);
+        if (lifecycle?.active) {
+          const at = Date.now();
+          for (const job of rescued) lifecycle.emit({ type: 'rescued', job, at });
+        }
         if (rescued.length > 0) {
           const failed = rescued.filter((r) => r.state === 'failed').length;
           this.log.warn(`Rescued ${rescued.length} job(s) whose lease lapsed (${failed} failed: attempts exhausted)`);
