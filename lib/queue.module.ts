@@ -13,6 +13,7 @@ import { QueueWakeups } from './worker/queue-wakeups';
 import { JobLifecycle } from './worker/job-lifecycle';
 import { QueueWorker } from './worker/worker.service';
 import { QueueObservability } from './observability/queue-observability.service';
+import { QueueMetrics } from './observability/prometheus/queue-metrics.service';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -53,6 +54,7 @@ export class QueueModule {
         QueueService,
         QueueWorker,
         QueueObservability,
+        QueueMetrics,
       ],
       exports: [QueueService],
     };

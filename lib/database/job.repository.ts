@@ -732,6 +732,16 @@ export class JobRepository {
     return this.run<Row>(operation, text, values, undefined, true, this.ownPool);
   }
 
+  /**
+   * Runs a parameterless script of several statements on the app's pool, in one round trip (the
+   * simple query protocol: one implicit transaction, so `SET LOCAL` holds for the statements after
+   * it); returns the rows of the last statement.
+   */
+  async runScript<Row>(operation: string, text: string): Promise<Row[]> {
+    const result = (await queryBounded(this.pool, operation, this.settings.queryTimeoutMs, { text })) as QueryResult | QueryResult[];
+    return (Array.isArray(result) ? result[result.length - 1] : result).rows as Row[];
+  }
+
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true, pool = this.pool): Promise<Row[]> {
     if (manager) {
       try {

@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
 import type { RollupDelta, StatsRepository } from '../database/stats.repository';
-import type { Job } from '../interfaces/job.interface';
 import type { JobLifecycle, JobLifecycleEvent } from './job-lifecycle';
 import { PeriodicTask } from './maintenance/periodic-task';
 import { STATS_BUCKET_COUNT, bucketOf } from '../observability/stats-buckets';
+import { AttemptTimer } from '../observability/attempt-timer';
 
 /**
  * Most rollups held in memory while writes fail (a long outage); past it the newest events are
@@ -17,14 +17,11 @@ const MINUTE_MS = 60_000;
  * Accumulates this process's job outcomes and timings per queue, job name and minute, from the
  * lifecycle hub (so after each write is durable), and writes them at most once per flush interval,
  * in one statement that adds them to what other processes wrote. Nothing on the hot path touches
- * the database. A failed write keeps its rollups for the next one.
- *
- * Wait time is due to started (`startedAt - runAt`, both the database's clock); run time is started
- * to outcome written (this process's clock, from its `active` event).
+ * the database. A failed write keeps its rollups for the next one. Timings: see AttemptTimer.
  */
 export class StatsRecorder extends PeriodicTask {
   private pending = new Map<string, RollupDelta>();
-  private readonly startedAt = new WeakMap<object, number>();
+  private readonly timings = new AttemptTimer();
   private unsubscribe?: () => void;
   private dropping = false;
   private readonly log = new Logger('QueueStats');
@@ -53,10 +50,8 @@ export class StatsRecorder extends PeriodicTask {
   private record(event: JobLifecycleEvent): void {
     switch (event.type) {
       case 'active': {
-        this.startedAt.set(event.job, event.at);
-        const job = event.job;
-        const wait = job.startedAt ? Math.max(0, job.startedAt.getTime() - job.runAt.getTime()) : 0;
-        const row = this.rollup(job, event.at);
+        const wait = this.timings.started(event.job, event.at);
+        const row = this.rollup(event.job, event.at);
         if (!row) return;
         row.wait_count++;
         row.wait_sum_ms += wait;
@@ -71,7 +66,7 @@ export class StatsRecorder extends PeriodicTask {
         if (event.type === 'completed') row.completed++;
         else if (event.type === 'failed') row.failed++;
         else row.retried++;
-        const run = Math.max(0, event.at - this.runStart(event.job));
+        const run = this.timings.ended(event.job, event.at);
         row.run_count++;
         row.run_sum_ms += run;
         row.run_buckets[bucketOf(run)]++;
@@ -88,10 +83,6 @@ export class StatsRecorder extends PeriodicTask {
         // requeued (snooze, shutdown hand-back): not an outcome.
         return;
     }
-  }
-
-  private runStart(job: Job): number {
-    return this.startedAt.get(job) ?? job.startedAt?.getTime() ?? Date.now();
   }
 
   private rollup(job: { queue: string; name: string }, at: number): RollupDelta | undefined {
