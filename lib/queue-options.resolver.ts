@@ -13,7 +13,14 @@ import {
   DEFAULT_WORKER_POOL_SIZE,
   MAX_INT32,
 } from './queue.constants';
-import { resolveMetricsOptions, resolveStatsOptions, type ResolvedMetricsOptions, type ResolvedStatsOptions } from './observability/observability-options.resolver';
+import {
+  resolveHealthOptions,
+  resolveMetricsOptions,
+  resolveStatsOptions,
+  type ResolvedHealthOptions,
+  type ResolvedMetricsOptions,
+  type ResolvedStatsOptions,
+} from './observability/observability-options.resolver';
 
 /** Worker settings with every default filled in and the derived intervals computed. */
 export interface ResolvedWorkerOptions {
@@ -47,6 +54,8 @@ export interface ResolvedQueueOptions {
   stats: ResolvedStatsOptions | false;
   /** Prometheus metrics; undefined when not configured. */
   metrics?: ResolvedMetricsOptions;
+  /** The health check's settings. */
+  health: ResolvedHealthOptions;
 }
 
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
@@ -82,6 +91,7 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
     preparedStatements,
     stats: resolveStatsOptions(options.stats),
     metrics: resolveMetricsOptions(options.metrics),
+    health: resolveHealthOptions(options.health),
   };
 }
 

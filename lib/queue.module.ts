@@ -14,6 +14,7 @@ import { JobLifecycle } from './worker/job-lifecycle';
 import { QueueWorker } from './worker/worker.service';
 import { QueueObservability } from './observability/queue-observability.service';
 import { QueueMetrics } from './observability/prometheus/queue-metrics.service';
+import { QueueHealthService } from './observability/health/queue-health.service';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -55,8 +56,9 @@ export class QueueModule {
         QueueWorker,
         QueueObservability,
         QueueMetrics,
+        QueueHealthService,
       ],
-      exports: [QueueService],
+      exports: [QueueService, QueueHealthService, QueueMetrics],
     };
   }
 

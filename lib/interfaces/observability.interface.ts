@@ -76,3 +76,25 @@ export interface MetricsOptions {
   /** How often the job-count and oldest-pending gauges are refreshed in the background (ms, at least 1000). Default 5000. */
   refreshIntervalMs?: number;
 }
+
+/** Options of the health check (`QueueModule.forRoot({ health })`, read by `QueueHealthIndicator`). */
+export interface HealthOptions {
+  /** How long the database check may take before the check answers down (ms). Default 1000. */
+  timeoutMs?: number;
+  /**
+   * Down when a queue's oldest due pending job has waited longer than this (ms): one bound for
+   * every queue, or a bound per queue name (queues not listed are not checked). Default: not checked.
+   */
+  maxPendingAgeMs?: number | Record<string, number>;
+}
+
+/** What the health check found (`QueueHealthService.check()`). */
+export interface QueueHealthReport {
+  /** Every check below passed. */
+  healthy: boolean;
+  database: { up: boolean; responseTimeMs: number; error?: string };
+  /** This process's worker; `listening` is null when it has no LISTEN connection to keep (`listen: false`, or no processor here). */
+  worker: { enabled: boolean; running: boolean; listening: boolean | null };
+  /** The queues with a `maxPendingAgeMs` bound: the age of their oldest due pending job. */
+  queues: Record<string, { oldestPendingAgeMs: number; maxPendingAgeMs: number; up: boolean }>;
+}

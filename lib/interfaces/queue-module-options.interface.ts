@@ -1,7 +1,7 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { DefaultJobOptions } from './job-options.interface';
-import type { MetricsOptions, StatsOptions } from './observability.interface';
+import type { HealthOptions, MetricsOptions, StatsOptions } from './observability.interface';
 
 /** Settings of the worker that runs this process's processors. */
 export interface WorkerOptions {
@@ -92,6 +92,8 @@ export interface QueueModuleOptions {
    * dependency, loaded only when this is set). Default: none.
    */
   metrics?: MetricsOptions;
+  /** Settings of the health check that `QueueHealthIndicator` (`nestjs-pg-queue/terminus`) reports. */
+  health?: HealthOptions;
 }
 
 /** A class that builds the options, for `forRootAsync({ useClass })`. */

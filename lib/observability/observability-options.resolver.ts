@@ -1,7 +1,8 @@
 import { assertInteger, assertKnownKeys } from '../producer/job-options.validator';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
 import { MAX_INT32 } from '../queue.constants';
-import type { MetricsOptions, StatsOptions } from '../interfaces/observability.interface';
+import { assertName } from '../producer/job-options.validator';
+import type { HealthOptions, MetricsOptions, StatsOptions } from '../interfaces/observability.interface';
 
 export const DEFAULT_STATS_RETENTION_MS = 14 * 24 * 3_600_000;
 export const DEFAULT_STATS_FLUSH_INTERVAL_MS = 5000;
@@ -10,6 +11,8 @@ export const DEFAULT_METRICS_REFRESH_INTERVAL_MS = 5000;
 
 export const KNOWN_STATS_OPTIONS = ['retentionMs', 'flushIntervalMs'] as const;
 export const KNOWN_METRICS_OPTIONS = ['registry', 'prefix', 'refreshIntervalMs'] as const;
+export const KNOWN_HEALTH_OPTIONS = ['timeoutMs', 'maxPendingAgeMs'] as const;
+export const DEFAULT_HEALTH_TIMEOUT_MS = 1000;
 
 /** Prometheus' metric name pattern. */
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -32,6 +35,12 @@ export interface PromRegistryLike {
   getSingleMetric(name: string): unknown;
   removeSingleMetric(name: string): void;
   metrics(): Promise<string>;
+}
+
+export interface ResolvedHealthOptions {
+  timeoutMs: number;
+  /** A bound for every queue, a bound per queue, or none. */
+  maxPendingAgeMs?: number | Record<string, number>;
 }
 
 const fail = (option: string, value: unknown, expected: string) => new InvalidModuleOptionsError(option, value, expected);
@@ -71,4 +80,28 @@ function isRegistry(value: unknown): value is PromRegistryLike {
   if (typeof value !== 'object' || value === null) return false;
   const r = value as Record<string, unknown>;
   return ['registerMetric', 'getSingleMetric', 'removeSingleMetric', 'metrics'].every((m) => typeof r[m] === 'function');
+}
+
+/** Validates `health` (undefined: defaults, no pending-age bound). */
+export function resolveHealthOptions(health: HealthOptions | undefined): ResolvedHealthOptions {
+  const given = health ?? {};
+  if (typeof given !== 'object' || given === null) throw fail('health', given, 'an object { timeoutMs?, maxPendingAgeMs? }');
+  assertKnownKeys(given, KNOWN_HEALTH_OPTIONS, 'health.', fail);
+  const timeoutMs = given.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+  assertInteger('health.timeoutMs', timeoutMs, 1, MAX_INT32, fail);
+  const max = given.maxPendingAgeMs;
+  if (max === undefined) return { timeoutMs };
+  if (typeof max === 'object' && max !== null && !Array.isArray(max)) {
+    for (const [queue, ms] of Object.entries(max)) {
+      assertName('queue', queue, (_o, value, expected) => fail('health.maxPendingAgeMs', value, `queue names as keys: ${expected}`));
+      assertPositive(`health.maxPendingAgeMs.${queue}`, ms);
+    }
+    return { timeoutMs, maxPendingAgeMs: { ...max } };
+  }
+  assertPositive('health.maxPendingAgeMs', max);
+  return { timeoutMs, maxPendingAgeMs: max };
+}
+
+function assertPositive(option: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw fail(option, value, 'a positive number of milliseconds');
 }

@@ -49,6 +49,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private completer?: JobCompleter;
   private keeper?: LeaseKeeper;
   private unsubscribe?: () => void;
+  private listener?: JobNotificationListener;
   private started = false;
   private stopping?: Promise<void>;
 
@@ -165,6 +166,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
         onConnected: () => this.pollers.forEach((p) => p.wake()),
       });
       this.stoppables.push(listener);
+      this.listener = listener;
       await listener.start();
     }
     // Worker registry and rollups (see observability-tasks.ts).
@@ -178,6 +180,19 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     for (const poller of this.pollers.values()) poller.start();
     probe.start();
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);
+  }
+
+  /**
+   * For the health indicator: whether this process runs a worker (`worker` is not false), whether
+   * it is started and not stopping, and whether its LISTEN connection is up (null when it has none:
+   * `listen: false`, or no processor in this process).
+   */
+  status(): { enabled: boolean; running: boolean; listening: boolean | null } {
+    if (this.options.worker === false) return { enabled: false, running: false, listening: null };
+    const running = this.started && this.stopping === undefined;
+    // NOTE: a worker with no processor here opens no LISTEN connection.
+    const listens = this.options.worker.listen && this.pollers.size > 0;
+    return { enabled: true, running, listening: listens ? running && this.listener?.listening === true : null };
   }
 
   /** Resolves once no attempt is in flight. */

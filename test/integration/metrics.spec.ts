@@ -16,7 +16,7 @@ class IdleProcessor {
 }
 
 /** The Prometheus export: gauges from the registry's counts, scrapes from memory, bad options at boot. */
-describe('Prometheus metrics', () => {
+describe('Prometheus metrics (and the observability options)', () => {
   let app: INestApplicationContext;
   let queue: QueueService;
   const registry = new Registry();
@@ -111,6 +111,13 @@ describe('Prometheus metrics', () => {
       ['a stats retention that is not a number', { stats: { retentionMs: '14d' } }, 'stats.retentionMs'],
       ['a negative stats flush interval', { stats: { flushIntervalMs: -1 } }, 'stats.flushIntervalMs'],
       ['stats that are true', { stats: true }, 'stats'],
+      ['a zero maxPendingAgeMs', { health: { maxPendingAgeMs: 0 } }, 'health.maxPendingAgeMs'],
+      ['a negative maxPendingAgeMs', { health: { maxPendingAgeMs: -1 } }, 'health.maxPendingAgeMs'],
+      ['a maxPendingAgeMs that is a string', { health: { maxPendingAgeMs: '5m' } }, 'health.maxPendingAgeMs'],
+      ['a maxPendingAgeMs that is NaN', { health: { maxPendingAgeMs: Number.NaN } }, 'health.maxPendingAgeMs'],
+      ['a per-queue maxPendingAgeMs that is not positive', { health: { maxPendingAgeMs: { mail: 0 } } }, 'health.maxPendingAgeMs.mail'],
+      ['a per-queue maxPendingAgeMs with a bad queue name', { health: { maxPendingAgeMs: { ' mail': 1000 } } }, 'health.maxPendingAgeMs'],
+      ['a health timeout of 0', { health: { timeoutMs: 0 } }, 'health.timeoutMs'],
     ])('%s', async (_what, options, option) => {
       const error = await createTestApp({ schema, dataSource, queue: options as never }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InvalidModuleOptionsError);
