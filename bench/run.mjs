@@ -7,6 +7,7 @@
 //                      [--concurrency 1000] [--rss-jobs 100000] [--no-raw]
 //   node bench/run.mjs --only sweep [--sweep 50,100,200,500,1000]   # drain vs processor concurrency
 //   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
+//   node bench/run.mjs --only observability                            # drain with rollups + metrics off, then on
 //
 // stdout: one JSON line per figure (ours, then the raw reference's, then the ratios); progress on stderr.
 // The reference runs one repetition at a time, right after the same group of ours.
@@ -23,7 +24,7 @@ const arg = (name, dflt) => {
 };
 const N = Number(arg('jobs', 20000));
 const REPS = Number(arg('reps', 3));
-const ONLY = String(arg('only', 'enqueue,unique,drain,bloat,latency,rss')).split(',');
+const ONLY = String(arg('only', 'enqueue,unique,drain,observability,bloat,latency,rss')).split(',');
 const CONCURRENCY = Number(arg('concurrency', 1000));
 const RSS_JOBS = Number(arg('rss-jobs', 100000));
 const FINISHED_ROWS = Number(arg('finished-rows', 1000000));
@@ -32,14 +33,14 @@ const RAW = !args.includes('--no-raw');
 // NOTE: resolved from this file, not the working directory: <project>/../shared/bench.
 const RAW_SCRIPT = path.resolve(ROOT, '..', 'shared', 'bench', 'raw-reference.mjs');
 const usage = (message) => {
-  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss,sweep,bloat] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
+  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,observability,latency,rss,sweep,bloat] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
   process.exit(2);
 };
 for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS, 'finished-rows': FINISHED_ROWS })) {
   if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
 }
 if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
-const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat'];
+const KNOWN = ['enqueue', 'unique', 'drain', 'observability', 'latency', 'rss', 'sweep', 'bloat'];
 const unknown = ONLY.filter((g) => !KNOWN.includes(g));
 if (unknown.length) usage(`--only: unknown group(s) ${unknown.join(',')}; known: ${KNOWN.join(',')}`);
 
@@ -84,6 +85,12 @@ async function main() {
     if (ONLY.includes('drain')) {
       record('drain', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY })).jobsPerSec);
       await rawGroup('drain');
+    }
+    if (ONLY.includes('observability')) {
+      // NOTE: the same drain with rollups and Prometheus metrics off, then on (the drain above runs
+      // with the defaults: rollups on, no metrics), one right after the other in each repetition.
+      record('drain_observability_off', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY, queueOptions: { stats: false } })).jobsPerSec);
+      record('drain_observability_on', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY, queueOptions: { metrics: {} } })).jobsPerSec);
     }
     if (ONLY.includes('bloat')) {
       const result = await drain({ jobs: N, concurrency: CONCURRENCY, finishedRows: FINISHED_ROWS });
@@ -156,6 +163,7 @@ const COUNTERPARTS = {
 const OWN_RATIOS = {
   enqueue_seq_unique: { base: 'enqueue_seq', bar: (r) => r.ratio >= 0.8, barText: 'ratio >= 0.8' },
   enqueue_bulk_unique: { base: 'enqueue_bulk', bar: (r) => r.ratio >= 0.5, barText: 'ratio >= 0.5' },
+  drain_observability_on: { base: 'drain_observability_off', bar: (r) => r.ratio >= 0.97, barText: 'ratio >= 0.97' },
 };
 
 function printOwnRatios(ours) {

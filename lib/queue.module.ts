@@ -15,6 +15,7 @@ import { QueueWorker } from './worker/worker.service';
 import { QueueObservability } from './observability/queue-observability.service';
 import { QueueMetrics } from './observability/prometheus/queue-metrics.service';
 import { QueueHealthService } from './observability/health/queue-health.service';
+import { OutcomeTally } from './observability/outcome-tally';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -55,6 +56,7 @@ export class QueueModule {
         QueueService,
         QueueWorker,
         QueueObservability,
+        OutcomeTally,
         QueueMetrics,
         QueueHealthService,
       ],

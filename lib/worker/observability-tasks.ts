@@ -3,7 +3,7 @@ import type { JobRepository } from '../database/job.repository';
 import { StatsRepository } from '../database/stats.repository';
 import { WorkerRegistryRepository } from '../database/worker-registry.repository';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
-import type { JobLifecycle } from './job-lifecycle';
+import type { OutcomeTally } from '../observability/outcome-tally';
 import { StatsPruner } from './maintenance/stats-pruner';
 import { StatsRecorder } from './stats-recorder';
 import { WorkerPresenceBeat } from './worker-presence';
@@ -24,13 +24,13 @@ export async function startObservabilityTasks(
   repository: JobRepository,
   options: ResolvedQueueOptions,
   settings: ResolvedWorkerOptions,
-  lifecycle: JobLifecycle,
+  tally: OutcomeTally,
   self: WorkerSelf,
 ): Promise<{ stop(): Promise<void> }[]> {
   const units: { stop(): Promise<void> }[] = [];
   if (options.stats) {
     const stats = new StatsRepository(repository);
-    const recorder = new StatsRecorder(stats, lifecycle, options.stats.flushIntervalMs);
+    const recorder = new StatsRecorder(stats, tally, options.stats.flushIntervalMs);
     const pruner = new StatsPruner(stats, options.stats.retentionMs);
     recorder.start();
     pruner.start();

@@ -16,6 +16,7 @@ import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
 import { startObservabilityTasks } from './observability-tasks';
+import { OutcomeTally } from '../observability/outcome-tally';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -59,6 +60,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly registry: HandlerRegistry,
     private readonly wakeups: QueueWakeups,
     private readonly lifecycle: JobLifecycle,
+    private readonly tally: OutcomeTally,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -171,7 +173,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     }
     // Worker registry and rollups (see observability-tasks.ts).
     this.stoppables.push(
-      ...(await startObservabilityTasks(repository, this.options, settings, this.lifecycle, {
+      ...(await startObservabilityTasks(repository, this.options, settings, this.tally, {
         id: this.workerId,
         queues: Object.fromEntries(queues.map((q) => [q.queue, q.options.concurrency ?? DEFAULT_CONCURRENCY])),
         running: () => this.running.all().length,
