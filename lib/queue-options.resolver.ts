@@ -56,6 +56,8 @@ export interface ResolvedQueueOptions {
   metrics?: ResolvedMetricsOptions;
   /** The health check's settings. */
   health: ResolvedHealthOptions;
+  /** OpenTelemetry spans on. */
+  tracing: boolean;
 }
 
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
@@ -76,6 +78,8 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
   assertInteger('queryTimeoutMs', queryTimeoutMs, 1, MAX_INT32, moduleOptionError);
   const preparedStatements = options.preparedStatements ?? true;
   if (typeof preparedStatements !== 'boolean') throw moduleOptionError('preparedStatements', preparedStatements, 'a boolean');
+  const tracing = options.tracing ?? false;
+  if (typeof tracing !== 'boolean') throw moduleOptionError('tracing', tracing, 'a boolean');
   const ds = options.dataSource;
   if (ds !== undefined && typeof ds !== 'string' && (typeof ds !== 'object' || ds === null || !('driver' in ds))) {
     throw moduleOptionError('dataSource', '[not a DataSource]', 'a TypeORM DataSource or the name of a @nestjs/typeorm connection');
@@ -92,6 +96,7 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
     stats: resolveStatsOptions(options.stats),
     metrics: resolveMetricsOptions(options.metrics),
     health: resolveHealthOptions(options.health),
+    tracing,
   };
 }
 

@@ -16,6 +16,7 @@ import { QueueObservability } from './observability/queue-observability.service'
 import { QueueMetrics } from './observability/prometheus/queue-metrics.service';
 import { QueueHealthService } from './observability/health/queue-health.service';
 import { OutcomeTally } from './observability/outcome-tally';
+import { QueueTracing } from './observability/tracing/queue-tracing.service';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -57,6 +58,7 @@ export class QueueModule {
         QueueWorker,
         QueueObservability,
         OutcomeTally,
+        QueueTracing,
         QueueMetrics,
         QueueHealthService,
       ],

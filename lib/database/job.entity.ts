@@ -29,6 +29,8 @@ export interface JobRow {
   uniqueHold: 'finish' | 'start' | 'window' | null;
   uniqueSlot: string | null;
   groupKey: string | null;
+  /** The W3C trace context of the span that added the job (`{ traceparent, tracestate? }`), with tracing on; else null. */
+  traceContext: Record<string, string> | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -81,6 +83,7 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       uniqueHold: { name: 'unique_hold', type: 'text', nullable: true },
       uniqueSlot: { name: 'unique_slot', type: 'bigint', nullable: true },
       groupKey: { name: 'group_key', type: 'text', nullable: true },
+      traceContext: { name: 'trace_context', type: 'jsonb', nullable: true },
     },
   });
 }

@@ -3,6 +3,7 @@ import type { Pool, PoolClient, PoolConfig, QueryConfig, QueryResult } from 'pg'
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
+import { CLAIMED_TRACE_COLUMN, claimedTraceContexts } from './trace-context';
 import { isConnectionError, isUniqueViolation, translateDatabaseError } from './database-errors';
 import { acquireBounded, destroyConnection, queryBounded, queryOnClient, runBounded } from './bounded-statement';
 import { SingleValueQuery } from './single-value.query';
@@ -29,6 +30,8 @@ export interface NewJobRow {
   timeoutMs: number | null;
   /** The unique key and how it is held, or null (the common case). */
   unique: UniqueRow | null;
+  /** JSON text of the producer span's trace context (tracing on, inside a recording span); else absent. */
+  traceContext?: string;
 }
 
 /** A job's unique key, as inserted (see schema step 4). */
@@ -94,6 +97,8 @@ export interface RepositorySettings {
   queryTimeoutMs: number;
   /** Named prepared statements (false: every statement unnamed, for PgBouncer in transaction mode). */
   preparedStatements: boolean;
+  /** Claims also read each job's trace context (tracing on). */
+  traceContext?: boolean;
 }
 
 /** What the rescue statement returns of each job it rescued. */
@@ -211,7 +216,8 @@ export class JobRepository {
    */
   async insert(rows: NewJobRow[], manager?: EntityManager): Promise<Job[]> {
     if (rows.length === 0) return [];
-    if (rows.length === 1) {
+    // NOTE: a traced row goes by the batch statement, the only one with the trace column.
+    if (rows.length === 1 && rows[0].traceContext === undefined) {
       const row = rows[0];
       const [text, values] = isDueWithDefaults(row) ? [this.statements.insertOneDue, [row.queue, row.name, row.data]] : [this.statements.insertOne, oneRowParams(row)];
       const job = manager ? (await this.run<{ job: string }>('insert', text, values, manager))[0].job : await this.value('insert', text, values);
@@ -453,9 +459,10 @@ export class JobRepository {
   }
 
   async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {
+    const traced = this.settings.traceContext === true;
     const result = await this.execute(
       'claim',
-      this.statements.claim,
+      traced ? this.statements.claimTraced : this.statements.claim,
       [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs],
       true,
       'array',
@@ -470,7 +477,13 @@ export class JobRepository {
       backoff: JSON.parse(JSON.stringify(defaults.backoff)) as BackoffOptions,
       timeoutMs: defaults.timeoutMs,
     };
-    return (result.rows as unknown[][]).map((values) => toClaimedJob(values, context));
+    const jobs = (result.rows as unknown[][]).map((values) => toClaimedJob(values, context));
+    if (traced) {
+      (result.rows as unknown[][]).forEach((values, i) => {
+        if (values[CLAIMED_TRACE_COLUMN] !== null) claimedTraceContexts.set(jobs[i], values[CLAIMED_TRACE_COLUMN] as Record<string, string>);
+      });
+    }
+    return jobs;
   }
 
   /**
@@ -812,7 +825,8 @@ function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string): string
         `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
         `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
         `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
-        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}}` : '}'),
+        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}` : '') +
+        (r.traceContext === undefined ? '}' : `,"trace_context":${r.traceContext}}`),
     )
     .join(',');
 }

@@ -94,6 +94,12 @@ export interface QueueModuleOptions {
   metrics?: MetricsOptions;
   /** Settings of the health check that `QueueHealthIndicator` (`nestjs-pg-queue/terminus`) reports. */
   health?: HealthOptions;
+  /**
+   * OpenTelemetry spans (`@opentelemetry/api` must be installed: an optional peer dependency,
+   * loaded only when this is true): a producer span per add()/addBulk(), a consumer span per
+   * attempt in the producer's trace. Without an SDK the spans are no-ops. Default false.
+   */
+  tracing?: boolean;
 }
 
 /** A class that builds the options, for `forRootAsync({ useClass })`. */

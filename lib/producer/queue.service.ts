@@ -15,6 +15,7 @@ import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-optio
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 import type { QueueInfo } from '../interfaces/queue-info.interface';
 import { QueueObservability } from '../observability/queue-observability.service';
+import { QueueTracing } from '../observability/tracing/queue-tracing.service';
 import type { QueueStatsFilter, QueueStatsRow, WorkerInfo } from '../interfaces/observability.interface';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
@@ -35,6 +36,7 @@ export class QueueService {
     private readonly database: QueueDatabase,
     private readonly wakeups: QueueWakeups,
     private readonly observability: QueueObservability,
+    private readonly tracing: QueueTracing,
   ) {}
 
   /**
@@ -47,8 +49,15 @@ export class QueueService {
    * @throws InvalidJobOptionError when a name or option is not valid
    * @throws QueueUnavailableError when the database cannot be reached
    */
-  async add<T = unknown>(queue: string, name: string, data: T, options: JobOptions = {}): Promise<Job<T>> {
+  add<T = unknown>(queue: string, name: string, data: T, options: JobOptions = {}): Promise<Job<T>> {
+    // NOTE: not async itself, so an untraced add() costs no promise more than before.
+    if (this.tracing.enabled) return this.tracing.produce('add', typeof queue === 'string' ? queue : undefined, 1, (trace) => this.addOne(queue, name, data, options, trace));
+    return this.addOne(queue, name, data, options, undefined);
+  }
+
+  private async addOne<T>(queue: string, name: string, data: T, options: JobOptions, traceContext: string | undefined): Promise<Job<T>> {
     const row = this.toRow(queue, name, data, options, 'data');
+    if (traceContext !== undefined) row.traceContext = traceContext;
     if (row.unique) {
       // NOTE: not through the group commit: each unique add() needs its own answer (inserted, or
       // which job holds the key), which one statement per add gives plainly.
@@ -79,7 +88,16 @@ export class QueueService {
    * @throws InvalidJobDataError, InvalidJobOptionError naming the first bad job (`jobs[i]…`)
    * @throws QueueUnavailableError when the database cannot be reached
    */
-  async addBulk<T = unknown>(jobs: BulkJob<T>[]): Promise<Job<T>[]> {
+  addBulk<T = unknown>(jobs: BulkJob<T>[]): Promise<Job<T>[]> {
+    if (this.tracing.enabled && Array.isArray(jobs)) {
+      const queues = new Set(jobs.map((j) => (j as Partial<BulkJob>)?.queue));
+      const queue = queues.size === 1 ? [...queues][0] : undefined;
+      return this.tracing.produce('addBulk', typeof queue === 'string' ? queue : undefined, jobs.length, (trace) => this.addMany(jobs, trace));
+    }
+    return this.addMany(jobs, undefined);
+  }
+
+  private async addMany<T>(jobs: BulkJob<T>[], traceContext: string | undefined): Promise<Job<T>[]> {
     if (!Array.isArray(jobs)) throw new InvalidJobOptionError('jobs', jobs, 'an array of { queue, name, data, options? }');
     // Everything but the data first: cheap, and it decides how the jobs are inserted.
     const soonest = new Map<string, Date | null>();
@@ -109,14 +127,17 @@ export class QueueService {
     });
     const toRow = (i: number) => {
       const job = jobs[i];
-      return this.toRow(job.queue, job.name, job.data, job.options ?? {}, `jobs[${i}].data`, true);
+      const row = this.toRow(job.queue, job.name, job.data, job.options ?? {}, `jobs[${i}].data`, true);
+      if (traceContext !== undefined) row.traceContext = traceContext;
+      return row;
     };
     const repository = await this.database.getRepository();
     let added: Job[];
     if (unique) {
       // NOTE: COPY cannot skip a row whose key is held (no ON CONFLICT): statements, in one transaction.
       added = await repository.insertWithUnique(jobs.map((_, i) => toRow(i)), (rows) => [...chunkRows(rows, (row) => row.data)]);
-    } else if (!delayed && jobs.length >= COPY_MIN_ROWS) {
+    } else if (!delayed && jobs.length >= COPY_MIN_ROWS && traceContext === undefined) {
+      // NOTE: a traced bulk goes by statements, which carry the trace column; the COPY does not.
       added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, row: toRow });
     } else {
       added = await repository.insertInChunks([...chunkRows(jobs.map((_, i) => toRow(i)), (row) => row.data)]);

@@ -17,6 +17,7 @@ import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
 import { startObservabilityTasks } from './observability-tasks';
 import { OutcomeTally } from '../observability/outcome-tally';
+import { QueueTracing } from '../observability/tracing/queue-tracing.service';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -61,6 +62,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly wakeups: QueueWakeups,
     private readonly lifecycle: JobLifecycle,
     private readonly tally: OutcomeTally,
+    private readonly tracing: QueueTracing,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -128,6 +130,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       settings.lockDurationMs,
       settings.unknownJobGraceMs,
       this.lifecycle,
+      this.tracing,
     );
     for (const registered of queues) {
       const poller = new QueuePoller(

@@ -118,6 +118,7 @@ describe('Prometheus metrics (and the observability options)', () => {
       ['a per-queue maxPendingAgeMs that is not positive', { health: { maxPendingAgeMs: { mail: 0 } } }, 'health.maxPendingAgeMs.mail'],
       ['a per-queue maxPendingAgeMs with a bad queue name', { health: { maxPendingAgeMs: { ' mail': 1000 } } }, 'health.maxPendingAgeMs'],
       ['a health timeout of 0', { health: { timeoutMs: 0 } }, 'health.timeoutMs'],
+      ['tracing that is not a boolean', { tracing: 'on' }, 'tracing'],
     ])('%s', async (_what, options, option) => {
       const error = await createTestApp({ schema, dataSource, queue: options as never }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InvalidModuleOptionsError);

@@ -77,15 +77,16 @@ export function buildJobStatements(n: TableNaming) {
      */
     insert: `
       WITH inserted AS (
-        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms")
+        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "trace_context")
         SELECT u.queue, u.name, COALESCE(u.data, 'null'::jsonb), u.priority,
                COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
-               u.max_attempts, u.backoff, u.timeout_ms
+               u.max_attempts, u.backoff, u.timeout_ms, u.trace_context
         -- NOTE: the batch arrives as one JSON array of rows: one JSON text for the client to build
         -- and the server to parse, instead of nine array literals that node-postgres escapes element
-        -- by element (JSON payloads are full of quotes to escape). Row order is kept.
+        -- by element (JSON payloads are full of quotes to escape). Row order is kept. A row without
+        -- a trace context has no such key (NULL).
         FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
-          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int)
+          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, trace_context jsonb)
         RETURNING id, queue, run_at
       ), woken AS (${notifyJobs('inserted')})
       SELECT array_to_string(array_agg(id ORDER BY id), ',') AS ids, ${ms('now()', 'now')}, (SELECT count(*) FROM woken) AS "_woken"
@@ -207,6 +208,11 @@ export function buildJobStatements(n: TableNaming) {
         FOR UPDATE SKIP LOCKED
       ))
       RETURNING ${claimedColumns('j.')}`,
+
+    /** `claim`, also returning each job's trace context (last column), for a worker with tracing on. */
+    get claimTraced(): string {
+      return `${this.claim}, j.trace_context`;
+    },
 
     /**
      * Record the outcomes of many attempts in one statement. Fenced: a row is written only if it is

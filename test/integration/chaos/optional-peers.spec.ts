@@ -61,9 +61,12 @@ Module._resolveFilename = function (request, ...rest) {
     expect(lines.filter((l) => !/\bLOG\b/.test(l))).toEqual([]);
   });
 
-  it('metrics configured without prom-client: the boot fails with MissingPeerDependencyError naming it', async () => {
-    const child = workers.spawn({ queue: 'peers', queueOptions: { metrics: {} } }, ['--require', preload]);
+  it.each([
+    ['metrics', { metrics: {} }, 'QueueModule.forRoot({ metrics })', 'prom-client'],
+    ['tracing', { tracing: true }, 'QueueModule.forRoot({ tracing: true })', '@opentelemetry/api'],
+  ])('%s configured without its peer: the boot fails with MissingPeerDependencyError naming it', async (_what, queueOptions, option, peer) => {
+    const child = workers.spawn({ queue: 'peers', queueOptions }, ['--require', preload]);
     expect(await child.ready).toBe(false);
-    expect(child.output).toContain('CHAOS_BOOT_FAILED MissingPeerDependencyError: QueueModule.forRoot({ metrics }) needs the package prom-client, which is not installed: npm install prom-client');
+    expect(child.output).toContain(`CHAOS_BOOT_FAILED MissingPeerDependencyError: ${option} needs the package ${peer}, which is not installed: npm install ${peer}`);
   });
 });

@@ -2,7 +2,7 @@ import type { TableNaming } from '../../table-naming';
 
 /**
  * Schema step 5, the observability part (see ./README.md): the worker registry and the per-minute
- * rollups. Both are side tables: nothing here touches the job table or its hot statements.
+ * rollups (side tables), and the job table's trace context column.
  */
 export const observabilityDdl = {
   up: (n: TableNaming): string[] => [
@@ -37,6 +37,13 @@ export const observabilityDdl = {
         PRIMARY KEY ("queue", "name", "minute")
       )`,
     `CREATE INDEX IF NOT EXISTS "${n.prefix}_stats_minute_idx" ON ${n.statsQualified} ("minute")`,
+    // NOTE: the W3C trace context of the producer's span ({ traceparent, tracestate }), written only
+    // by an add() made inside a recording span with tracing on: NULL (no storage) for every other job.
+    `ALTER TABLE ${n.qualified} ADD COLUMN IF NOT EXISTS "trace_context" jsonb`,
   ],
-  down: (n: TableNaming): string[] => [`DROP TABLE IF EXISTS ${n.statsQualified}`, `DROP TABLE IF EXISTS ${n.workersQualified}`],
+  down: (n: TableNaming): string[] => [
+    `ALTER TABLE ${n.qualified} DROP COLUMN IF EXISTS "trace_context"`,
+    `DROP TABLE IF EXISTS ${n.statsQualified}`,
+    `DROP TABLE IF EXISTS ${n.workersQualified}`,
+  ],
 };
