@@ -26,4 +26,4 @@ export { JobSnooze } from './worker/job-snooze';
 export type { WorkerInfo, QueueStatsRow, QueueStatsFilter, TimingSummary, StatsOptions, MetricsOptions, HealthOptions, QueueHealthReport } from './interfaces/observability.interface';
 export { QueueHealthService } from './observability/health/queue-health.service';
 export { QueueMetrics } from './observability/prometheus/queue-metrics.service';
-export { STATS_BUCKET_BOUNDS_MS } from './observability/stats-buckets';
+export { STATS_BUCKET_BOUNDS_MS, quantileOf } from './observability/stats-buckets';
