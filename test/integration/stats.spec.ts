@@ -6,6 +6,7 @@ import { JobLifecycle } from '../../lib/worker/job-lifecycle';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitFor } from './helpers/wait-for';
+import { CapturingLogger } from './helpers/log-capture';
 
 const schema = uniqueSchema('stats');
 const DAY_MS = 86_400_000;
@@ -100,6 +101,36 @@ describe('per-minute rollups', () => {
       await second.close();
     }
     expect((await queue.getStats({ queue: 'direct', since: new Date(now - 3 * MINUTE_MS), until: new Date(now) })).length).toBe(1);
+  });
+
+  it('a write that fails keeps its counts for the next one: nothing is lost or counted twice', async () => {
+    const failing = `${schema}_failing`;
+    const logger = new CapturingLogger();
+    const own = await createTestApp({ schema: failing, providers: [RollupProcessor], logger, queue: { worker: { pollIntervalMs: 50 }, stats: { flushIntervalMs: 100 } } });
+    try {
+      const q = own.get(QueueService);
+      // The table goes away: every write fails (a real error of the database, not a mock).
+      await sql(`ALTER TABLE "${failing}".queue_jobs_stats RENAME TO stats_away`);
+      await q.addBulk(Array.from({ length: 10 }, () => ({ queue: 'rollups', name: 'ok', data: {} })));
+      await waitFor('the jobs to complete', async () => (await q.getCounts('rollups')).completed === 10);
+      await waitFor('a failed write', () => logger.find('warn', /Stats writer failed/).length > 0);
+      await q.addBulk(Array.from({ length: 5 }, () => ({ queue: 'rollups', name: 'ok', data: {} })));
+      await waitFor('the later jobs to complete', async () => (await q.getCounts('rollups')).completed === 15);
+      await sql(`ALTER TABLE "${failing}".stats_away RENAME TO queue_jobs_stats`);
+      await waitFor('every completion in the rollups', async () => (await q.getStats({ queue: 'rollups' })).reduce((n, r) => n + r.completed, 0) === 15);
+      expect(logger.find('log', /Stats writer resumed/).length).toBeGreaterThan(0);
+      // One more job, one more flush: exactly 16, so what was given back was written once.
+      await q.add('rollups', 'ok', {});
+      const rows = await waitFor('the next flush', async () => {
+        const found = await q.getStats({ queue: 'rollups' });
+        return found.reduce((n, r) => n + r.completed, 0) >= 16 ? found : null;
+      });
+      expect(rows.reduce((n, r) => n + r.completed, 0)).toBe(16);
+      expect(rows.reduce((n, r) => n + r.waitTime.count, 0)).toBe(16);
+    } finally {
+      await own.close();
+      await dropSchema(failing);
+    }
   });
 
   it.each([
