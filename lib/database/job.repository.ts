@@ -237,7 +237,7 @@ export class JobRepository {
     const u = row.unique!;
     const text = u.replace ? this.statements.insertUniqueReplacing : this.statements.insertUnique;
     const windowMs = u.windowMs === null ? null : String(u.windowMs);
-    const params = [...oneRowParams(row), u.key, u.hold, windowMs];
+    const params = [...oneRowParams(row), u.key, u.hold, windowMs, row.traceContext ?? null];
     for (let tries = 1; ; tries++) {
       const job = manager ? ((await this.run<{ job: string }>('insert', text, params, manager))[0]?.job ?? null) : await this.optionalValue('insert', text, params);
       if (job !== null && job[0] !== '=') {
@@ -263,8 +263,10 @@ export class JobRepository {
    * already held returned as duplicates of their holder. Jobs come back in input order.
    */
   async insertWithUnique(rows: NewJobRow[], chunk: (rows: NewJobRow[]) => NewJobRow[][]): Promise<Job[]> {
+    // NOTE: traced rows go by statements, which carry the trace column; the COPY does not.
     const copyable =
-      rows.length >= COPY_MIN_ROWS && rows.every((r) => r.delayMs === 0 && (!r.unique || (!r.unique.replace && r.unique.hold !== 'window')));
+      rows.length >= COPY_MIN_ROWS &&
+      rows.every((r) => r.delayMs === 0 && r.traceContext === undefined && (!r.unique || (!r.unique.replace && r.unique.hold !== 'window')));
     if (copyable && this.uniqueCopySkips === 0) {
       const jobs = await this.insertUniqueByCopy(rows);
       if (jobs) return jobs;

@@ -51,9 +51,9 @@ export function buildJobStatements(n: TableNaming) {
   // The single-row unique insert, with what to do on conflict.
   const uniqueInsert = (onConflict: string) => `
       WITH ins AS (
-        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot", "trace_context")
         VALUES ($1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9, $10, $11,
-          ${windowSlot('$11::text', '$12::float8')})
+          ${windowSlot('$11::text', '$12::float8')}, $13::jsonb)
         ON CONFLICT ${uniqueTarget}
         ${onConflict}
         RETURNING j.id, j.queue, j.run_at, (j.xmax = 0) AS fresh
@@ -156,12 +156,12 @@ export function buildJobStatements(n: TableNaming) {
      */
     insertUniqueBatch: `
       WITH ins AS (
-        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot")
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot", "trace_context")
         SELECT u.queue, u.name, COALESCE(u.data, 'null'::jsonb), u.priority, COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
-               u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_hold, u.unique_slot
+               u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_hold, u.unique_slot, u.trace_context
         -- NOTE: rows are inserted, and take their ids, in the array's order (as in the insert statement).
         FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
-          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint)
+          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint, trace_context jsonb)
         ON CONFLICT ${uniqueTarget}
         ${replaceHolder('$2::boolean')}
         RETURNING j.id, j.queue, j.run_at, j.unique_key, j.unique_slot, (j.xmax = 0) AS fresh

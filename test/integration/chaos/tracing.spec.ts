@@ -208,4 +208,20 @@ api.trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new
     expect(rows).toHaveLength(100);
     expect(new Set(rows.map((r) => r.traceparent))).toEqual(new Set([`00-${producer.spanContext().traceId}-${producer.spanContext().spanId}-01`]));
   });
+
+  it('jobs with a unique key carry the context too (add, and a bulk that would go by COPY)', async () => {
+    exporter.reset();
+    const queue = app.get(QueueService);
+    const one = await queue.add('unique-traced', 'n', {}, { unique: { key: 'only-one' } });
+    const bulk = await queue.addBulk(Array.from({ length: 100 }, (_, i) => ({ queue: 'unique-traced', name: 'n', data: {}, options: { unique: { key: `k${i}` } } })));
+    const producers = exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.PRODUCER);
+    expect(producers).toHaveLength(2);
+    const expected = (i: number) => `00-${producers[i].spanContext().traceId}-${producers[i].spanContext().spanId}-01`;
+    const traceparentOf = async (ids: string[]) =>
+      (await sql<{ traceparent: string | null }>(`SELECT trace_context->>'traceparent' AS traceparent FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[])`, [ids])).map((r) => r.traceparent);
+    expect(await traceparentOf([one.id])).toEqual([expected(0)]);
+    const bulkParents = await traceparentOf(bulk.map((j) => j.id));
+    expect(bulkParents).toHaveLength(100);
+    expect(new Set(bulkParents)).toEqual(new Set([expected(1)]));
+  });
 });
