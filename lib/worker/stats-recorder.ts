@@ -2,6 +2,10 @@ import type { RollupDelta, StatsRepository } from '../database/stats.repository'
 import type { MinuteCounts, OutcomeTally } from '../observability/outcome-tally';
 import { addCounts } from '../observability/outcome-tally';
 import { PeriodicTask } from './maintenance/periodic-task';
+import { withTimeout } from './with-timeout';
+
+/** How long the graceful stop waits for the last rollup write (the database may be gone). */
+export const FINAL_STATS_WRITE_GRACE_MS = 1000;
 
 /**
  * Writes this process's per-minute counts (kept by the OutcomeTally from the lifecycle hub, so
@@ -23,10 +27,13 @@ export class StatsRecorder extends PeriodicTask {
     super.start();
   }
 
-  /** Writes what is left (bounded by the statement timeout). */
+  /**
+   * Writes what is left, waiting for it at most FINAL_STATS_WRITE_GRACE_MS (then this process's
+   * last few seconds of counts are lost: rollups are statistics, not records).
+   */
   override async stop(): Promise<void> {
     await super.stop();
-    await this.runOnce();
+    await withTimeout(this.runOnce(), FINAL_STATS_WRITE_GRACE_MS);
   }
 
   private async flush(): Promise<void> {

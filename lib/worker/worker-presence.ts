@@ -1,6 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type { WorkerPresence, WorkerRegistryRepository } from '../database/worker-registry.repository';
 import { PeriodicTask } from './maintenance/periodic-task';
+import { withTimeout } from './with-timeout';
+
+/** How long the graceful stop waits for the registry row's removal (the database may be gone). */
+export const PRESENCE_REMOVE_GRACE_MS = 1000;
 
 /** A worker that stopped beating drops out of the registry after this many of its lease lengths. */
 export const WORKER_EXPIRY_LEASES = 3;
@@ -27,11 +31,13 @@ export class WorkerPresenceBeat extends PeriodicTask {
 
   override async stop(): Promise<void> {
     await super.stop();
-    try {
-      await this.registry.remove(this.presence().id);
-    } catch (error) {
-      // NOTE: the row then expires like a killed worker's.
-      this.log.warn(`Could not remove this worker from the worker registry (${(error as Error)?.message ?? error}); it expires on its own`);
+    let failure: unknown;
+    const removed = this.registry.remove(this.presence().id).catch((error: unknown) => (failure = error ?? 'failed'));
+    // NOTE: bounded well inside the shutdown's own budget; the row then expires like a killed worker's.
+    const inTime = await withTimeout(removed, PRESENCE_REMOVE_GRACE_MS);
+    if (!inTime || failure !== undefined) {
+      const why = inTime ? ((failure as Error)?.message ?? String(failure)) : `no answer within ${PRESENCE_REMOVE_GRACE_MS} ms`;
+      this.log.warn(`Could not remove this worker from the worker registry (${why}); it expires on its own`);
     }
   }
 }

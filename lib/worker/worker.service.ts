@@ -16,6 +16,7 @@ import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
 import { startObservabilityTasks } from './observability-tasks';
+import { withTimeout } from './with-timeout';
 import { OutcomeTally } from '../observability/outcome-tally';
 import { QueueTracing } from '../observability/tracing/queue-tracing.service';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
@@ -281,11 +282,4 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     await this.database.repository.closeWorkerPool();
     this.started = false;
   }
-}
-
-/** Waits for `promise`, at most `ms`. */
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }
