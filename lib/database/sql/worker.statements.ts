@@ -11,7 +11,10 @@ export function buildWorkerStatements(n: TableNaming) {
      * them). One statement per beat: the prune is a range of the primary key's table, tiny.
      */
     beat: `
-      WITH pruned AS (DELETE FROM ${W} WHERE expires_at < now() AND id <> $1)
+      -- NOTE: SKIP LOCKED: two workers pruning at once never wait for (or deadlock with) each other.
+      WITH pruned AS (
+        DELETE FROM ${W} WHERE id IN (SELECT id FROM ${W} WHERE expires_at < now() AND id <> $1 FOR UPDATE SKIP LOCKED)
+      )
       INSERT INTO ${W} AS w (id, host, pid, queues, running, expires_at)
       VALUES ($1, $2, $3, $4::jsonb, $5, now() + $6 * interval '1 millisecond')
       ON CONFLICT (id) DO UPDATE SET
