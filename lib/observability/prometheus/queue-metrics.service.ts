@@ -1,4 +1,12 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import type * as PromClient from 'prom-client';
 import { QueueDatabase } from '../../database/queue-database';
 import { MetricsRepository } from '../../database/metrics.repository';
@@ -31,7 +39,7 @@ interface Instruments {
  * prom-client is required here, at boot, and only when `metrics` is set.
  */
 @Injectable()
-export class QueueMetrics implements OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown {
+export class QueueMetrics implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('QueueMetrics');
   private instruments?: Instruments;
   private registry?: PromClient.Registry;
@@ -61,9 +69,13 @@ export class QueueMetrics implements OnModuleInit, OnApplicationBootstrap, OnApp
     void this.refresher.runOnce();
   }
 
-  /** NOTE: after every beforeApplicationShutdown, so the worker's last outcomes are still counted. */
-  async onApplicationShutdown(): Promise<void> {
+  /** The gauges stop refreshing before TypeORM closes its pool (in onApplicationShutdown). */
+  async beforeApplicationShutdown(): Promise<void> {
     await this.refresher?.stop();
+  }
+
+  /** NOTE: after every beforeApplicationShutdown, so the worker's last outcomes are still counted. */
+  onApplicationShutdown(): void {
     if (this.instruments && this.registry) {
       const { tallied, jobs, oldestPending } = this.instruments;
       for (const metric of [...tallied, jobs, oldestPending]) this.registry.removeSingleMetric((metric as unknown as { name: string }).name);
