@@ -53,7 +53,7 @@ export const table = (schema) => `"${schema}"."queue_jobs"`;
  * provider `@Processor(QUEUE, { concurrency })` whose `@Handle('noop')` calls `processor.handler`.
  * Decorators are applied as functions, since this is plain JavaScript.
  */
-export async function createBenchApp({ schema, worker = false, processor, poolSize = 10, providers: extra = [], url = DATABASE_URL }) {
+export async function createBenchApp({ schema, worker = false, processor, poolSize = 10, providers: extra = [], url = DATABASE_URL, queueOptions = {} }) {
   const { QueueModule, Processor, Handle } = lib;
   const providers = [...extra];
   if (processor) {
@@ -70,7 +70,7 @@ export async function createBenchApp({ schema, worker = false, processor, poolSi
   Module({
     imports: [
       TypeOrmModule.forRoot({ type: 'postgres', url, synchronize: false, logging: false, poolSize }),
-      QueueModule.forRoot({ schema, worker }),
+      QueueModule.forRoot({ schema, worker, ...queueOptions }),
     ],
     providers,
   })(BenchAppModule);

@@ -136,7 +136,7 @@ export async function enqueue(mode, jobs, { patch } = {}) {
  * reference does, then drains them in a child worker process. Returns the child's result
  * (jobsPerSec, peakRssMb, ...).
  */
-export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0, globalListener = false }) {
+export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0, globalListener = false, queueOptions }) {
   return withSchema('drain', async (schema) => {
     // NOTE: another process (this one) listens globally to `completed` during the whole drain, so
     // the worker sends every completion by NOTIFY: the cost of a global listener on the drain.
@@ -173,7 +173,7 @@ async function drainInto(schema, { jobs, concurrency, trace, poolSize, analyze, 
       await app.close();
     }
     if (analyze) await sql(`ANALYZE ${table(schema)}`);
-    const worker = startChild({ mode: 'drain', schema, jobs, concurrency, trace, poolSize, variants }, execArgv);
+    const worker = startChild({ mode: 'drain', schema, jobs, concurrency, trace, poolSize, variants, queueOptions }, execArgv);
     const result = await worker.next('result');
     await worker.exited;
     log(`drain ${jobs} c=${concurrency}: ${result.jobsPerSec.toFixed(0)} jobs/s (${result.ms.toFixed(0)} ms; all handled at ${result.handledMs.toFixed(0)} ms; worker boot ${result.bootMs.toFixed(0)} ms, not counted; peak RSS ${result.peakRssMb.toFixed(1)} MB)`);

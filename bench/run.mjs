@@ -9,6 +9,7 @@
 //   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
 //   node bench/run.mjs --only events                                  # drain with and without a global completed listener
 //   node bench/run.mjs --only schedules                               # 10,000 cron schedules due at once; idle cost
+//   node bench/run.mjs --only observability                            # drain with rollups + metrics off, then on
 //
 // stdout: one JSON line per figure (ours, then the raw reference's, then the ratios); progress on stderr.
 // The reference runs one repetition at a time, right after the same group of ours.
@@ -26,7 +27,7 @@ const arg = (name, dflt) => {
 };
 const N = Number(arg('jobs', 20000));
 const REPS = Number(arg('reps', 3));
-const ONLY = String(arg('only', 'enqueue,unique,drain,bloat,latency,rss')).split(',');
+const ONLY = String(arg('only', 'enqueue,unique,drain,observability,bloat,latency,rss')).split(',');
 const CONCURRENCY = Number(arg('concurrency', 1000));
 const RSS_JOBS = Number(arg('rss-jobs', 100000));
 const FINISHED_ROWS = Number(arg('finished-rows', 1000000));
@@ -35,14 +36,14 @@ const RAW = !args.includes('--no-raw');
 // NOTE: resolved from this file, not the working directory: <project>/../shared/bench.
 const RAW_SCRIPT = path.resolve(ROOT, '..', 'shared', 'bench', 'raw-reference.mjs');
 const usage = (message) => {
-  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss,sweep,bloat,events,schedules] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
+  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss,sweep,bloat,events,schedules,observability] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
   process.exit(2);
 };
 for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS, 'finished-rows': FINISHED_ROWS })) {
   if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
 }
 if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
-const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat', 'events', 'schedules'];
+const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat', 'events', 'schedules', 'observability'];
 const unknown = ONLY.filter((g) => !KNOWN.includes(g));
 if (unknown.length) usage(`--only: unknown group(s) ${unknown.join(',')}; known: ${KNOWN.join(',')}`);
 
@@ -92,6 +93,12 @@ async function main() {
       // NOTE: interleaved, one of each per repetition: the cost of a global `completed` listener.
       record('drain_no_global_listener', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY })).jobsPerSec);
       record('drain_global_completed_listener', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY, globalListener: true })).jobsPerSec);
+    }
+    if (ONLY.includes('observability')) {
+      // NOTE: the same drain with rollups and Prometheus metrics off, then on (the drain above runs
+      // with the defaults: rollups on, no metrics), one right after the other in each repetition.
+      record('drain_observability_off', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY, queueOptions: { stats: false } })).jobsPerSec);
+      record('drain_observability_on', 'jobs/s', (await drain({ jobs: N, concurrency: CONCURRENCY, queueOptions: { metrics: {} } })).jobsPerSec);
     }
     if (ONLY.includes('bloat')) {
       const result = await drain({ jobs: N, concurrency: CONCURRENCY, finishedRows: FINISHED_ROWS });
@@ -168,6 +175,7 @@ const COUNTERPARTS = {
 const OWN_RATIOS = {
   enqueue_seq_unique: { base: 'enqueue_seq', bar: (r) => r.ratio >= 0.8, barText: 'ratio >= 0.8' },
   enqueue_bulk_unique: { base: 'enqueue_bulk', bar: (r) => r.ratio >= 0.5, barText: 'ratio >= 0.5' },
+  drain_observability_on: { base: 'drain_observability_off', bar: (r) => r.ratio >= 0.97, barText: 'ratio >= 0.97' },
   // Reported, no bar set yet (issue 15: report the cost of a global listener on the drain).
   drain_global_completed_listener: { base: 'drain_no_global_listener' },
 };

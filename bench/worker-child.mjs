@@ -50,6 +50,7 @@ async function drain() {
       },
     },
     poolSize: cfg.poolSize ?? 10,
+    queueOptions: cfg.queueOptions,
   });
   await handledAll;
   const tHandled = now();

@@ -45,3 +45,7 @@ export type {
   ScheduleCatchUp,
   ScheduleOverlap,
 } from './interfaces/schedule.interface';
+export type { WorkerInfo, QueueStatsRow, QueueStatsFilter, TimingSummary, StatsOptions, MetricsOptions, HealthOptions, QueueHealthReport } from './interfaces/observability.interface';
+export { QueueHealthService } from './observability/health/queue-health.service';
+export { QueueMetrics } from './observability/prometheus/queue-metrics.service';
+export { STATS_BUCKET_BOUNDS_MS, quantileOf } from './observability/stats-buckets';

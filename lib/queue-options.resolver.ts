@@ -13,6 +13,14 @@ import {
   DEFAULT_WORKER_POOL_SIZE,
   MAX_INT32,
 } from './queue.constants';
+import {
+  resolveHealthOptions,
+  resolveMetricsOptions,
+  resolveStatsOptions,
+  type ResolvedHealthOptions,
+  type ResolvedMetricsOptions,
+  type ResolvedStatsOptions,
+} from './observability/observability-options.resolver';
 
 /** Worker settings with every default filled in and the derived intervals computed. */
 export interface ResolvedWorkerOptions {
@@ -42,6 +50,14 @@ export interface ResolvedQueueOptions {
   retentionMs?: number;
   queryTimeoutMs: number;
   preparedStatements: boolean;
+  /** Per-minute rollups; false when turned off. */
+  stats: ResolvedStatsOptions | false;
+  /** Prometheus metrics; undefined when not configured. */
+  metrics?: ResolvedMetricsOptions;
+  /** The health check's settings. */
+  health: ResolvedHealthOptions;
+  /** OpenTelemetry spans on. */
+  tracing: boolean;
 }
 
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
@@ -62,6 +78,8 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
   assertInteger('queryTimeoutMs', queryTimeoutMs, 1, MAX_INT32, moduleOptionError);
   const preparedStatements = options.preparedStatements ?? true;
   if (typeof preparedStatements !== 'boolean') throw moduleOptionError('preparedStatements', preparedStatements, 'a boolean');
+  const tracing = options.tracing ?? false;
+  if (typeof tracing !== 'boolean') throw moduleOptionError('tracing', tracing, 'a boolean');
   const ds = options.dataSource;
   if (ds !== undefined && typeof ds !== 'string' && (typeof ds !== 'object' || ds === null || !('driver' in ds))) {
     throw moduleOptionError('dataSource', '[not a DataSource]', 'a TypeORM DataSource or the name of a @nestjs/typeorm connection');
@@ -75,6 +93,10 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
     retentionMs: options.retentionMs,
     queryTimeoutMs,
     preparedStatements,
+    stats: resolveStatsOptions(options.stats),
+    metrics: resolveMetricsOptions(options.metrics),
+    health: resolveHealthOptions(options.health),
+    tracing,
   };
 }
 

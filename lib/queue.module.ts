@@ -23,6 +23,11 @@ import { JobWaiter } from './events/job-waiter';
 import { JobEventsService } from './events/job-events.service';
 import { ScheduleRegistry } from './discovery/schedule.registry';
 import { ScheduleService } from './producer/schedule.service';
+import { QueueObservability } from './observability/queue-observability.service';
+import { QueueMetrics } from './observability/prometheus/queue-metrics.service';
+import { QueueHealthService } from './observability/health/queue-health.service';
+import { OutcomeTally } from './observability/outcome-tally';
+import { QueueTracing } from './observability/tracing/queue-tracing.service';
 import type {
   QueueModuleAsyncOptions,
   QueueModuleOptions,
@@ -74,8 +79,13 @@ export class QueueModule {
         QueueWorker,
         ScheduleRegistry,
         ScheduleService,
+        QueueObservability,
+        OutcomeTally,
+        QueueTracing,
+        QueueMetrics,
+        QueueHealthService,
       ],
-      exports: [QueueService],
+      exports: [QueueService, QueueHealthService, QueueMetrics],
     };
   }
 

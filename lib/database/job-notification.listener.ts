@@ -54,6 +54,11 @@ export class JobNotificationListener {
     private readonly handlers: NotificationHandlers,
   ) {}
 
+  /** Whether the LISTEN connection is up right now (for the health indicator). */
+  get listening(): boolean {
+    return this.client !== undefined;
+  }
+
   /** Connects; resolves once listening, or after the first failure (it keeps retrying behind). */
   start(): Promise<void> {
     this.stopped = false;

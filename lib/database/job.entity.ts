@@ -35,6 +35,8 @@ export interface JobRow {
   scheduledFor: Date | null;
   /** The key of that schedule, or null. */
   scheduleKey: string | null;
+  /** The W3C trace context of the span that added the job (`{ traceparent, tracestate? }`), with tracing on; else null. */
+  traceContext: Record<string, string> | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -92,6 +94,7 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       progress: { type: 'jsonb', nullable: true },
       scheduledFor: { name: 'scheduled_for', type: 'timestamptz', nullable: true },
       scheduleKey: { name: 'schedule_key', type: 'text', nullable: true },
+      traceContext: { name: 'trace_context', type: 'jsonb', nullable: true },
     },
   });
 }

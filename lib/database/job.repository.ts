@@ -3,6 +3,7 @@ import type { Pool, PoolClient, PoolConfig, QueryConfig, QueryResult } from 'pg'
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
+import { claimedTraceContexts } from './trace-context';
 import { isConnectionError, isUniqueViolation, translateDatabaseError } from './database-errors';
 import { acquireBounded, destroyConnection, queryBounded, queryOnClient, runBounded } from './bounded-statement';
 import { SingleValueQuery } from './single-value.query';
@@ -31,6 +32,8 @@ export interface NewJobRow {
   unique: UniqueRow | null;
   /** The job's group (`group_key`), or null (the common case). */
   group: string | null;
+  /** JSON text of the producer span's trace context (tracing on, inside a recording span); else absent. */
+  traceContext?: string;
 }
 
 /** A job's unique key, as inserted (see schema step 4). */
@@ -86,14 +89,6 @@ export interface AttemptOutcome {
 }
 
 /** A job the rescuer put back (state `pending`) or failed (attempts spent). */
-export interface RescuedJob {
-  id: string;
-  queue: string;
-  name: string;
-  attempts: number;
-  state: JobState;
-}
-
 /** Defaults fixed into a job when it is first claimed. */
 export interface ClaimDefaults {
   maxAttempts: number;
@@ -107,6 +102,18 @@ export interface RepositorySettings {
   queryTimeoutMs: number;
   /** Named prepared statements (false: every statement unnamed, for PgBouncer in transaction mode). */
   preparedStatements: boolean;
+  /** Claims also read each job's trace context (tracing on). */
+  traceContext?: boolean;
+}
+
+/** What the rescue statement returns of each job it rescued. */
+export interface RescuedJob {
+  id: string;
+  queue: string;
+  name: string;
+  /** Attempts counted, the lapsed one included. */
+  attempts: number;
+  state: JobState;
 }
 
 /** Keepalive probes start after a connection of ours has been silent this long (ms). */
@@ -214,7 +221,8 @@ export class JobRepository {
    */
   async insert(rows: NewJobRow[], manager?: EntityManager): Promise<Job[]> {
     if (rows.length === 0) return [];
-    if (rows.length === 1) {
+    // NOTE: a traced row goes by the batch statement, the only one with the trace column.
+    if (rows.length === 1 && rows[0].traceContext === undefined) {
       const row = rows[0];
       const [text, values] = isDueWithDefaults(row)
         ? [this.statements.insertOneDue, [row.queue, row.name, row.data]]
@@ -238,7 +246,7 @@ export class JobRepository {
     const u = row.unique!;
     const text = u.replace ? this.statements.insertUniqueReplacing : this.statements.insertUnique;
     const windowMs = u.windowMs === null ? null : String(u.windowMs);
-    const params = [...oneRowParams(row), u.key, u.hold, windowMs, row.group];
+    const params = [...oneRowParams(row), u.key, u.hold, windowMs, row.group, row.traceContext ?? null];
     for (let tries = 1; ; tries++) {
       const job = manager ? ((await this.run<{ job: string }>('insert', text, params, manager))[0]?.job ?? null) : await this.optionalValue('insert', text, params);
       if (job !== null && job[0] !== '=') {
@@ -264,8 +272,10 @@ export class JobRepository {
    * already held returned as duplicates of their holder. Jobs come back in input order.
    */
   async insertWithUnique(rows: NewJobRow[], chunk: (rows: NewJobRow[]) => NewJobRow[][]): Promise<Job[]> {
+    // NOTE: traced rows go by statements, which carry the trace column; the COPY does not.
     const copyable =
-      rows.length >= COPY_MIN_ROWS && rows.every((r) => r.delayMs === 0 && (!r.unique || (!r.unique.replace && r.unique.hold !== 'window')));
+      rows.length >= COPY_MIN_ROWS &&
+      rows.every((r) => r.delayMs === 0 && r.traceContext === undefined && (!r.unique || (!r.unique.replace && r.unique.hold !== 'window')));
     if (copyable && this.uniqueCopySkips === 0) {
       const jobs = await this.insertUniqueByCopy(rows);
       if (jobs) return jobs;
@@ -462,9 +472,10 @@ export class JobRepository {
   }
 
   async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {
+    const traced = this.settings.traceContext === true;
     const result = await this.execute(
       'claim',
-      this.statements.claim,
+      traced ? this.statements.claimTraced : this.statements.claim,
       [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs],
       true,
       'array',
@@ -479,7 +490,15 @@ export class JobRepository {
       backoff: JSON.parse(JSON.stringify(defaults.backoff)) as BackoffOptions,
       timeoutMs: defaults.timeoutMs,
     };
-    return (result.rows as unknown[][]).map((values) => toClaimedJob(values, context));
+    const jobs = (result.rows as unknown[][]).map((values) => toClaimedJob(values, context));
+    if (traced) {
+      (result.rows as unknown[][]).forEach((values, i) => {
+        // NOTE: the trace context is the last column of `claimTraced`, after the claimed columns.
+        const context = values[values.length - 1];
+        if (context !== null) claimedTraceContexts.set(jobs[i], context as Record<string, string>);
+      });
+    }
+    return jobs;
   }
 
   /**
@@ -752,10 +771,20 @@ export class JobRepository {
 
   /**
    * `runStatement`, on the worker's own pool (once open): for the worker's writes of another part
-   * of the database layer (progress, logs, the schedule enqueuer), which must not wait behind the app's queries.
+   * of the database layer (progress, logs, the schedule enqueuer, the worker registry, rollups), which must not wait behind the app's queries.
    */
   runWorkerStatement<Row>(operation: string, text: string, values: unknown[], prepared = true): Promise<Row[]> {
     return this.run<Row>(operation, text, values, undefined, prepared, this.ownPool);
+  }
+
+  /**
+   * Runs a parameterless script of several statements on the app's pool, in one round trip (the
+   * simple query protocol: one implicit transaction, so `SET LOCAL` holds for the statements after
+   * it); returns the rows of the last statement.
+   */
+  async runScript<Row>(operation: string, text: string): Promise<Row[]> {
+    const result = (await queryBounded(this.pool, operation, this.settings.queryTimeoutMs, { text })) as QueryResult | QueryResult[];
+    return (Array.isArray(result) ? result[result.length - 1] : result).rows as Row[];
   }
 
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true, pool = this.pool): Promise<Row[]> {
@@ -830,7 +859,8 @@ function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string): string
         `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
         // NOTE: the group only when set: a row without one leaves the key out (read as NULL).
         (r.group === null ? '' : `,"group_key":${JSON.stringify(r.group)}`) +
-        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}}` : '}'),
+        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}` : '') +
+        (r.traceContext === undefined ? '}' : `,"trace_context":${r.traceContext}}`),
     )
     .join(',');
 }

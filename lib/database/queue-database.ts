@@ -53,8 +53,8 @@ export class QueueDatabase implements OnModuleInit {
   }
 
   private async initialise(): Promise<JobRepository> {
-    const { queryTimeoutMs, preparedStatements } = this.options;
-    const repository = new JobRepository(this.resolveDataSource(), this.options.naming, { queryTimeoutMs, preparedStatements });
+    const { queryTimeoutMs, preparedStatements, tracing } = this.options;
+    const repository = new JobRepository(this.resolveDataSource(), this.options.naming, { queryTimeoutMs, preparedStatements, traceContext: tracing });
     if (this.options.migrationsRun) {
       await repository.migrate();
     } else {

@@ -25,3 +25,4 @@ export * from './invalid-queue-event-listener.error';
 export * from './wait-for-job-timeout.error';
 export * from './duplicate-schedule.error';
 export * from './schedule-not-found.error';
+export * from './missing-peer-dependency.error';

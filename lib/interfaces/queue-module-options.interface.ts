@@ -1,6 +1,7 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { DefaultJobOptions } from './job-options.interface';
+import type { HealthOptions, MetricsOptions, StatsOptions } from './observability.interface';
 
 /** Settings of the worker that runs this process's processors. */
 export interface WorkerOptions {
@@ -80,6 +81,25 @@ export interface QueueModuleOptions {
    * sent unnamed. Default true.
    */
   preparedStatements?: boolean;
+  /**
+   * Per-minute rollups of outcomes and timings per queue and job name (`QueueService.getStats()`),
+   * accumulated by each worker in memory and written at most once per `flushIntervalMs`. `false`
+   * turns them off. Default on, kept 14 days.
+   */
+  stats?: StatsOptions | false;
+  /**
+   * Prometheus metrics on a prom-client registry (`prom-client` must be installed: an optional peer
+   * dependency, loaded only when this is set). Default: none.
+   */
+  metrics?: MetricsOptions;
+  /** Settings of the health check that `QueueHealthIndicator` (`nestjs-pg-queue/terminus`) reports. */
+  health?: HealthOptions;
+  /**
+   * OpenTelemetry spans (`@opentelemetry/api` must be installed: an optional peer dependency,
+   * loaded only when this is true): a producer span per add()/addBulk(), a consumer span per
+   * attempt in the producer's trace. Without an SDK the spans are no-ops. Default false.
+   */
+  tracing?: boolean;
 }
 
 /** A class that builds the options, for `forRootAsync({ useClass })`. */

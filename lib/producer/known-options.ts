@@ -10,7 +10,7 @@ export const KNOWN_OPTIONS = {
   runDefaults: ['maxAttempts', 'backoff', 'timeoutMs'],
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
   processor: ['concurrency', 'defaultJobOptions', 'globalConcurrency', 'rateLimit', 'groupConcurrency', 'groupRateLimit'],
-  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements'],
+  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements', 'stats', 'metrics', 'health', 'tracing'],
   limits: ['globalConcurrency', 'rateLimit', 'groupConcurrency', 'groupRateLimit'],
   rateLimit: ['max', 'perMs'],
   schedule: ['queue', 'name', 'cron', 'tz', 'data', 'options', 'catchUp', 'catchUpLimit', 'overlap'],

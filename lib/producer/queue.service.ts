@@ -19,6 +19,9 @@ import type { QueueLimitsUpdate } from '../interfaces/processor-options.interfac
 import { validateLimitOptions } from './limit-options.validator';
 import { ScheduleService } from './schedule.service';
 import type { ScheduleInfo, ScheduleSpec } from '../interfaces/schedule.interface';
+import { QueueObservability } from '../observability/queue-observability.service';
+import { QueueTracing } from '../observability/tracing/queue-tracing.service';
+import type { QueueStatsFilter, QueueStatsRow, WorkerInfo } from '../interfaces/observability.interface';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** `waitForJob()` gives up after this long unless told otherwise. */
@@ -41,6 +44,8 @@ export class QueueService {
     private readonly wakeups: QueueWakeups,
     private readonly jobEvents: JobEventsService,
     private readonly schedules: ScheduleService,
+    private readonly observability: QueueObservability,
+    private readonly tracing: QueueTracing,
   ) {}
 
   /**
@@ -53,8 +58,15 @@ export class QueueService {
    * @throws InvalidJobOptionError when a name or option is not valid
    * @throws QueueUnavailableError when the database cannot be reached
    */
-  async add<T = unknown>(queue: string, name: string, data: T, options: JobOptions = {}): Promise<Job<T>> {
+  add<T = unknown>(queue: string, name: string, data: T, options: JobOptions = {}): Promise<Job<T>> {
+    // NOTE: not async itself, so an untraced add() costs no promise more than before.
+    if (this.tracing.enabled) return this.tracing.produce('add', typeof queue === 'string' ? queue : undefined, 1, (trace) => this.addOne(queue, name, data, options, trace));
+    return this.addOne(queue, name, data, options, undefined);
+  }
+
+  private async addOne<T>(queue: string, name: string, data: T, options: JobOptions, traceContext: string | undefined): Promise<Job<T>> {
     const row = this.toRow(queue, name, data, options, 'data');
+    if (traceContext !== undefined) row.traceContext = traceContext;
     if (row.unique) {
       // NOTE: not through the group commit: each unique add() needs its own answer (inserted, or
       // which job holds the key), which one statement per add gives plainly.
@@ -85,7 +97,16 @@ export class QueueService {
    * @throws InvalidJobDataError, InvalidJobOptionError naming the first bad job (`jobs[i]…`)
    * @throws QueueUnavailableError when the database cannot be reached
    */
-  async addBulk<T = unknown>(jobs: BulkJob<T>[]): Promise<Job<T>[]> {
+  addBulk<T = unknown>(jobs: BulkJob<T>[]): Promise<Job<T>[]> {
+    if (this.tracing.enabled && Array.isArray(jobs)) {
+      const queues = new Set(jobs.map((j) => (j as Partial<BulkJob>)?.queue));
+      const queue = queues.size === 1 ? [...queues][0] : undefined;
+      return this.tracing.produce('addBulk', typeof queue === 'string' ? queue : undefined, jobs.length, (trace) => this.addMany(jobs, trace));
+    }
+    return this.addMany(jobs, undefined);
+  }
+
+  private async addMany<T>(jobs: BulkJob<T>[], traceContext: string | undefined): Promise<Job<T>[]> {
     if (!Array.isArray(jobs)) throw new InvalidJobOptionError('jobs', jobs, 'an array of { queue, name, data, options? }');
     // Everything but the data first: cheap, and it decides how the jobs are inserted.
     const soonest = new Map<string, Date | null>();
@@ -117,14 +138,17 @@ export class QueueService {
     });
     const toRow = (i: number) => {
       const job = jobs[i];
-      return this.toRow(job.queue, job.name, job.data, job.options ?? {}, `jobs[${i}].data`, true);
+      const row = this.toRow(job.queue, job.name, job.data, job.options ?? {}, `jobs[${i}].data`, true);
+      if (traceContext !== undefined) row.traceContext = traceContext;
+      return row;
     };
     const repository = await this.database.getRepository();
     let added: Job[];
     if (unique) {
       // NOTE: COPY cannot skip a row whose key is held (no ON CONFLICT): statements, in one transaction.
       added = await repository.insertWithUnique(jobs.map((_, i) => toRow(i)), (rows) => [...chunkRows(rows, (row) => row.data)]);
-    } else if (!delayed && jobs.length >= COPY_MIN_ROWS) {
+    } else if (!delayed && jobs.length >= COPY_MIN_ROWS && traceContext === undefined) {
+      // NOTE: a traced bulk goes by statements, which carry the trace column; the COPY does not.
       added = await repository.insertByCopy({ count: jobs.length, soonest, defaultsOnly, withGroup: grouped, row: toRow });
     } else {
       added = await repository.insertInChunks([...chunkRows(jobs.map((_, i) => toRow(i)), (row) => row.data)]);
@@ -346,6 +370,26 @@ export class QueueService {
    */
   triggerSchedule(key: string): Promise<Job> {
     return this.schedules.trigger(key);
+  }
+
+  /**
+   * The live worker processes of this table, every host (the worker registry): each with its
+   * queues and their concurrency, its jobs running now and its last heartbeat. A killed worker drops
+   * out a few lease lengths after its last beat; a gracefully stopped one at once.
+   */
+  async getWorkers(): Promise<WorkerInfo[]> {
+    return this.observability.getWorkers();
+  }
+
+  /**
+   * The per-minute rollups of every worker process: per queue, job name and minute, outcomes
+   * (completed, failed, retried, rescued) and wait-time and run-time histograms with p50/p95.
+   * Default: the last hour. A worker writes its share every few seconds (`stats.flushIntervalMs`).
+   *
+   * @throws InvalidJobOptionError for a bad queue name or a since/until that is not a valid Date
+   */
+  async getStats(filter: QueueStatsFilter = {}): Promise<QueueStatsRow[]> {
+    return this.observability.getStats(filter);
   }
 
   /** Validates (names and options unless `checked` already) and serialises one job. */

@@ -19,6 +19,7 @@ import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
 import { JobLifecycle } from './job-lifecycle';
 import { JobActivity } from './job-activity';
+import type { QueueTracing } from '../observability/tracing/queue-tracing.service';
 
 const ABORTED = Symbol('aborted');
 /** How long after its abort a handler still running is reported as ignoring its signal. */
@@ -75,6 +76,7 @@ export class JobExecutor {
     private readonly unknownJobGraceMs: number,
     private readonly lifecycle: JobLifecycle = new JobLifecycle(),
     private readonly activity: JobActivity = new JobActivity(repository, workerId, lifecycle),
+    private readonly tracing?: QueueTracing,
   ) {}
 
   /**
@@ -91,7 +93,9 @@ export class JobExecutor {
       // runs of one job never overlap in this process.
       if (entry.older) await this.supersede(entry.older);
       if (this.lifecycle.active) this.lifecycle.emit({ type: 'active', job, at: Date.now() });
-      let outcome = abort.aborted ? this.fromAbort(job, abort.reason) : await this.attempt(job, abort, entry);
+      let outcome = abort.aborted
+        ? this.fromAbort(job, abort.reason)
+        : await (this.tracing?.enabled ? this.tracing.consume(job, () => this.attempt(job, abort, entry)) : this.attempt(job, abort, entry));
       if (entry.stillRunning) {
         this.watchOverrun(entry);
         if (abort.reason instanceof WorkerShutdownError) {

@@ -22,6 +22,10 @@ import { ScheduleEnqueuer } from './maintenance/schedule-enqueuer';
 import { ScheduleRegistry } from '../discovery/schedule.registry';
 import { ScheduleRepository } from '../database/schedule.repository';
 import { reconcileSchedules } from '../schedules/schedule-reconciler';
+import { startObservabilityTasks } from './observability-tasks';
+import { withTimeout } from './with-timeout';
+import { OutcomeTally } from '../observability/outcome-tally';
+import { QueueTracing } from '../observability/tracing/queue-tracing.service';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -63,6 +67,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private keeper?: LeaseKeeper;
   private scheduler?: ScheduleEnqueuer;
   private unsubscribe?: () => void;
+  private listener?: JobNotificationListener;
   private started = false;
   private stopping?: Promise<void>;
 
@@ -74,6 +79,8 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly lifecycle: JobLifecycle,
     private readonly eventDemand: GlobalEventDemand,
     private readonly declaredSchedules: ScheduleRegistry,
+    private readonly tally: OutcomeTally,
+    private readonly tracing: QueueTracing,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -162,6 +169,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       settings.unknownJobGraceMs,
       this.lifecycle,
       activity,
+      this.tracing,
     );
     for (const registered of queues) {
       const poller = new QueuePoller(
@@ -205,11 +213,33 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
         },
       });
       this.stoppables.push(listener);
+      this.listener = listener;
       await listener.start();
     }
+    // Worker registry and rollups (see observability-tasks.ts).
+    this.stoppables.push(
+      ...(await startObservabilityTasks(repository, this.options, settings, this.tally, {
+        id: this.workerId,
+        queues: Object.fromEntries(queues.map((q) => [q.queue, q.options.concurrency ?? DEFAULT_CONCURRENCY])),
+        running: () => this.running.all().length,
+      })),
+    );
     for (const poller of this.pollers.values()) poller.start();
     probe.start();
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);
+  }
+
+  /**
+   * For the health indicator: whether this process runs a worker (`worker` is not false), whether
+   * it is started and not stopping, and whether its LISTEN connection is up (null when it has none:
+   * `listen: false`, or no processor in this process).
+   */
+  status(): { enabled: boolean; running: boolean; listening: boolean | null } {
+    if (this.options.worker === false) return { enabled: false, running: false, listening: null };
+    const running = this.started && this.stopping === undefined;
+    // NOTE: a worker with no processor here opens no LISTEN connection.
+    const listens = this.options.worker.listen && this.pollers.size > 0;
+    return { enabled: true, running, listening: listens ? running && this.listener?.listening === true : null };
   }
 
   /** Resolves once no attempt is in flight. */
@@ -297,11 +327,4 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     await this.database.repository.closeWorkerPool();
     this.started = false;
   }
-}
-
-/** Waits for `promise`, at most `ms`. */
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }

@@ -79,7 +79,7 @@ describe('misuse fails the boot with a typed error', () => {
     ['a fractional lock duration', { worker: { lockDurationMs: 1000.5 } }, 'worker.lockDurationMs'],
     ['a bad default maxAttempts', { defaultJobOptions: { maxAttempts: 0 } }, 'defaultJobOptions.maxAttempts'],
     ['a non-boolean listen', { worker: { listen: 'yes' } }, 'worker.listen'],
-    ['an unknown module option', { metrics: {} }, 'metrics'],
+    ['an unknown module option', { dashboard: {} }, 'dashboard'],
     ['a misspelt module option', { tablename: 'jobs' }, 'tablename'],
     ['an unknown worker option', { worker: { concurrency: 5 } }, 'worker.concurrency'],
     ["pg-boss's poll interval", { worker: { newJobCheckInterval: 500 } }, 'worker.newJobCheckInterval'],

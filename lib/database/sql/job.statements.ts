@@ -54,9 +54,9 @@ export function buildJobStatements(n: TableNaming) {
   // The single-row unique insert, with what to do on conflict.
   const uniqueInsert = (onConflict: string) => `
       WITH ins AS (
-        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot", "group_key")
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot", "group_key", "trace_context")
         VALUES ($1, $2, $3::jsonb, $4, COALESCE($5::timestamptz, now() + $6 * interval '1 millisecond'), $7, $8::jsonb, $9, $10, $11,
-          ${windowSlot('$11::text', '$12::float8')}, $13)
+          ${windowSlot('$11::text', '$12::float8')}, $13, $14::jsonb)
         ON CONFLICT ${uniqueTarget}
         ${onConflict}
         RETURNING j.id, j.queue, j.run_at, (j.xmax = 0) AS fresh
@@ -92,15 +92,16 @@ export function buildJobStatements(n: TableNaming) {
      */
     insert: `
       WITH inserted AS (
-        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "group_key")
+        INSERT INTO ${Q} ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "group_key", "trace_context")
         SELECT u.queue, u.name, COALESCE(u.data, 'null'::jsonb), u.priority,
                COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
-               u.max_attempts, u.backoff, u.timeout_ms, u.group_key
+               u.max_attempts, u.backoff, u.timeout_ms, u.group_key, u.trace_context
         -- NOTE: the batch arrives as one JSON array of rows: one JSON text for the client to build
         -- and the server to parse, instead of nine array literals that node-postgres escapes element
-        -- by element (JSON payloads are full of quotes to escape). Row order is kept.
+        -- by element (JSON payloads are full of quotes to escape). Row order is kept. A row without
+        -- a trace context has no such key (NULL).
         FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
-          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, group_key text)
+          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, group_key text, trace_context jsonb)
         RETURNING id, queue, run_at
       ), woken AS (${notifyJobs('inserted')})
       SELECT array_to_string(array_agg(id ORDER BY id), ',') AS ids, ${ms('now()', 'now')}, (SELECT count(*) FROM woken) AS "_woken"
@@ -166,12 +167,12 @@ export function buildJobStatements(n: TableNaming) {
      */
     insertUniqueBatch: `
       WITH ins AS (
-        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot", "group_key")
+        INSERT INTO ${Q} AS j ("queue", "name", "data", "priority", "run_at", "max_attempts", "backoff", "timeout_ms", "unique_key", "unique_hold", "unique_slot", "group_key", "trace_context")
         SELECT u.queue, u.name, COALESCE(u.data, 'null'::jsonb), u.priority, COALESCE(u.run_at, now() + u.delay_ms * interval '1 millisecond'),
-               u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_hold, u.unique_slot, u.group_key
+               u.max_attempts, u.backoff, u.timeout_ms, u.unique_key, u.unique_hold, u.unique_slot, u.group_key, u.trace_context
         -- NOTE: rows are inserted, and take their ids, in the array's order (as in the insert statement).
         FROM jsonb_to_recordset($1::jsonb) AS u(queue text, name text, data jsonb, priority int, run_at timestamptz,
-          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint, group_key text)
+          delay_ms bigint, max_attempts int, backoff jsonb, timeout_ms int, unique_key text, unique_hold text, unique_slot bigint, group_key text, trace_context jsonb)
         ON CONFLICT ${uniqueTarget}
         ${replaceHolder('$2::boolean')}
         RETURNING j.id, j.queue, j.run_at, j.unique_key, j.unique_slot, (j.xmax = 0) AS fresh
@@ -218,6 +219,11 @@ export function buildJobStatements(n: TableNaming) {
         FOR UPDATE SKIP LOCKED
       ))
       RETURNING ${claimedColumns('j.')}`,
+
+    /** `claim`, also returning each job's trace context (last column), for a worker with tracing on. */
+    get claimTraced(): string {
+      return `${this.claim}, j.trace_context`;
+    },
 
     /**
      * Record the outcomes of many attempts in one statement. Fenced: a row is written only if it is
