@@ -23,3 +23,6 @@ export {
 } from './database/migrations/create-queue-migration';
 export * from './errors';
 export { JobSnooze } from './worker/job-snooze';
+export type { FlowJob } from './interfaces/job-options.interface';
+export type { JobChild } from './interfaces/job.interface';
+export type { AddedFlow } from './producer/flow-producer';

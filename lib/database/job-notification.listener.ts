@@ -11,7 +11,12 @@ export type JobNotification =
    * An active job may have been cancelled: whoever runs it should check its row. Only a hint (any
    * session that can connect can send one): the row decides, never the notification.
    */
-  | { type: 'cancel'; id: string };
+  | { type: 'cancel'; id: string }
+  /**
+   * Flows: job `id` was blocked again or released (`unblocked`) by the flow trigger, in a
+   * transaction of worker `by` (null when no worker's write caused it). Sent at commit.
+   */
+  | { type: 'flow'; event: 'blocked' | 'unblocked'; id: string; queue: string; name: string; by: string | null };
 
 export interface NotificationHandlers {
   onNotification(notification: JobNotification): void;
@@ -114,11 +119,13 @@ export class JobNotificationListener {
   private onMessage(message: Notification): void {
     if (!message.payload) return;
     try {
-      const body = JSON.parse(message.payload) as { t: string; q?: string; in?: number; id?: string };
+      const body = JSON.parse(message.payload) as { t: string; q?: string; in?: number; id?: string; e?: string; n?: string; w?: string | null };
       if (body.t === 'job' && typeof body.q === 'string') {
         this.handlers.onNotification({ type: 'job', queue: body.q, inMs: Number(body.in) || 0 });
       } else if (body.t === 'cancel' && typeof body.id === 'string') {
         this.handlers.onNotification({ type: 'cancel', id: body.id });
+      } else if (body.t === 'flow' && (body.e === 'blocked' || body.e === 'unblocked') && typeof body.id === 'string' && typeof body.q === 'string') {
+        this.handlers.onNotification({ type: 'flow', event: body.e, id: body.id, queue: body.q, name: String(body.n ?? ''), by: typeof body.w === 'string' ? body.w : null });
       }
     } catch {
       // NOTE: not the payload itself: anyone who can connect can NOTIFY on this channel.

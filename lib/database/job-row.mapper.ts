@@ -22,6 +22,7 @@ export interface RawJobRow {
   locked_by: string | null;
   locked_until: number | null;
   unique_key: string | null;
+  parent_id: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -48,6 +49,7 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     lastError: row.last_error,
     uniqueKey: row.unique_key ?? null,
     lockedBy: row.locked_by,
+    parentId: row.parent_id ?? null,
     lockedUntil: toDate(row.locked_until),
   };
 }
@@ -89,6 +91,7 @@ export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
     lastError: v[9] as Job['lastError'],
     uniqueKey: v[13] as string | null,
     lockedBy: claim.workerId,
+    parentId: v[14] as string | null,
     runAt: new Date(v[10] as number),
     lockedUntil: new Date(startedAt + claim.lockDurationMs),
     createdAt: new Date(v[11] as number),

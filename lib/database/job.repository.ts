@@ -558,8 +558,10 @@ export class JobRepository {
     return (await this.run<{ queue: string }>('poll', this.statements.dueQueues, [queues], undefined, true, this.ownPool)).map((r) => r.queue);
   }
 
+  /** Cancels the job and its flow's unfinished descendants; returns the job, or null when it was not cancelled. */
   async cancel(id: string): Promise<(Job & { previousState: JobState }) | null> {
-    const [row] = await this.run<RawJobRow & { prev_state: JobState }>('cancel', this.statements.cancel, [id]);
+    const rows = await this.run<RawJobRow & { prev_state: JobState; root: boolean }>('cancel', this.statements.cancel, [id]);
+    const row = rows.find((r) => r.root);
     return row ? { ...toJob(row), previousState: row.prev_state } : null;
   }
 
@@ -601,7 +603,7 @@ export class JobRepository {
       queue === undefined
         ? await this.run<{ state: JobState; n: number }>('getCounts', this.statements.countAll, [])
         : await this.run<{ state: JobState; n: number }>('getCounts', this.statements.countQueue, [queue]);
-    const counts: JobCounts = { pending: 0, active: 0, completed: 0, failed: 0, cancelled: 0 };
+    const counts: JobCounts = { pending: 0, active: 0, completed: 0, failed: 0, cancelled: 0, blocked: 0 };
     for (const { state, n } of rows) counts[state] = n;
     return counts;
   }
@@ -709,9 +711,12 @@ export class JobRepository {
     }
   }
 
-  /** Runs one statement of another part of the database layer (the queue registry) on the pool. */
-  runStatement<Row>(operation: string, text: string, values: unknown[]): Promise<Row[]> {
-    return this.run<Row>(operation, text, values);
+  /**
+   * Runs one statement of another part of the database layer (the queue registry, flows) on the
+   * pool, or in `manager`'s transaction.
+   */
+  runStatement<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager): Promise<Row[]> {
+    return this.run<Row>(operation, text, values, manager);
   }
 
   private async run<Row>(operation: string, text: string, values: unknown[], manager?: EntityManager, prepared = true, pool = this.pool): Promise<Row[]> {
@@ -856,6 +861,7 @@ function toNewJob(row: NewJobRow): Job {
     uniqueKey: row.unique?.key ?? null,
     lockedBy: null,
     lockedUntil: null,
+    parentId: null,
   } as unknown as Job;
 }
 

@@ -57,6 +57,7 @@ function toQueueInfo(row: RawQueueRow): QueueInfo {
       completed: counts.completed ?? 0,
       failed: counts.failed ?? 0,
       cancelled: counts.cancelled ?? 0,
+      blocked: counts.blocked ?? 0,
     },
     countsAt: row.counts_at === null ? null : new Date(row.counts_at),
     createdAt: new Date(row.created_at),

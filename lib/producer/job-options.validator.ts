@@ -4,6 +4,7 @@ import { MAX_INT32, MAX_NAME_LENGTH, MAX_RUN_AT_MS, MAX_UNIQUE_KEY_LENGTH, MIN_R
 import type { BackoffOptions, JobOptions, JobRunOptions } from '../interfaces/job-options.interface';
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
 import { KNOWN_OPTIONS, suggestOption } from './known-options';
+import { validateDependencyOptions } from './flow-options.validator';
 
 type ErrorFactory = (option: string, value: unknown, expected: string) => Error;
 const jobOptionError: ErrorFactory = (option, value, expected) => new InvalidJobOptionError(option, value, expected);
@@ -81,6 +82,7 @@ export function validateJobOptions(options: JobOptions): void {
   }
   // NOTE: bounded so that now + delay stays within what `runAt` accepts (PostgreSQL would refuse it).
   if (options.delayMs !== undefined) assertInteger('delayMs', options.delayMs, 0, MAX_RUN_AT_MS - Date.now());
+  if (options.dependsOn !== undefined || options.onChildFailure !== undefined) validateDependencyOptions(options);
 }
 
 function validateUniqueOptions(unique: unknown): void {

@@ -14,6 +14,10 @@ import { JobState, type Job, type JobCounts } from '../interfaces/job.interface'
 import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
 import type { QueueInfo } from '../interfaces/queue-info.interface';
+import type { FlowJob } from '../interfaces/job-options.interface';
+import { JobLifecycle } from '../worker/job-lifecycle';
+import { FlowProducer, type AddedFlow } from './flow-producer';
+import { JobDependencyError } from '../errors/job-dependency.error';
 
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
@@ -32,7 +36,13 @@ export class QueueService {
     @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
     private readonly database: QueueDatabase,
     private readonly wakeups: QueueWakeups,
-  ) {}
+    lifecycle: JobLifecycle,
+  ) {
+    this.flows = new FlowProducer(database, wakeups, lifecycle, (queue, name, data, options, dataPath) => this.toRow(queue, name, data, options, dataPath));
+  }
+
+  /** Flows and dependencies (`addFlow`, `dependsOn`). */
+  private readonly flows: FlowProducer;
 
   /**
    * Adds a job to `queue`, to be handled by the `@Handle(name)` of that queue's processor.
@@ -46,6 +56,7 @@ export class QueueService {
    */
   async add<T = unknown>(queue: string, name: string, data: T, options: JobOptions = {}): Promise<Job<T>> {
     const row = this.toRow(queue, name, data, options, 'data');
+    if (options.dependsOn !== undefined) return this.flows.addDependent<T>(row, options.dependsOn, options.onChildFailure ?? 'fail', options.manager);
     if (row.unique) {
       // NOTE: not through the group commit: each unique add() needs its own answer (inserted, or
       // which job holds the key), which one statement per add gives plainly.
@@ -96,6 +107,7 @@ export class QueueService {
       if (!names.has(job.name)) assertName('name', job.name);
       names.add(job.queue).add(job.name);
       validateJobOptions(options);
+      if (options.dependsOn !== undefined) throw new InvalidJobOptionError(`jobs[${i}].options.dependsOn`, options.dependsOn, 'no dependsOn in addBulk: add() such jobs one by one, or use addFlow()');
       if (options.delayMs !== undefined && options.delayMs > 0) delayed = true;
       if (options.unique !== undefined) unique = true;
       defaultsOnly &&=
@@ -124,6 +136,29 @@ export class QueueService {
     return added as Job<T>[];
   }
 
+  /**
+   * Adds a flow: a job that runs only after all its `children` completed, each child itself a flow
+   * (any depth). The whole tree is validated first and inserted atomically (one statement): every
+   * job or none. Jobs with children start `blocked`, leaves `pending`. With `onChildFailure: 'fail'`
+   * (default) a child that fails for good or is cancelled fails its parent at once, with an error
+   * naming it; with `'continue'` the parent runs anyway once every child is finished, and reads
+   * the outcomes with `job.getChildren()`. `cancel()` of a flow's job cancels its unfinished
+   * descendants. Returns the root job, with `children` as inserted. See docs/flows.md.
+   *
+   * @example
+   * ```ts
+   * await queue.addFlow({ queue: 'video', name: 'publish', data: { videoId }, children: [
+   *   { queue: 'video', name: 'transcode', data: { videoId, res: 720 } },
+   *   { queue: 'media', name: 'thumbnail', data: { videoId } },
+   * ] });
+   * ```
+   * @throws InvalidJobDataError, InvalidJobOptionError naming the first bad job (`flow.children[1]…`)
+   * @throws QueueUnavailableError when the database cannot be reached
+   */
+  async addFlow<T = unknown>(flow: FlowJob<T>): Promise<AddedFlow<T>> {
+    return this.flows.addFlow(flow);
+  }
+
   /** The job with this id, or null. */
   async getJob<T = unknown, R = unknown>(id: string): Promise<Job<T, R> | null> {
     this.assertId(id);
@@ -131,8 +166,10 @@ export class QueueService {
   }
 
   /**
-   * Cancels a pending or active job. An active job's handler is aborted (`job.signal`) on whichever
-   * process runs it, and its outcome is discarded. Cancelling a cancelled job is a no-op.
+   * Cancels a pending, active or blocked job. An active job's handler is aborted (`job.signal`) on
+   * whichever process runs it, and its outcome is discarded. Cancelling a cancelled job is a no-op.
+   * The unfinished descendants of a flow's job (`addFlow`) are cancelled with it (not the jobs a
+   * `dependsOn` named: other jobs may need them).
    *
    * @throws JobNotFoundError, InvalidJobStateError (completed or failed jobs cannot be cancelled)
    */
@@ -147,14 +184,17 @@ export class QueueService {
     const job = await repository.findById(id);
     if (!job) throw new JobNotFoundError(id);
     if (job.state === JobState.Cancelled) return job;
-    throw new InvalidJobStateError(id, 'cancel', job.state, [JobState.Pending, JobState.Active]);
+    throw new InvalidJobStateError(id, 'cancel', job.state, [JobState.Pending, JobState.Active, JobState.Blocked]);
   }
 
   /**
    * Puts a failed or cancelled job back to pending, due now, with a fresh attempt budget
-   * (`attempts` back to 0; `lastError` is kept for reference).
+   * (`attempts` back to 0; `lastError` is kept for reference). A job still waiting for children or
+   * dependencies goes back to `blocked`; a job that failed because a dependency failed is put back
+   * to `blocked` by retrying that dependency.
    *
    * @throws JobNotFoundError, InvalidJobStateError
+   * @throws JobDependencyError when a dependency of the job failed for good (retry that one instead)
    */
   async retry(id: string): Promise<Job> {
     this.assertId(id);
@@ -166,6 +206,10 @@ export class QueueService {
     }
     const job = await repository.findById(id);
     if (!job) throw new JobNotFoundError(id);
+    if (job.state === JobState.Failed || job.state === JobState.Cancelled) {
+      const failed = (await (await this.database.getFlows()).children(id)).filter((c) => c.state === JobState.Failed || c.state === JobState.Cancelled);
+      throw new JobDependencyError('dependency-failed', id, failed.map((c) => c.id));
+    }
     throw new InvalidJobStateError(id, 'retry', job.state, [JobState.Failed, JobState.Cancelled]);
   }
 

@@ -1,9 +1,14 @@
 import type { EntityManager } from 'typeorm';
-import { ActiveJob, type Job } from '../interfaces/job.interface';
+import { ActiveJob, type Job, type JobChild } from '../interfaces/job.interface';
 import type { AttemptAbort } from './attempt-abort';
 import { JobSnooze } from './job-snooze';
 
 type TransactionRunner = <X>(work: (manager: EntityManager) => Promise<X>) => Promise<X>;
+
+/** Where `getChildren()` reads from (the flow repository). */
+export interface ChildrenSource {
+  children(id: string): Promise<JobChild[]>;
+}
 
 /**
  * The object a handler receives: the job's fields, plus `signal` (created on first read) and
@@ -13,8 +18,9 @@ type TransactionRunner = <X>(work: (manager: EntityManager) => Promise<X>) => Pr
 export class ActiveJobView extends ActiveJob {
   readonly #abort: AttemptAbort;
   readonly #transaction: TransactionRunner;
+  readonly #children: ChildrenSource;
 
-  constructor(job: Job, abort: AttemptAbort, transaction: TransactionRunner) {
+  constructor(job: Job, abort: AttemptAbort, transaction: TransactionRunner, children: ChildrenSource) {
     super();
     // NOTE: assigned one by one, in one order, rather than with Object.assign: every view then has
     // the same hidden class, which keeps property access fast and allocation cheap per job.
@@ -38,8 +44,10 @@ export class ActiveJobView extends ActiveJob {
     this.uniqueKey = job.uniqueKey;
     this.lockedBy = job.lockedBy;
     this.lockedUntil = job.lockedUntil;
+    this.parentId = job.parentId;
     this.#abort = abort;
     this.#transaction = transaction;
+    this.#children = children;
   }
 
   override get signal(): AbortSignal {
@@ -52,5 +60,9 @@ export class ActiveJobView extends ActiveJob {
 
   override snooze(delayMs: number): JobSnooze {
     return JobSnooze.of(delayMs);
+  }
+
+  override getChildren(): Promise<JobChild[]> {
+    return this.#children.children(this.id);
   }
 }

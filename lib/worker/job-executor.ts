@@ -18,6 +18,7 @@ import { JobLeaseLostError } from '../errors/job-lease-lost.error';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
 import { JobLifecycle } from './job-lifecycle';
+import { FlowRepository } from '../database/flow.repository';
 
 const ABORTED = Symbol('aborted');
 /** How long after its abort a handler still running is reported as ignoring its signal. */
@@ -63,6 +64,8 @@ export class JobExecutor {
   private readonly logger = new Logger('QueueWorker');
   /** `queue` NUL `name` of the unknown job names already logged at warn level by this process. */
   private readonly unknownLogged = new Set<string>();
+  /** What `job.getChildren()` reads (one object for every job). */
+  private readonly flows: FlowRepository;
 
   constructor(
     private readonly registry: HandlerRegistry,
@@ -73,7 +76,9 @@ export class JobExecutor {
     private readonly lockDurationMs: number,
     private readonly unknownJobGraceMs: number,
     private readonly lifecycle: JobLifecycle = new JobLifecycle(),
-  ) {}
+  ) {
+    this.flows = new FlowRepository(repository);
+  }
 
   /**
    * Runs one claimed attempt. `claimedAt` is when the claim statement was sent: the lease the
@@ -166,7 +171,7 @@ export class JobExecutor {
       const value = await this.completeInTransaction(job, abort, work);
       committedInTransaction = true;
       return value;
-    });
+    }, this.flows);
     const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
     let returned: unknown;
     try {

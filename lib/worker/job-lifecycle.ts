@@ -16,7 +16,18 @@ export type JobLifecycleEvent =
   /** Failed this attempt; due again in `delayMs`. */
   | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number }
   /** Back to pending without counting the attempt: snoozed by its handler, or handed back at shutdown. */
-  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' };
+  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' }
+  /**
+   * Flows: inserted (or, after a retry() of the dependency that failed it, put back) blocked on its
+   * children or dependencies. Told by the process that wrote it (a retry's by the worker process
+   * that hears the database's notice: see FlowEventRelay).
+   */
+  | { type: 'blocked'; job: FlowEventJob; at: number }
+  /** Flows: its last child or dependency completed (settled), so it is pending now; told by the process whose write released it. */
+  | { type: 'unblocked'; job: FlowEventJob; at: number };
+
+/** What a flow event knows of its job (the database tells no more). */
+export type FlowEventJob = Pick<Job, 'id' | 'queue' | 'name'>;
 
 export type JobLifecycleListener = (event: JobLifecycleEvent) => void;
 

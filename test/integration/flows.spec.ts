@@ -1,0 +1,247 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import {
+  Handle,
+  InvalidJobOptionError,
+  InvalidJobStateError,
+  JobDependencyError,
+  JobState,
+  Processor,
+  QueueService,
+  type ActiveJob,
+  type JobChild,
+} from '../../lib';
+import { JobLifecycle, type JobLifecycleEvent } from '../../lib/worker/job-lifecycle';
+import { createTestApp } from './helpers/app';
+import { dropSchema, sql, uniqueSchema } from './helpers/database';
+import { waitForJobState } from './helpers/jobs';
+import { waitFor } from './helpers/wait-for';
+
+const schema = uniqueSchema('flows');
+
+/** What parents saw of their children when they ran, by job id. */
+const seen = new Map<string, JobChild[]>();
+/** Jobs whose handler should fail (for good: maxAttempts 1 is set on them). */
+const failing = new Set<string>();
+/** Jobs whose handler waits until released (id -> release). */
+const holds = new Map<string, () => void>();
+
+@Processor('flow-q', { concurrency: 8, defaultJobOptions: { maxAttempts: 1 } })
+class FlowProcessor {
+  @Handle('step')
+  async step(job: ActiveJob<{ tag: string }>) {
+    if (failing.has(job.data.tag)) throw new Error(`step ${job.data.tag} broke`);
+    if (job.data.tag.startsWith('hold')) await new Promise<void>((resolve) => holds.set(job.data.tag, resolve));
+    return { tag: job.data.tag };
+  }
+
+  @Handle('parent')
+  async parent(job: ActiveJob<{ tag: string }>) {
+    const children = await job.getChildren();
+    seen.set(job.id, children);
+    return { children: children.length };
+  }
+}
+
+describe('flows and dependencies', () => {
+  const apps: INestApplicationContext[] = [];
+  let queue: QueueService;
+  const events: JobLifecycleEvent[] = [];
+
+  beforeAll(async () => {
+    const app = await createTestApp({ schema, providers: [FlowProcessor], queue: { worker: { pollIntervalMs: 100 } } });
+    apps.push(app);
+    queue = app.get(QueueService);
+    app.get(JobLifecycle).subscribe((e) => {
+      if (e.type === 'blocked' || e.type === 'unblocked') events.push(e);
+    });
+  });
+  afterAll(async () => {
+    for (const app of apps.reverse()) await app.close();
+    await dropSchema(schema);
+  });
+
+  const state = async (id: string) => (await queue.getJob(id))!.state;
+
+  it('addFlow inserts the tree atomically; parents run after all their children, at any depth, and see their results', async () => {
+    const root = await queue.addFlow({
+      queue: 'flow-q',
+      name: 'parent',
+      data: { tag: 'root' },
+      children: [
+        { queue: 'flow-q', name: 'step', data: { tag: 'a' } },
+        { queue: 'flow-q', name: 'parent', data: { tag: 'mid' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'b1' } }, { queue: 'flow-q', name: 'step', data: { tag: 'b2' } }] },
+      ],
+    });
+    expect(root).toMatchObject({ state: JobState.Blocked, parentId: null });
+    expect(root.children.map((c) => c.state)).toEqual([JobState.Pending, JobState.Blocked]);
+    expect(root.children[1].children.every((c) => c.parentId === root.children[1].id)).toBe(true);
+    expect(events).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'blocked', job: { id: root.id, queue: 'flow-q', name: 'parent' } })]));
+
+    const done = await waitForJobState(queue, root.id, JobState.Completed);
+    expect(done.result).toEqual({ children: 2 });
+    const rows = await sql<{ id: string; started_at: Date; finished_at: Date; parent_id: string | null }>(
+      `SELECT id::text, started_at, finished_at, parent_id::text FROM "${schema}".queue_jobs WHERE id >= $1 ORDER BY id`,
+      [root.id],
+    );
+    expect(rows).toHaveLength(5);
+    for (const row of rows.filter((r) => r.parent_id !== null)) {
+      const parent = rows.find((r) => r.id === row.parent_id)!;
+      expect(parent.started_at.getTime()).toBeGreaterThanOrEqual(row.finished_at.getTime());
+    }
+    const mid = root.children[1];
+    expect(seen.get(mid.id)!.map((c) => [c.state, c.result])).toEqual([
+      [JobState.Completed, { tag: 'b1' }],
+      [JobState.Completed, { tag: 'b2' }],
+    ]);
+    expect((await queue.getJob(mid.children[0].id))!.parentId).toBe(mid.id);
+    // The worker that completed the last child of each told 'unblocked'.
+    await waitFor('unblocked events of root and mid', () =>
+      [root.id, mid.id].every((id) => events.some((e) => e.type === 'unblocked' && e.job.id === id)),
+    );
+  });
+
+  it("onChildFailure 'fail': a child failed for good fails its parent at once, naming it; retry() of the child puts the parent back to blocked", async () => {
+    failing.add('f1');
+    const root = await queue.addFlow({
+      queue: 'flow-q',
+      name: 'parent',
+      data: { tag: 'froot' },
+      children: [{ queue: 'flow-q', name: 'step', data: { tag: 'hold-f0' } }, { queue: 'flow-q', name: 'step', data: { tag: 'f1' } }],
+    });
+    const failed = await waitForJobState(queue, root.id, JobState.Failed);
+    const child = root.children[1];
+    expect(failed.lastError).toMatchObject({ name: 'JobDependencyFailedError', dependencyId: child.id });
+    expect(failed.lastError!.message).toContain(`Dependency ${child.id}`);
+    // A retry of the parent itself would only fail again: refused, naming the child.
+    await expect(queue.retry(root.id)).rejects.toThrow(JobDependencyError);
+    await expect(queue.retry(root.id)).rejects.toMatchObject({ reason: 'dependency-failed', dependencyIds: [child.id] });
+
+    failing.delete('f1');
+    await queue.retry(child.id);
+    expect(await state(root.id)).toBe(JobState.Blocked);
+    await waitForJobState(queue, child.id, JobState.Completed);
+    expect(await state(root.id)).toBe(JobState.Blocked); // hold-f0 still runs
+    (await waitFor('hold-f0 to run', () => holds.get('hold-f0')))();
+    await waitForJobState(queue, root.id, JobState.Completed);
+  });
+
+  it("onChildFailure 'continue': the parent runs once every child is finished and sees the failure", async () => {
+    failing.add('c1');
+    const root = await queue.addFlow({
+      queue: 'flow-q',
+      name: 'parent',
+      data: { tag: 'croot' },
+      onChildFailure: 'continue',
+      children: [{ queue: 'flow-q', name: 'step', data: { tag: 'c0' } }, { queue: 'flow-q', name: 'step', data: { tag: 'c1' } }],
+    });
+    await waitForJobState(queue, root.id, JobState.Completed);
+    expect(seen.get(root.id)!.map((c) => c.state)).toEqual([JobState.Completed, JobState.Failed]);
+    expect(seen.get(root.id)![1].lastError).toMatchObject({ message: 'step c1 broke' });
+  });
+
+  it('cancel(parent) cancels its unfinished descendants, aborting the running ones; a cancelled child fails a blocked parent', async () => {
+    const root = await queue.addFlow({
+      queue: 'flow-q',
+      name: 'parent',
+      data: { tag: 'xroot' },
+      children: [
+        { queue: 'flow-q', name: 'step', data: { tag: 'x0' } },
+        { queue: 'flow-q', name: 'parent', data: { tag: 'xmid' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'hold-x1' } }] },
+      ],
+    });
+    await waitForJobState(queue, root.children[0].id, JobState.Completed);
+    await waitForJobState(queue, root.children[1].children[0].id, JobState.Active);
+    expect((await queue.cancel(root.id)).state).toBe(JobState.Cancelled);
+    expect(await state(root.children[1].id)).toBe(JobState.Cancelled);
+    expect(await state(root.children[1].children[0].id)).toBe(JobState.Cancelled);
+    expect(await state(root.children[0].id)).toBe(JobState.Completed); // finished: left alone
+    holds.get('hold-x1')?.();
+    await expect(queue.cancel(root.children[0].id)).rejects.toThrow(InvalidJobStateError);
+
+    const other = await queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'yroot' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'hold-y0' } }] });
+    await waitForJobState(queue, other.children[0].id, JobState.Active);
+    await queue.cancel(other.children[0].id);
+    const parent = await waitForJobState(queue, other.id, JobState.Failed);
+    expect(parent.lastError).toMatchObject({ dependencyId: other.children[0].id, dependencyState: 'cancelled' });
+    holds.get('hold-y0')?.();
+  });
+
+  it('add(..., { dependsOn }) waits for existing jobs; already completed ones count as done', async () => {
+    const done = await queue.add('flow-q', 'step', { tag: 'd0' });
+    await waitForJobState(queue, done.id, JobState.Completed);
+    const running = await queue.add('flow-q', 'step', { tag: 'hold-d1' });
+    await waitForJobState(queue, running.id, JobState.Active);
+    const dependent = await queue.add('flow-q', 'parent', { tag: 'dep' }, { dependsOn: [done.id, running.id] });
+    expect(dependent).toMatchObject({ state: JobState.Blocked, parentId: null });
+    expect(await state(dependent.id)).toBe(JobState.Blocked);
+    (await waitFor('hold-d1 to run', () => holds.get('hold-d1')))();
+    await waitForJobState(queue, dependent.id, JobState.Completed);
+    expect(seen.get(dependent.id)!.map((c) => c.id)).toEqual([done.id, running.id]);
+
+    // All done already: pending at once.
+    const free = await queue.add('flow-q', 'step', { tag: 'd2' }, { dependsOn: [done.id] });
+    expect(free.state).toBe(JobState.Pending);
+    await waitForJobState(queue, free.id, JobState.Completed);
+  });
+
+  it('dependsOn an id that does not exist, or bad dependency options, is refused with a typed error and nothing is stored', async () => {
+    const before = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs`);
+    const existing = await queue.add('flow-q', 'step', { tag: 'e0' }, { delayMs: 60_000 });
+    await expect(queue.add('flow-q', 'step', { tag: 'e1' }, { dependsOn: [existing.id, '999999999'] })).rejects.toMatchObject({
+      name: 'JobDependencyError',
+      reason: 'not-found',
+      dependencyIds: ['999999999'],
+    });
+    const [{ n }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs`);
+    expect(n).toBe(before[0].n + 1);
+    const [{ flagged }] = await sql<{ flagged: boolean | null }>(`SELECT has_dependents AS flagged FROM "${schema}".queue_jobs WHERE id = $1`, [existing.id]);
+    expect(flagged).toBeNull();
+    const [{ edges }] = await sql<{ edges: number }>(`SELECT count(*)::int AS edges FROM "${schema}".queue_jobs_deps WHERE depends_on = $1`, [existing.id]);
+    expect(edges).toBe(0);
+
+    for (const options of [
+      { dependsOn: [] },
+      { dependsOn: ['1', '1'] },
+      { dependsOn: ['x'] },
+      { dependsOn: [existing.id], unique: { key: 'k' } },
+      { onChildFailure: 'continue' as const },
+      { dependsOn: [existing.id], onChildFailure: 'sometimes' as never },
+    ]) {
+      await expect(queue.add('flow-q', 'step', {}, options)).rejects.toThrow(InvalidJobOptionError);
+    }
+    await expect(queue.addBulk([{ queue: 'flow-q', name: 'step', data: {}, options: { dependsOn: [existing.id] } }])).rejects.toThrow(/jobs\[0\]\.options\.dependsOn/);
+    await expect(queue.addFlow({ queue: 'flow-q', name: 'parent', data: {}, children: [{ queue: 'flow-q', name: 'step', data: {}, options: { unique: { key: 'k' } } as never }] })).rejects.toThrow(
+      /flow\.children\[0\]\.options\.unique/,
+    );
+    await expect(queue.addFlow({ queue: 'flow-q', name: 'parent', data: {}, children: [{ queue: 'flow-q', name: 'step', data: {}, chilren: [] } as never] })).rejects.toThrow(
+      /flow\.children\[0\]\.chilren.*did you mean flow\.children\[0\]\.children/,
+    );
+    const [{ n: after }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs`);
+    expect(after).toBe(n);
+    await queue.cancel(existing.id);
+  });
+
+  it('a dependency that already failed fails the new job at once; retry() of the dependency puts it back to blocked', async () => {
+    failing.add('g0');
+    const broken = await queue.add('flow-q', 'step', { tag: 'g0' });
+    await waitForJobState(queue, broken.id, JobState.Failed);
+    const dependent = await queue.add('flow-q', 'step', { tag: 'g1' }, { dependsOn: [broken.id] });
+    expect(dependent.state).toBe(JobState.Failed);
+    expect(dependent.lastError).toMatchObject({ name: 'JobDependencyFailedError', dependencyId: broken.id });
+    failing.delete('g0');
+    await queue.retry(broken.id);
+    expect(await state(dependent.id)).toBe(JobState.Blocked);
+    await waitForJobState(queue, dependent.id, JobState.Completed);
+  });
+
+  it('getCounts and getJobs know the blocked state', async () => {
+    const root = await queue.addFlow({ queue: 'count-q', name: 'p', data: {}, children: [{ queue: 'count-q', name: 'c', data: {} }] });
+    expect(await queue.getCounts('count-q')).toEqual({ pending: 1, active: 0, completed: 0, failed: 0, cancelled: 0, blocked: 1 });
+    expect((await queue.getJobs({ queue: 'count-q' })).map((j) => [j.state, j.parentId])).toEqual([
+      [JobState.Pending, root.id],
+      [JobState.Blocked, null],
+    ]);
+    await queue.cancel(root.id);
+    expect(await queue.getCounts('count-q')).toMatchObject({ cancelled: 2, blocked: 0, pending: 0 });
+  });
+});
