@@ -10,6 +10,7 @@ import {
   type ActiveJob,
   type JobChild,
 } from '../../lib';
+import { DataSource } from 'typeorm';
 import { JobLifecycle, type JobLifecycleEvent } from '../../lib/worker/job-lifecycle';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
@@ -32,6 +33,15 @@ class FlowProcessor {
     if (failing.has(job.data.tag)) throw new Error(`step ${job.data.tag} broke`);
     if (job.data.tag.startsWith('hold')) await new Promise<void>((resolve) => holds.set(job.data.tag, resolve));
     return { tag: job.data.tag };
+  }
+
+  /** Completes in a transaction with its effect (the trigger settles its parent in that same transaction). */
+  @Handle('tx-step')
+  txStep(job: ActiveJob<{ tag: string }>) {
+    return job.transaction(async (manager) => {
+      await manager.query(`SELECT 1`);
+      return { tag: job.data.tag, tx: true };
+    });
   }
 
   @Handle('parent')
@@ -243,5 +253,49 @@ describe('flows and dependencies', () => {
     ]);
     await queue.cancel(root.id);
     expect(await queue.getCounts('count-q')).toMatchObject({ cancelled: 2, blocked: 0, pending: 0 });
+  });
+
+  it('retention keeps a finished child while its parent still waits, and deletes dependency rows with their jobs', async () => {
+    const Q = `"${schema}".queue_jobs`;
+    const D = `"${schema}".queue_jobs_deps`;
+    // No processor runs ret-q: the test moves the jobs itself (the trigger settles as for a worker).
+    const waiting = await queue.addFlow({ queue: 'ret-q', name: 'p', data: {}, children: [{ queue: 'ret-q', name: 'c', data: {} }, { queue: 'ret-q', name: 'c', data: {} }] });
+    const finished = await queue.addFlow({ queue: 'ret-q', name: 'p', data: {}, children: [{ queue: 'ret-q', name: 'c', data: {} }] });
+    const old = `finished_at = now() - interval '2 hours'`;
+    await sql(`UPDATE ${Q} SET state = 'completed', ${old} WHERE id = $1`, [waiting.children[0].id]);
+    await sql(`UPDATE ${Q} SET state = 'completed', ${old} WHERE id = $1`, [finished.children[0].id]);
+    await sql(`UPDATE ${Q} SET state = 'completed', ${old} WHERE id = $1`, [finished.id]);
+    expect(await state(waiting.id)).toBe(JobState.Blocked);
+
+    const cleaner = await createTestApp({ schema, queue: { retentionMs: 60 * 60 * 1000, worker: { pollIntervalMs: 60_000 } } });
+    apps.push(cleaner);
+    await waitFor('the finished flow to be deleted', async () => (await sql(`SELECT id FROM ${Q} WHERE id = ANY($1::bigint[])`, [[finished.id, finished.children[0].id]])).length === 0);
+    expect(await sql(`SELECT * FROM ${D} WHERE job_id = $1 OR depends_on = $2`, [finished.id, finished.children[0].id])).toEqual([]);
+    // The waiting parent still sees its finished child.
+    expect(await state(waiting.children[0].id)).toBe(JobState.Completed);
+    expect((await sql(`SELECT depends_on::text FROM ${D} WHERE job_id = $1 ORDER BY depends_on`, [waiting.id])).map((r) => r.depends_on)).toEqual(
+      waiting.children.map((c) => c.id),
+    );
+    await queue.cancel(waiting.id);
+  });
+
+  it('a child completed by job.transaction() releases its parent; dependsOn in a rolled-back transaction stores nothing', async () => {
+    const root = await queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'troot' }, children: [{ queue: 'flow-q', name: 'tx-step', data: { tag: 't0' } }] });
+    await waitForJobState(queue, root.id, JobState.Completed);
+    expect(seen.get(root.id)!.map((c) => c.result)).toEqual([{ tag: 't0', tx: true }]);
+
+    const base = await queue.add('flow-q', 'step', { tag: 'm0' }, { delayMs: 60_000 });
+    const dataSource = apps[0].get(DataSource);
+    let inside = '';
+    await expect(
+      dataSource.transaction(async (manager) => {
+        inside = (await queue.add('flow-q', 'step', { tag: 'm1' }, { dependsOn: [base.id], manager })).id;
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(inside).not.toBe('');
+    expect(await queue.getJob(inside)).toBeNull();
+    expect(await sql(`SELECT * FROM "${schema}".queue_jobs_deps WHERE depends_on = $1`, [base.id])).toEqual([]);
+    await queue.cancel(base.id);
   });
 });
