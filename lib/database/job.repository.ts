@@ -3,7 +3,7 @@ import type { Pool, PoolClient, PoolConfig, QueryConfig, QueryResult } from 'pg'
 import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
-import { isConnectionError, isUniqueViolation, translateDatabaseError } from './database-errors';
+import { isConnectionError, isDeadlock, isUniqueViolation, translateDatabaseError } from './database-errors';
 import { acquireBounded, destroyConnection, queryBounded, queryOnClient, runBounded } from './bounded-statement';
 import { SingleValueQuery } from './single-value.query';
 import { CopyInQuery, type CopyInRows } from './copy-in.query';
@@ -42,6 +42,9 @@ export interface UniqueRow {
 
 /** Bulk inserts with unique keys that skip the optimistic COPY after one met a held key. */
 const UNIQUE_COPY_SKIPS_AFTER_CONFLICT = 16;
+
+/** How many times a cancel that lost a deadlock (see `cancel`) is tried. */
+const CANCEL_TRIES = 3;
 
 /** How many times an insert whose key's holder vanished meanwhile is tried again. */
 const UNIQUE_INSERT_TRIES = 10;
@@ -560,7 +563,18 @@ export class JobRepository {
 
   /** Cancels the job and its flow's unfinished descendants; returns the job, or null when it was not cancelled. */
   async cancel(id: string): Promise<(Job & { previousState: JobState }) | null> {
-    const rows = await this.run<RawJobRow & { prev_state: JobState; root: boolean }>('cancel', this.statements.cancel, [id]);
+    let rows: (RawJobRow & { prev_state: JobState; root: boolean })[];
+    for (let tries = 1; ; tries++) {
+      try {
+        rows = await this.run('cancel', this.statements.cancel, [id]);
+        break;
+      } catch (error) {
+        // NOTE: cancelling a flow locks it from the root down, while a child's completion holds the
+        // child and then locks its parent (the flow trigger): the two can deadlock. PostgreSQL
+        // aborts one of them; the completion is retried by the completer, the cancel here.
+        if (tries >= CANCEL_TRIES || !isDeadlock(error)) throw error;
+      }
+    }
     const row = rows.find((r) => r.root);
     return row ? { ...toJob(row), previousState: row.prev_state } : null;
   }

@@ -13,7 +13,8 @@ import {
 import { DataSource } from 'typeorm';
 import { JobLifecycle, type JobLifecycleEvent } from '../../lib/worker/job-lifecycle';
 import { createTestApp } from './helpers/app';
-import { dropSchema, sql, uniqueSchema } from './helpers/database';
+import { Client } from 'pg';
+import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitForJobState } from './helpers/jobs';
 import { waitFor } from './helpers/wait-for';
 
@@ -297,5 +298,29 @@ describe('flows and dependencies', () => {
     expect(await queue.getJob(inside)).toBeNull();
     expect(await sql(`SELECT * FROM "${schema}".queue_jobs_deps WHERE depends_on = $1`, [base.id])).toEqual([]);
     await queue.cancel(base.id);
+  });
+
+  it('a cancel of a flow that deadlocks with a completion of one of its children is tried again, and wins', async () => {
+    const root = await queue.addFlow({ queue: 'dead-q', name: 'p', data: {}, children: [{ queue: 'dead-q', name: 'c', data: {} }] });
+    const child = root.children[0];
+    const other = new Client({ connectionString: DATABASE_URL });
+    await other.connect();
+    try {
+      // The other session holds the child (as a completion does), then wants the parent.
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM "${schema}".queue_jobs WHERE id = $1 FOR UPDATE`, [child.id]);
+      const cancelled = queue.cancel(root.id);
+      await waitFor('the cancel to wait for the child', async () => {
+        const rows = await sql(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH RECURSIVE tree%'`);
+        return rows.length > 0;
+      });
+      // The cycle: PostgreSQL aborts the cancel (it waited first), which is tried again after this commits.
+      await other.query(`UPDATE "${schema}".queue_jobs SET priority = priority WHERE id = $1`, [root.id]);
+      await other.query('COMMIT');
+      expect((await cancelled).state).toBe(JobState.Cancelled);
+    } finally {
+      await other.end();
+    }
+    expect(await state(child.id)).toBe(JobState.Cancelled);
   });
 });
