@@ -48,12 +48,13 @@ const flowsPart = {
         parent record;
         culprit record;
         released boolean;
-        actor text := COALESCE(NULLIF(current_setting('nestjs_pg_queue.actor', true), ''), OLD.locked_by);
+        -- The worker whose write this is (its lease is on the old row): it tells the lifecycle hub.
+        actor text := OLD.locked_by;
         finished boolean := NEW.state IN ('completed', 'failed', 'cancelled');
       BEGIN
         -- Dependents in id order: two transactions that settle several of the same never deadlock.
         FOR dep IN SELECT job_id FROM ${D} WHERE depends_on = NEW.id ORDER BY job_id LOOP
-          SELECT id, queue, name, state, on_child_failure, last_error, attempts INTO parent FROM ${Q} WHERE id = dep.job_id FOR UPDATE;
+          SELECT id, queue, name, state, on_child_failure, last_error, attempts, run_at INTO parent FROM ${Q} WHERE id = dep.job_id FOR UPDATE;
           CONTINUE WHEN NOT FOUND;
           IF NEW.state = 'completed' OR (finished AND parent.on_child_failure = 'continue') THEN
             UPDATE ${D} SET settled = true WHERE job_id = parent.id AND depends_on = NEW.id AND NOT settled;
@@ -63,7 +64,8 @@ const flowsPart = {
             WHERE id = parent.id
             RETURNING state = 'pending' AND parent.state = 'blocked' INTO released;
             IF released THEN
-              PERFORM pg_notify('${n.channel}', json_build_object('t', 'job', 'q', parent.queue, 'in', 0)::text);
+              PERFORM pg_notify('${n.channel}', json_build_object('t', 'job', 'q', parent.queue,
+                'in', GREATEST(0, ceil(extract(epoch FROM parent.run_at - now()) * 1000)))::text);
               PERFORM pg_notify('${n.channel}', json_build_object('t', 'flow', 'e', 'unblocked', 'id', parent.id::text, 'q', parent.queue, 'n', parent.name, 'w', actor)::text);
             END IF;
           ELSIF finished THEN
