@@ -13,6 +13,8 @@ import {
 import { DataSource } from 'typeorm';
 import { JobLifecycle, type JobLifecycleEvent } from '../../lib/worker/job-lifecycle';
 import { createTestApp } from './helpers/app';
+import { SCHEMA_STEPS, writeSchemaVersion } from '../../lib/database/migrations/job-table.ddl';
+import { createTableNaming } from '../../lib/database/table-naming';
 import { Client } from 'pg';
 import { DATABASE_URL, dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitForJobState } from './helpers/jobs';
@@ -322,5 +324,32 @@ describe('flows and dependencies', () => {
       await other.end();
     }
     expect(await state(child.id)).toBe(JobState.Cancelled);
+  });
+
+  it("schema step 5's flows part goes down to step 4 (blocked jobs failed, naming why) and up again", async () => {
+    const own = uniqueSchema('flows_down');
+    const n = createTableNaming(own);
+    const producer = await createTestApp({ schema: own, queue: { worker: false } });
+    try {
+      const root = await producer.get(QueueService).addFlow({ queue: 'q', name: 'p', data: {}, children: [{ queue: 'q', name: 'c', data: {} }] });
+      const step5 = SCHEMA_STEPS.find((s) => s.version === 5)!;
+      for (const statement of [...step5.down(n), writeSchemaVersion(n, 4)]) await sql(statement);
+      const [parent] = await sql<{ state: string; last_error: { name: string } }>(`SELECT state, last_error FROM ${n.qualified} WHERE id = $1`, [root.id]);
+      expect(parent).toMatchObject({ state: 'failed', last_error: { name: 'SchemaDowngradeError' } });
+      expect(await sql(`SELECT to_regclass($1) AS t`, [n.dependenciesQualified])).toEqual([{ t: null }]);
+      const columns = await sql<{ c: string }>(`SELECT column_name AS c FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'queue_jobs'`, [own]);
+      expect(columns.map((r) => r.c)).not.toContain('parent_id');
+      await expect(sql(`UPDATE ${n.qualified} SET state = 'blocked' WHERE id = $1`, [root.id])).rejects.toThrow(/state_check/);
+    } finally {
+      await producer.close();
+    }
+    const again = await createTestApp({ schema: own, queue: { worker: false } });
+    try {
+      const root = await again.get(QueueService).addFlow({ queue: 'q', name: 'p', data: {}, children: [{ queue: 'q', name: 'c', data: {} }] });
+      expect(root.state).toBe(JobState.Blocked);
+    } finally {
+      await again.close();
+      await dropSchema(own);
+    }
   });
 });

@@ -111,4 +111,18 @@ describe('chaos: flows across worker processes', () => {
     expect(lastChild).toMatchObject({ state: JobState.Completed, attempts: 2, result: { pid: survivor.pid, attempt: 2 } });
     expect(await countStates(schema, q)).toEqual({ completed: 3 });
   });
+
+  it('a child that takes its worker down on its last attempt is failed by the rescuer, and that fails its parent: nothing stays blocked', async () => {
+    const q = 'doomed';
+    const settings = { queue: q, concurrency: 1, maxAttempts: 1, worker: { pollIntervalMs: 50, lockDurationMs: 1000 } };
+    const victim = await workers.start(settings);
+    const root = await env.queue.addFlow({ queue: q, name: 'record', data: { ms: 0 }, children: [{ queue: q, name: 'suicide', data: {} }] });
+    expect(await victim.exited).toMatchObject({ signal: 'SIGKILL' });
+    await workers.start(settings);
+    const parent = await waitForJobState(env.queue, root.id, JobState.Failed, 30_000);
+    expect(parent.lastError).toMatchObject({ name: 'JobDependencyFailedError', dependencyId: root.children[0].id });
+    expect((await env.queue.getJob(root.children[0].id))!.lastError).toMatchObject({ name: 'JobLeaseExpiredError' });
+    const [{ n }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".executions e WHERE e.job_id = $1`, [root.id]);
+    expect(n).toBe(0);
+  });
 });
