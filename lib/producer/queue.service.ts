@@ -198,6 +198,10 @@ export class QueueService {
    */
   async retry(id: string): Promise<Job> {
     this.assertId(id);
+    return this.retryOnce(id, true);
+  }
+
+  private async retryOnce(id: string, again: boolean): Promise<Job> {
     const repository = await this.database.getRepository();
     const revived = await repository.retry(id);
     if (revived) {
@@ -207,8 +211,11 @@ export class QueueService {
     const job = await repository.findById(id);
     if (!job) throw new JobNotFoundError(id);
     if (job.state === JobState.Failed || job.state === JobState.Cancelled) {
+      // NOTE: the retry statement refuses only a job with a failed or cancelled dependency.
       const failed = (await (await this.database.getFlows()).children(id)).filter((c) => c.state === JobState.Failed || c.state === JobState.Cancelled);
-      throw new JobDependencyError('dependency-failed', id, failed.map((c) => c.id));
+      if (failed.length > 0 || !again) throw new JobDependencyError('dependency-failed', id, failed.map((c) => c.id));
+      // That dependency was retried meanwhile: once more.
+      return this.retryOnce(id, false);
     }
     throw new InvalidJobStateError(id, 'retry', job.state, [JobState.Failed, JobState.Cancelled]);
   }

@@ -18,9 +18,9 @@ export type JobLifecycleEvent =
   /** Back to pending without counting the attempt: snoozed by its handler, or handed back at shutdown. */
   | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' }
   /**
-   * Flows: inserted (or, after a retry() of the dependency that failed it, put back) blocked on its
-   * children or dependencies. Told by the process that wrote it (a retry's by the worker process
-   * that hears the database's notice: see FlowEventRelay).
+   * Flows: inserted blocked on its children or dependencies (`addFlow`, `dependsOn`), told by the
+   * process that inserted it. (Put back to blocked by a `retry()` of the dependency that failed it:
+   * the database's notice names no worker, so no process tells it; see FlowEventRelay.)
    */
   | { type: 'blocked'; job: FlowEventJob; at: number }
   /** Flows: its last child or dependency completed (settled), so it is pending now; told by the process whose write released it. */
