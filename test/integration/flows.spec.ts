@@ -13,6 +13,7 @@ import {
 import { DataSource } from 'typeorm';
 import { JobLifecycle, type JobLifecycleEvent } from '../../lib/worker/job-lifecycle';
 import { createTestApp } from './helpers/app';
+import { createQueueTester } from '../../lib/testing';
 import { SCHEMA_STEPS, writeSchemaVersion } from '../../lib/database/migrations/job-table.ddl';
 import { createTableNaming } from '../../lib/database/table-naming';
 import { Client } from 'pg';
@@ -52,6 +53,20 @@ class FlowProcessor {
     const children = await job.getChildren();
     seen.set(job.id, children);
     return { children: children.length };
+  }
+}
+
+/** Run only by the tester's app (no worker), so the main worker never claims its jobs. */
+@Processor('tester-q')
+class TesterProcessor {
+  @Handle('leaf')
+  leaf(job: ActiveJob<{ n: number }>) {
+    return job.data.n;
+  }
+
+  @Handle('sum')
+  async sum(job: ActiveJob) {
+    return (await job.getChildren()).reduce((total, c) => total + (c.result as number), 0);
   }
 }
 
@@ -351,5 +366,19 @@ describe('flows and dependencies', () => {
       await again.close();
       await dropSchema(own);
     }
+  });
+
+  it("the testing helpers' drain() runs a flow to the end in the test's process", async () => {
+    const app = await createTestApp({ schema, providers: [TesterProcessor], queue: { worker: false } });
+    apps.push(app);
+    const tester = createQueueTester(app);
+    const root = await app.get(QueueService).addFlow({
+      queue: 'tester-q',
+      name: 'sum',
+      data: {},
+      children: [1, 2, 3].map((n) => ({ queue: 'tester-q', name: 'leaf', data: { n } })),
+    });
+    expect(await tester.drain('tester-q')).toMatchObject({ completed: 4, failed: 0 });
+    expect((await queue.getJob(root.id))!).toMatchObject({ state: JobState.Completed, result: 6 });
   });
 });
