@@ -381,4 +381,28 @@ describe('flows and dependencies', () => {
     expect(await tester.drain('tester-q')).toMatchObject({ completed: 4, failed: 0 });
     expect((await queue.getJob(root.id))!).toMatchObject({ state: JobState.Completed, result: 6 });
   });
+
+  it("a child's claim does not touch its parent: it is claimed while another session holds the parent's row", async () => {
+    const root = await queue.addFlow({
+      queue: 'flow-q',
+      name: 'parent',
+      data: { tag: 'lroot' },
+      // Due once the parent's row is surely locked below.
+      children: [{ queue: 'flow-q', name: 'step', data: { tag: 'hold-l0' }, options: { delayMs: 1000 } }],
+    });
+    const other = new Client({ connectionString: DATABASE_URL });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM "${schema}".queue_jobs WHERE id = $1 FOR UPDATE`, [root.id]);
+      expect(await state(root.children[0].id)).toBe(JobState.Pending);
+      // Claimed (pending -> active) although the parent's row is locked.
+      await waitForJobState(queue, root.children[0].id, JobState.Active, 5_000);
+      await other.query('COMMIT');
+    } finally {
+      await other.end();
+    }
+    (await waitFor('hold-l0 to run', () => holds.get('hold-l0')))();
+    await waitForJobState(queue, root.id, JobState.Completed);
+  });
 });

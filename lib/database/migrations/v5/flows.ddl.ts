@@ -98,10 +98,13 @@ const flowsPart = {
         RETURN NULL;
       END $pgq$`,
       // NOTE: the WHEN clause is checked on the row itself, so an update of an ordinary job
-      // (has_dependents NULL) queues nothing and runs no function.
+      // (has_dependents NULL: the first test fails) queues nothing and runs no function; nor do the
+      // moves that change nothing for dependents (a claim, a retry later, a rescue to pending), so a
+      // dependency's claim never locks its dependents.
       `DROP TRIGGER IF EXISTS "${n.prefix}_settle_dependents" ON ${Q}`,
       `CREATE TRIGGER "${n.prefix}_settle_dependents" AFTER UPDATE OF "state" ON ${Q}
-        FOR EACH ROW WHEN (NEW."has_dependents" AND OLD."state" IS DISTINCT FROM NEW."state")
+        FOR EACH ROW WHEN (NEW."has_dependents" IS TRUE AND OLD."state" IS DISTINCT FROM NEW."state"
+          AND (NEW."state" IN ('completed', 'failed', 'cancelled') OR OLD."state" IN ('failed', 'cancelled')))
         EXECUTE FUNCTION ${settleFunctionName(n)}()`,
     ];
   },
