@@ -405,4 +405,24 @@ describe('flows and dependencies', () => {
     (await waitFor('hold-l0 to run', () => holds.get('hold-l0')))();
     await waitForJobState(queue, root.id, JobState.Completed);
   });
+
+  it('dependsOn a job that completes during the add: never counted twice, never missed (200 pairs at once)', async () => {
+    const pairs = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const first = await queue.add('flow-q', 'step', { tag: `r${i}` });
+        // NOTE: the worker is woken by the first add; the second races its completion.
+        const second = await queue.add('flow-q', 'step', { tag: `s${i}` }, { dependsOn: [first.id] });
+        return { first, second };
+      }),
+    );
+    expect(new Set(pairs.map((p) => p.second.state))).not.toContain(JobState.Failed);
+    await waitFor('every dependent to complete', async () => {
+      const [{ n }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[]) AND state = 'completed'`, [
+        pairs.map((p) => p.second.id),
+      ]);
+      return n === pairs.length;
+    });
+    const counters = await sql<{ deps_pending: number }>(`SELECT DISTINCT deps_pending FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[])`, [pairs.map((p) => p.second.id)]);
+    expect(counters).toEqual([{ deps_pending: 0 }]);
+  });
 });
