@@ -17,11 +17,9 @@ import type { QueueInfo } from '../interfaces/queue-info.interface';
 import type { FlowJob } from '../interfaces/job-options.interface';
 import { JobLifecycle } from '../worker/job-lifecycle';
 import { FlowProducer, type AddedFlow } from './flow-producer';
+import { isJobId } from './flow-options.validator';
 import { JobDependencyError } from '../errors/job-dependency.error';
 
-const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
-/** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
-const MAX_BIGINT = 9223372036854775807n;
 
 /**
  * Enqueues and inspects jobs. Inject it anywhere once `QueueModule.forRoot()` is imported.
@@ -306,7 +304,7 @@ export class QueueService {
   }
 
   private assertId(id: unknown): asserts id is string {
-    if (typeof id !== 'string' || !BIGINT_ID.test(id) || BigInt(id) > MAX_BIGINT) {
+    if (!isJobId(id)) {
       throw new InvalidJobOptionError('id', id, 'a job id: a string of digits from 1 to 9223372036854775807');
     }
   }
