@@ -52,7 +52,9 @@ const flowsPart = {
         actor text := OLD.locked_by;
         finished boolean := NEW.state IN ('completed', 'failed', 'cancelled');
       BEGIN
-        -- Dependents in id order: two transactions that settle several of the same never deadlock.
+        -- Dependents in id order, so two settlings of one dependency lock its dependents alike. (A
+        -- batch that ends several dependencies may still deadlock with another: PostgreSQL aborts
+        -- one, and the worker's completer writes it again.)
         FOR dep IN SELECT job_id FROM ${D} WHERE depends_on = NEW.id ORDER BY job_id LOOP
           SELECT id, queue, name, state, on_child_failure, last_error, attempts, run_at INTO parent FROM ${Q} WHERE id = dep.job_id FOR UPDATE;
           CONTINUE WHEN NOT FOUND;
