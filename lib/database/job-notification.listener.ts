@@ -13,10 +13,11 @@ export type JobNotification =
    */
   | { type: 'cancel'; id: string }
   /**
-   * Flows: job `id` was blocked again or released (`unblocked`) by the flow trigger, in a
-   * transaction of worker `by` (null when no worker's write caused it). Sent at commit.
+   * Flows: job `id` was blocked again, released (`unblocked`) or failed by a dependency's failure,
+   * by the flow trigger, in a transaction of worker `by` (null when no worker's write caused it).
+   * Sent at commit.
    */
-  | { type: 'flow'; event: 'blocked' | 'unblocked'; id: string; queue: string; name: string; by: string | null };
+  | { type: 'flow'; event: 'blocked' | 'unblocked' | 'failed'; id: string; queue: string; name: string; by: string | null };
 
 export interface NotificationHandlers {
   onNotification(notification: JobNotification): void;
@@ -124,7 +125,7 @@ export class JobNotificationListener {
         this.handlers.onNotification({ type: 'job', queue: body.q, inMs: Number(body.in) || 0 });
       } else if (body.t === 'cancel' && typeof body.id === 'string') {
         this.handlers.onNotification({ type: 'cancel', id: body.id });
-      } else if (body.t === 'flow' && (body.e === 'blocked' || body.e === 'unblocked') && typeof body.id === 'string' && typeof body.q === 'string') {
+      } else if (body.t === 'flow' && (body.e === 'blocked' || body.e === 'unblocked' || body.e === 'failed') && typeof body.id === 'string' && typeof body.q === 'string') {
         this.handlers.onNotification({ type: 'flow', event: body.e, id: body.id, queue: body.q, name: String(body.n ?? ''), by: typeof body.w === 'string' ? body.w : null });
       }
     } catch {

@@ -1,22 +1,44 @@
+import { Logger } from '@nestjs/common';
 import type { JobNotification } from '../database/job-notification.listener';
+import type { JobRepository } from '../database/job.repository';
 import type { JobLifecycle } from './job-lifecycle';
+
+type FlowNotice = Extract<JobNotification, { type: 'flow' }>;
 
 /**
  * Tells the lifecycle hub the flow changes this worker's writes caused. The flow trigger releases
- * (or blocks again) a job inside the statement that settled its dependency, so the worker that
- * wrote that outcome learns of it from the trigger's notice, which names the worker and arrives
- * once the change is committed. Notices of other workers' writes are theirs to tell.
+ * a job (`unblocked`), blocks it again or fails it (a dependency failed for good) inside the
+ * statement that ended its dependency, so the worker that wrote that outcome learns of it from the
+ * trigger's notice, which names the worker and arrives once the change is committed. Notices of
+ * other workers' writes are theirs to tell.
  * NOTE: needs the LISTEN connection (`worker.listen`, on by default); a notice sent while it is
  * reconnecting is missed (the job is released all the same: only the event is lost).
  */
 export class FlowEventRelay {
+  private readonly logger = new Logger('QueueLifecycle');
+
   constructor(
     private readonly workerId: string,
     private readonly lifecycle: JobLifecycle,
+    private readonly repository: JobRepository,
   ) {}
 
-  tell(notice: Extract<JobNotification, { type: 'flow' }>): void {
+  tell(notice: FlowNotice): void {
     if (notice.by !== this.workerId || !this.lifecycle.active) return;
+    if (notice.event === 'failed') {
+      void this.tellFailed(notice);
+      return;
+    }
     this.lifecycle.emit({ type: notice.event, job: { id: notice.id, queue: notice.queue, name: notice.name }, at: Date.now() });
+  }
+
+  /** A `failed` event carries the whole job and its error, read back (one query, flows only). */
+  private async tellFailed(notice: FlowNotice): Promise<void> {
+    try {
+      const job = await this.repository.findById(notice.id);
+      if (job) this.lifecycle.emit({ type: 'failed', job, at: Date.now(), error: JSON.stringify(job.lastError) });
+    } catch (error) {
+      this.logger.warn(`Could not read job ${notice.id} to tell its failure (a dependency failed): ${(error as Error)?.message ?? error}`);
+    }
   }
 }

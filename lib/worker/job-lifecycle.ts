@@ -11,7 +11,10 @@ export type JobLifecycleEvent =
   | { type: 'active'; job: Job; at: number }
   /** Completed; `result` is the JSON text written (`'null'` for none). */
   | { type: 'completed'; job: Job; at: number; result: string }
-  /** Failed for good (attempts spent, or not retryable); `error` is the JSON text written. */
+  /**
+   * Failed for good (attempts spent, or not retryable; or, flows, a dependency failed: told by the
+   * worker whose write failed the dependency); `error` is the JSON text written.
+   */
   | { type: 'failed'; job: Job; at: number; error: string }
   /** Failed this attempt; due again in `delayMs`. */
   | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number }

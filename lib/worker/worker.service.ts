@@ -160,7 +160,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.stoppables.push(keeper, rescuer, probe);
 
     this.unsubscribe = this.wakeups.subscribe((queue, inMs) => this.pollers.get(queue)?.wake(inMs));
-    this.flowEvents = new FlowEventRelay(this.workerId, this.lifecycle);
+    this.flowEvents = new FlowEventRelay(this.workerId, this.lifecycle, repository);
     if (settings.listen) {
       const listener = new JobNotificationListener(repository, {
         onNotification: (n) => this.onNotification(n),

@@ -80,7 +80,7 @@ describe('flows and dependencies', () => {
     apps.push(app);
     queue = app.get(QueueService);
     app.get(JobLifecycle).subscribe((e) => {
-      if (e.type === 'blocked' || e.type === 'unblocked') events.push(e);
+      if (e.type === 'blocked' || e.type === 'unblocked' || (e.type === 'failed' && e.job.name === 'parent')) events.push(e);
     });
   });
   afterAll(async () => {
@@ -140,6 +140,10 @@ describe('flows and dependencies', () => {
     const child = root.children[1];
     expect(failed.lastError).toMatchObject({ name: 'JobDependencyFailedError', dependencyId: child.id });
     expect(failed.lastError!.message).toContain(`Dependency ${child.id}`);
+    // The worker whose write failed the child tells the parent's failure too.
+    const told = await waitFor('the parent\'s failed event', () => events.find((e) => e.type === 'failed' && e.job.id === root.id));
+    expect(told).toMatchObject({ job: { state: JobState.Failed } });
+    expect(told.type === 'failed' && JSON.parse(told.error)).toMatchObject({ name: 'JobDependencyFailedError', dependencyId: child.id });
     // A retry of the parent itself would only fail again: refused, naming the child.
     await expect(queue.retry(root.id)).rejects.toThrow(JobDependencyError);
     await expect(queue.retry(root.id)).rejects.toMatchObject({ reason: 'dependency-failed', dependencyIds: [child.id] });

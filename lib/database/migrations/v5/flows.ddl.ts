@@ -78,6 +78,7 @@ const flowsPart = {
                   'message', format('Dependency %s (queue "%s", name "%s") ended %s', NEW.id, NEW.queue, NEW.name, NEW.state),
                   'dependencyId', NEW.id::text, 'dependencyState', NEW.state, 'attempt', parent.attempts, 'at', now())
               WHERE id = parent.id;
+              PERFORM pg_notify('${n.channel}', json_build_object('t', 'flow', 'e', 'failed', 'id', parent.id::text, 'q', parent.queue, 'n', parent.name, 'w', actor)::text);
             END IF;
           ELSIF OLD.state IN ('failed', 'cancelled') AND parent.state = 'failed'
             AND parent.last_error->>'name' = 'JobDependencyFailedError' AND parent.last_error->>'dependencyId' = NEW.id::text THEN
