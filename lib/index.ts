@@ -25,4 +25,4 @@ export * from './errors';
 export { JobSnooze } from './worker/job-snooze';
 export type { FlowJob } from './interfaces/job-options.interface';
 export type { JobChild } from './interfaces/job.interface';
-export type { AddedFlow } from './producer/flow-producer';
+export type { AddedFlow, AddFlowOptions } from './producer/flow-producer';

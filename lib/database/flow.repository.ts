@@ -21,8 +21,8 @@ export class FlowRepository {
     this.statements = buildFlowStatements(jobs.naming);
   }
 
-  /** Inserts a whole flow atomically (one statement); returns its jobs in input order. */
-  async insertFlow(nodes: FlowNodeRow[]): Promise<Job[]> {
+  /** Inserts a whole flow atomically (one statement), in `manager`'s transaction when given; returns its jobs in input order. */
+  async insertFlow(nodes: FlowNodeRow[], manager?: EntityManager): Promise<Job[]> {
     const json = nodes.map((node, i) => {
       const r = node.row;
       return {
@@ -42,7 +42,7 @@ export class FlowRepository {
         timeout_ms: r.timeoutMs,
       };
     });
-    const [inserted] = await this.jobs.runStatement<{ ids: string; now: number }>('insert', this.statements.insertFlow, [JSON.stringify(json)]);
+    const [inserted] = await this.jobs.runStatement<{ ids: string; now: number }>('insert', this.statements.insertFlow, [JSON.stringify(json)], manager);
     const ids = inserted.ids.split(',');
     const createdAt = Number(inserted.now);
     return nodes.map((node, i) =>

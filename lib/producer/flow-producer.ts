@@ -18,6 +18,12 @@ export const MAX_FLOW_DEPTH = 100;
 
 type RowMaker = (queue: string, name: string, data: unknown, options: JobOptions, dataPath: string) => NewJobRow;
 
+/** Options of `addFlow()`. */
+export interface AddFlowOptions {
+  /** Insert the flow inside this TypeORM transaction: it exists only if the transaction commits. */
+  manager?: EntityManager;
+}
+
 /** A flow as `addFlow()` returns it: the root job, with its children as inserted (to any depth). */
 export type AddedFlow<T = unknown> = Job<T> & { children: AddedFlow[] };
 
@@ -34,10 +40,13 @@ export class FlowProducer {
     private readonly toRow: RowMaker,
   ) {}
 
-  async addFlow<T>(flow: FlowJob<T>): Promise<AddedFlow<T>> {
+  async addFlow<T>(flow: FlowJob<T>, options: AddFlowOptions = {}): Promise<AddedFlow<T>> {
+    if (typeof options !== 'object' || options === null) throw new InvalidJobOptionError('options', options, 'an object { manager? }');
+    assertKnownKeys(options, ['manager'], 'options.');
     const nodes = this.flatten(flow);
-    const jobs = await (await this.database.getFlows()).insertFlow(nodes);
-    this.announce(jobs);
+    const jobs = await (await this.database.getFlows()).insertFlow(nodes, options.manager);
+    // NOTE: in the user's transaction, nothing is durable yet: wake-ups come with its commit (NOTIFY).
+    if (!options.manager) this.announce(jobs);
     // The tree, as given.
     const added: AddedFlow[] = jobs.map((job) => ({ ...job, children: [] }));
     nodes.forEach((node, i) => {

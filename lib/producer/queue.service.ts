@@ -16,7 +16,7 @@ import type { ResolvedQueueOptions } from '../queue-options.resolver';
 import type { QueueInfo } from '../interfaces/queue-info.interface';
 import type { FlowJob } from '../interfaces/job-options.interface';
 import { JobLifecycle } from '../worker/job-lifecycle';
-import { FlowProducer, type AddedFlow } from './flow-producer';
+import { FlowProducer, type AddFlowOptions, type AddedFlow } from './flow-producer';
 import { isJobId } from './flow-options.validator';
 import { JobDependencyError } from '../errors/job-dependency.error';
 
@@ -141,7 +141,8 @@ export class QueueService {
    * (default) a child that fails for good or is cancelled fails its parent at once, with an error
    * naming it; with `'continue'` the parent runs anyway once every child is finished, and reads
    * the outcomes with `job.getChildren()`. `cancel()` of a flow's job cancels its unfinished
-   * descendants. Returns the root job, with `children` as inserted. See docs/flows.md.
+   * descendants. With `options.manager`, the flow is inserted in that transaction: it exists only
+   * if the transaction commits. Returns the root job, with `children` as inserted. See docs/flows.md.
    *
    * @example
    * ```ts
@@ -153,8 +154,8 @@ export class QueueService {
    * @throws InvalidJobDataError, InvalidJobOptionError naming the first bad job (`flow.children[1]…`)
    * @throws QueueUnavailableError when the database cannot be reached
    */
-  async addFlow<T = unknown>(flow: FlowJob<T>): Promise<AddedFlow<T>> {
-    return this.flows.addFlow(flow);
+  async addFlow<T = unknown>(flow: FlowJob<T>, options: AddFlowOptions = {}): Promise<AddedFlow<T>> {
+    return this.flows.addFlow(flow, options);
   }
 
   /** The job with this id, or null. */

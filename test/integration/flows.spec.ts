@@ -301,7 +301,7 @@ describe('flows and dependencies', () => {
     await queue.cancel(waiting.id);
   });
 
-  it('a child completed by job.transaction() releases its parent; dependsOn in a rolled-back transaction stores nothing', async () => {
+  it('a child completed by job.transaction() releases its parent; dependsOn and addFlow in a rolled-back transaction store nothing', async () => {
     const root = await queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'troot' }, children: [{ queue: 'flow-q', name: 'tx-step', data: { tag: 't0' } }] });
     await waitForJobState(queue, root.id, JobState.Completed);
     expect(seen.get(root.id)!.map((c) => c.result)).toEqual([{ tag: 't0', tx: true }]);
@@ -317,6 +317,21 @@ describe('flows and dependencies', () => {
     ).rejects.toThrow('roll back');
     expect(inside).not.toBe('');
     expect(await queue.getJob(inside)).toBeNull();
+    // A flow in the user's transaction: all of it, or (rolled back) none of it.
+    let flowIds: string[] = [];
+    await expect(
+      dataSource.transaction(async (manager) => {
+        const flow = await queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'mf' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'mf0' } }] }, { manager });
+        flowIds = [flow.id, flow.children[0].id];
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await sql(`SELECT id FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[])`, [flowIds])).toEqual([]);
+    const committed = await dataSource.transaction((manager) =>
+      queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'mc' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'mc0' } }] }, { manager }),
+    );
+    await waitForJobState(queue, committed.id, JobState.Completed);
+    await expect(queue.addFlow({ queue: 'flow-q', name: 'parent', data: {} }, { manger: null } as never)).rejects.toThrow(/options\.manger.*did you mean options\.manager/);
     expect(await sql(`SELECT * FROM "${schema}".queue_jobs_deps WHERE depends_on = $1`, [base.id])).toEqual([]);
     await queue.cancel(base.id);
   });
