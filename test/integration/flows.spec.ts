@@ -399,6 +399,7 @@ describe('flows and dependencies', () => {
     });
     expect(await tester.drain('tester-q')).toMatchObject({ completed: 4, failed: 0 });
     expect((await queue.getJob(root.id))!).toMatchObject({ state: JobState.Completed, result: 6 });
+    await expect(tester.run('tester-q', 'sum', {}, { dependsOn: [root.id] })).rejects.toThrow(/Invalid dependsOn.*drain\(\)/);
   });
 
   it("a child's claim does not touch its parent: it is claimed while another session holds the parent's row", async () => {
