@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import type { JobRepository, NewJobRow } from './job.repository';
+import { jobJsonFields, type JobRepository, type NewJobRow } from './job.repository';
 import { buildFlowStatements, type FlowStatements } from './sql/flow.statements';
 import { JobState, type Job, type JobChild, type JobError } from '../interfaces/job.interface';
 import { JobDependencyError } from '../errors/job-dependency.error';
@@ -23,26 +23,17 @@ export class FlowRepository {
 
   /** Inserts a whole flow atomically (one statement), in `manager`'s transaction when given; returns its jobs in input order. */
   async insertFlow(nodes: FlowNodeRow[], manager?: EntityManager): Promise<Job[]> {
-    const json = nodes.map((node, i) => {
-      const r = node.row;
-      return {
-        ord: i,
-        parent_ord: node.parent,
-        children: node.children,
-        // NOTE: 'fail' (the default) is stored as NULL: only 'continue' needs telling apart.
-        on_child_failure: node.onChildFailure === 'continue' ? 'continue' : null,
-        queue: r.queue,
-        name: r.name,
-        data: JSON.parse(r.data) as unknown,
-        priority: r.priority,
-        run_at: r.runAt?.toISOString() ?? null,
-        delay_ms: r.delayMs,
-        max_attempts: r.maxAttempts,
-        backoff: r.backoff === null ? null : (JSON.parse(r.backoff) as unknown),
-        timeout_ms: r.timeoutMs,
-      };
-    });
-    const [inserted] = await this.jobs.runStatement<{ ids: string; now: number }>('insert', this.statements.insertFlow, [JSON.stringify(json)], manager);
+    // NOTE: one JSON array, its data and backoff spliced in as the JSON texts they already are
+    // (validated), not parsed and stringified again.
+    const json = nodes
+      .map(
+        (node, i) =>
+          `{"ord":${i},"parent_ord":${node.parent ?? 'null'},"children":${node.children},` +
+          // 'fail' (the default) is stored as NULL: only 'continue' needs telling apart.
+          `"on_child_failure":${node.onChildFailure === 'continue' ? '"continue"' : 'null'},${jobJsonFields(node.row)}}`,
+      )
+      .join(',');
+    const [inserted] = await this.jobs.runStatement<{ ids: string; now: number }>('insert', this.statements.insertFlow, [`[${json}]`], manager);
     const ids = inserted.ids.split(',');
     const createdAt = Number(inserted.now);
     return nodes.map((node, i) =>

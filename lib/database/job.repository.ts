@@ -800,12 +800,19 @@ function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string): string
   return rows
     .map(
       (r) =>
-        `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
-        `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
-        `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
+        `{${jobJsonFields(r)}` +
         (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}}` : '}'),
     )
     .join(',');
+}
+
+/** A row's fields as the members of a JSON object (no braces), for the batch statements' JSON arrays. */
+export function jobJsonFields(r: NewJobRow): string {
+  return (
+    `"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
+    `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
+    `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}`
+  );
 }
 
 /**
