@@ -157,6 +157,22 @@ describe('flows and dependencies', () => {
     await waitForJobState(queue, root.id, JobState.Completed);
   });
 
+  it('a failure climbs the flow: a leaf failed for good fails its parent and grandparent, each told as failed', async () => {
+    failing.add('deep');
+    const root = await queue.addFlow({
+      queue: 'flow-q',
+      name: 'parent',
+      data: { tag: 'droot' },
+      children: [{ queue: 'flow-q', name: 'parent', data: { tag: 'dmid' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'deep' } }] }],
+    });
+    const mid = root.children[0];
+    const failedRoot = await waitForJobState(queue, root.id, JobState.Failed);
+    expect(failedRoot.lastError).toMatchObject({ dependencyId: mid.id, dependencyState: 'failed' });
+    expect((await queue.getJob(mid.id))!.lastError).toMatchObject({ dependencyId: mid.children[0].id });
+    await waitFor('failed events of mid and root', () => [mid.id, root.id].every((id) => events.some((e) => e.type === 'failed' && e.job.id === id)));
+    failing.delete('deep');
+  });
+
   it("onChildFailure 'continue': the parent runs once every child is finished and sees the failure", async () => {
     failing.add('c1');
     const root = await queue.addFlow({

@@ -48,10 +48,14 @@ const flowsPart = {
         parent record;
         culprit record;
         released boolean;
-        -- The worker whose write this is (its lease is on the old row): it tells the lifecycle hub.
-        actor text := OLD.locked_by;
+        -- The worker whose write this is (its lease is on the old row), or, for a dependent this
+        -- trigger changed in turn (no lease), the worker that started it: it tells the lifecycle hub.
+        actor text := COALESCE(OLD.locked_by, NULLIF(current_setting('nestjs_pg_queue.flow_actor', true), ''));
         finished boolean := NEW.state IN ('completed', 'failed', 'cancelled');
       BEGIN
+        IF actor IS NOT NULL THEN
+          PERFORM set_config('nestjs_pg_queue.flow_actor', actor, true);
+        END IF;
         -- Dependents in id order, so two settlings of one dependency lock its dependents alike. (A
         -- batch that ends several dependencies may still deadlock with another: PostgreSQL aborts
         -- one, and the worker's completer writes it again.)
