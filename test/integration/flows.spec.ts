@@ -8,6 +8,7 @@ import {
   Processor,
   QueueService,
   type ActiveJob,
+  type FlowJob,
   type JobChild,
 } from '../../lib';
 import { DataSource } from 'typeorm';
@@ -70,6 +71,16 @@ class TesterProcessor {
   }
 }
 
+/** Flow jobs of flow-q (see FlowProcessor). */
+const step = (tag: string): FlowJob => ({ queue: 'flow-q', name: 'step', data: { tag } });
+const parentOf = (tag: string, children: FlowJob[], extra: Pick<FlowJob, 'onChildFailure'> = {}): FlowJob<{ tag: string }> => ({
+  queue: 'flow-q',
+  name: 'parent',
+  data: { tag },
+  children,
+  ...extra,
+});
+
 describe('flows and dependencies', () => {
   const apps: INestApplicationContext[] = [];
   let queue: QueueService;
@@ -91,15 +102,7 @@ describe('flows and dependencies', () => {
   const state = async (id: string) => (await queue.getJob(id))!.state;
 
   it('addFlow inserts the tree atomically; parents run after all their children, at any depth, and see their results', async () => {
-    const root = await queue.addFlow({
-      queue: 'flow-q',
-      name: 'parent',
-      data: { tag: 'root' },
-      children: [
-        { queue: 'flow-q', name: 'step', data: { tag: 'a' } },
-        { queue: 'flow-q', name: 'parent', data: { tag: 'mid' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'b1' } }, { queue: 'flow-q', name: 'step', data: { tag: 'b2' } }] },
-      ],
-    });
+    const root = await queue.addFlow(parentOf('root', [step('a'), parentOf('mid', [step('b1'), step('b2')])]));
     expect(root).toMatchObject({ state: JobState.Blocked, parentId: null });
     expect(root.children.map((c) => c.state)).toEqual([JobState.Pending, JobState.Blocked]);
     expect(root.children[1].children.every((c) => c.parentId === root.children[1].id)).toBe(true);
@@ -130,12 +133,7 @@ describe('flows and dependencies', () => {
 
   it("onChildFailure 'fail': a child failed for good fails its parent at once, naming it; retry() of the child puts the parent back to blocked", async () => {
     failing.add('f1');
-    const root = await queue.addFlow({
-      queue: 'flow-q',
-      name: 'parent',
-      data: { tag: 'froot' },
-      children: [{ queue: 'flow-q', name: 'step', data: { tag: 'hold-f0' } }, { queue: 'flow-q', name: 'step', data: { tag: 'f1' } }],
-    });
+    const root = await queue.addFlow(parentOf('froot', [step('hold-f0'), step('f1')]));
     const failed = await waitForJobState(queue, root.id, JobState.Failed);
     const child = root.children[1];
     expect(failed.lastError).toMatchObject({ name: 'JobDependencyFailedError', dependencyId: child.id });
@@ -159,12 +157,7 @@ describe('flows and dependencies', () => {
 
   it('a failure climbs the flow: a leaf failed for good fails its parent and grandparent, each told as failed', async () => {
     failing.add('deep');
-    const root = await queue.addFlow({
-      queue: 'flow-q',
-      name: 'parent',
-      data: { tag: 'droot' },
-      children: [{ queue: 'flow-q', name: 'parent', data: { tag: 'dmid' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'deep' } }] }],
-    });
+    const root = await queue.addFlow(parentOf('droot', [parentOf('dmid', [step('deep')])]));
     const mid = root.children[0];
     const failedRoot = await waitForJobState(queue, root.id, JobState.Failed);
     expect(failedRoot.lastError).toMatchObject({ dependencyId: mid.id, dependencyState: 'failed' });
@@ -175,28 +168,14 @@ describe('flows and dependencies', () => {
 
   it("onChildFailure 'continue': the parent runs once every child is finished and sees the failure", async () => {
     failing.add('c1');
-    const root = await queue.addFlow({
-      queue: 'flow-q',
-      name: 'parent',
-      data: { tag: 'croot' },
-      onChildFailure: 'continue',
-      children: [{ queue: 'flow-q', name: 'step', data: { tag: 'c0' } }, { queue: 'flow-q', name: 'step', data: { tag: 'c1' } }],
-    });
+    const root = await queue.addFlow(parentOf('croot', [step('c0'), step('c1')], { onChildFailure: 'continue' }));
     await waitForJobState(queue, root.id, JobState.Completed);
     expect(seen.get(root.id)!.map((c) => c.state)).toEqual([JobState.Completed, JobState.Failed]);
     expect(seen.get(root.id)![1].lastError).toMatchObject({ message: 'step c1 broke' });
   });
 
   it('cancel(parent) cancels its unfinished descendants, aborting the running ones; a cancelled child fails a blocked parent', async () => {
-    const root = await queue.addFlow({
-      queue: 'flow-q',
-      name: 'parent',
-      data: { tag: 'xroot' },
-      children: [
-        { queue: 'flow-q', name: 'step', data: { tag: 'x0' } },
-        { queue: 'flow-q', name: 'parent', data: { tag: 'xmid' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'hold-x1' } }] },
-      ],
-    });
+    const root = await queue.addFlow(parentOf('xroot', [step('x0'), parentOf('xmid', [step('hold-x1')])]));
     await waitForJobState(queue, root.children[0].id, JobState.Completed);
     await waitForJobState(queue, root.children[1].children[0].id, JobState.Active);
     expect((await queue.cancel(root.id)).state).toBe(JobState.Cancelled);
@@ -206,7 +185,7 @@ describe('flows and dependencies', () => {
     holds.get('hold-x1')?.();
     await expect(queue.cancel(root.children[0].id)).rejects.toThrow(InvalidJobStateError);
 
-    const other = await queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'yroot' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'hold-y0' } }] });
+    const other = await queue.addFlow(parentOf('yroot', [step('hold-y0')]));
     await waitForJobState(queue, other.children[0].id, JobState.Active);
     await queue.cancel(other.children[0].id);
     const parent = await waitForJobState(queue, other.id, JobState.Failed);
@@ -318,7 +297,7 @@ describe('flows and dependencies', () => {
   });
 
   it('a child completed by job.transaction() releases its parent; dependsOn and addFlow in a rolled-back transaction store nothing', async () => {
-    const root = await queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'troot' }, children: [{ queue: 'flow-q', name: 'tx-step', data: { tag: 't0' } }] });
+    const root = await queue.addFlow(parentOf('troot', [{ queue: 'flow-q', name: 'tx-step', data: { tag: 't0' } }]));
     await waitForJobState(queue, root.id, JobState.Completed);
     expect(seen.get(root.id)!.map((c) => c.result)).toEqual([{ tag: 't0', tx: true }]);
 
@@ -337,14 +316,14 @@ describe('flows and dependencies', () => {
     let flowIds: string[] = [];
     await expect(
       dataSource.transaction(async (manager) => {
-        const flow = await queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'mf' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'mf0' } }] }, { manager });
+        const flow = await queue.addFlow(parentOf('mf', [step('mf0')]), { manager });
         flowIds = [flow.id, flow.children[0].id];
         throw new Error('roll back');
       }),
     ).rejects.toThrow('roll back');
     expect(await sql(`SELECT id FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[])`, [flowIds])).toEqual([]);
     const committed = await dataSource.transaction((manager) =>
-      queue.addFlow({ queue: 'flow-q', name: 'parent', data: { tag: 'mc' }, children: [{ queue: 'flow-q', name: 'step', data: { tag: 'mc0' } }] }, { manager }),
+      queue.addFlow(parentOf('mc', [step('mc0')]), { manager }),
     );
     await waitForJobState(queue, committed.id, JobState.Completed);
     await expect(queue.addFlow({ queue: 'flow-q', name: 'parent', data: {} }, { manger: null } as never)).rejects.toThrow(/options\.manger.*did you mean options\.manager/);
@@ -419,13 +398,8 @@ describe('flows and dependencies', () => {
   });
 
   it("a child's claim does not touch its parent: it is claimed while another session holds the parent's row", async () => {
-    const root = await queue.addFlow({
-      queue: 'flow-q',
-      name: 'parent',
-      data: { tag: 'lroot' },
-      // Due once the parent's row is surely locked below.
-      children: [{ queue: 'flow-q', name: 'step', data: { tag: 'hold-l0' }, options: { delayMs: 1000 } }],
-    });
+    // The child is due once the parent's row is surely locked below.
+    const root = await queue.addFlow(parentOf('lroot', [{ ...step('hold-l0'), options: { delayMs: 1000 } }]));
     const other = new Client({ connectionString: DATABASE_URL });
     await other.connect();
     try {
