@@ -14,6 +14,14 @@ import { COPY_FIRST_PIECE_ROWS, COPY_MIN_ROWS, COPY_PIECE_ROWS, DEFAULT_QUERY_TI
 import { UniqueKeyHeldError } from '../errors/unique-key-held.error';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionConstraints, writeSchemaVersion } from './migrations/job-table.ddl';
 
+/** What the flow trigger did to a dependent, as logged for the session that asked (see FLOW_LOG_SETTING). */
+export interface FlowLogEvent {
+  e: 'blocked' | 'unblocked' | 'failed';
+  id: string;
+  q: string;
+  n: string;
+}
+
 /** A job to insert, already validated and serialised. */
 export interface NewJobRow {
   queue: string;
@@ -561,12 +569,15 @@ export class JobRepository {
     return (await this.run<{ queue: string }>('poll', this.statements.dueQueues, [queues], undefined, true, this.ownPool)).map((r) => r.queue);
   }
 
-  /** Cancels the job and its flow's unfinished descendants; returns the job, or null when it was not cancelled. */
-  async cancel(id: string): Promise<(Job & { previousState: JobState }) | null> {
-    let rows: (RawJobRow & { prev_state: JobState; root: boolean })[];
+  /**
+   * Cancels the job and its flow's unfinished descendants; returns the job, or null when it was not
+   * cancelled. With `logFlowEvents`, also what the flow trigger did to dependents (see `withFlowLog`).
+   */
+  async cancel(id: string, logFlowEvents = false): Promise<{ job: (Job & { previousState: JobState }) | null; flowEvents: FlowLogEvent[] }> {
+    let result: { rows: (RawJobRow & { prev_state: JobState; root: boolean })[]; flowEvents: FlowLogEvent[] };
     for (let tries = 1; ; tries++) {
       try {
-        rows = await this.run('cancel', this.statements.cancel, [id]);
+        result = await this.withFlowLog('cancel', this.statements.cancel, [id], logFlowEvents);
         break;
       } catch (error) {
         // NOTE: cancelling a flow locks it from the root down, while a child's completion holds the
@@ -575,14 +586,30 @@ export class JobRepository {
         if (tries >= CANCEL_TRIES || !isDeadlock(error)) throw error;
       }
     }
-    const row = rows.find((r) => r.root);
-    return row ? { ...toJob(row), previousState: row.prev_state } : null;
+    const row = result.rows.find((r) => r.root);
+    return { job: row ? { ...toJob(row), previousState: row.prev_state } : null, flowEvents: result.flowEvents };
   }
 
-  async retry(id: string): Promise<Job | null> {
-    let row: RawJobRow | undefined;
+  /**
+   * Runs one statement, with `log` in a transaction that logs the flow trigger's events and reads
+   * them back before it commits (three more round trips: only when someone listens to them).
+   */
+  private async withFlowLog<Row>(operation: string, text: string, values: unknown[], log: boolean): Promise<{ rows: Row[]; flowEvents: FlowLogEvent[] }> {
+    if (!log) return { rows: await this.run<Row>(operation, text, values), flowEvents: [] };
+    const timeout = this.settings.queryTimeoutMs;
+    return this.inTransaction(operation, async (client) => {
+      await queryOnClient(client, timeout, this.statements.startFlowLog);
+      const { rows } = await queryOnClient<Row & object>(client, timeout, text, values);
+      const { rows: [{ log: logged }] } = await queryOnClient<{ log: string }>(client, timeout, this.statements.readFlowLog);
+      return { rows, flowEvents: JSON.parse(`${logged.replace(/,$/, '')}]`) as FlowLogEvent[] };
+    });
+  }
+
+  /** Retries the job (see `retry` in the statements); with `logFlowEvents`, also what the flow trigger did to dependents. */
+  async retry(id: string, logFlowEvents = false): Promise<{ job: Job | null; flowEvents: FlowLogEvent[] }> {
+    let result: { rows: RawJobRow[]; flowEvents: FlowLogEvent[] };
     try {
-      [row] = await this.run<RawJobRow>('retry', this.statements.retry, [id]);
+      result = await this.withFlowLog<RawJobRow>('retry', this.statements.retry, [id], logFlowEvents);
     } catch (error) {
       // NOTE: back to pending, a job holds its unique key again (see schema step 4); the unique
       // index refuses that while another job holds the key.
@@ -592,7 +619,7 @@ export class JobRepository {
       if (job?.uniqueKey && holder) throw new UniqueKeyHeldError(id, job.uniqueKey, holder.id);
       throw error;
     }
-    return row ? toJob(row) : null;
+    return { job: result.rows[0] ? toJob(result.rows[0]) : null, flowEvents: result.flowEvents };
   }
 
   async findById<T, R>(id: string): Promise<Job<T, R> | null> {

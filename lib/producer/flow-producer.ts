@@ -1,9 +1,11 @@
 import type { EntityManager } from 'typeorm';
 import type { QueueDatabase } from '../database/queue-database';
 import type { FlowNodeRow } from '../database/flow.repository';
-import type { NewJobRow } from '../database/job.repository';
+import type { FlowLogEvent, NewJobRow } from '../database/job.repository';
+import { Logger } from '@nestjs/common';
 import type { QueueWakeups } from '../worker/queue-wakeups';
 import type { JobLifecycle } from '../worker/job-lifecycle';
+import { tellDependencyFailure } from '../worker/flow-event-relay';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobState, type Job } from '../interfaces/job.interface';
 import type { FlowJob, JobOptions } from '../interfaces/job-options.interface';
@@ -33,6 +35,8 @@ export type AddedFlow<T = unknown> = Job<T> & { children: AddedFlow[] };
  * statement, wakes the queues of its leaves and tells the lifecycle hub which jobs are blocked.
  */
 export class FlowProducer {
+  private readonly logger = new Logger('QueueLifecycle');
+
   constructor(
     private readonly database: QueueDatabase,
     private readonly wakeups: QueueWakeups,
@@ -61,6 +65,28 @@ export class FlowProducer {
     // NOTE: in the user's transaction, nothing is durable yet: wake-ups come with its commit (NOTIFY).
     if (!manager) this.announce([job]);
     return job as Job<T>;
+  }
+
+  /** Whether anyone in this process listens to flow events (then cancel and retry log them). */
+  get listened(): boolean {
+    return this.lifecycle.active;
+  }
+
+  /**
+   * Tells the lifecycle hub what the flow trigger did to dependents in a cancel() or retry() of
+   * this process, once it committed (a failed job is read back for its error).
+   */
+  tell(events: FlowLogEvent[]): void {
+    const at = Date.now();
+    for (const event of events) {
+      const job = { id: event.id, queue: event.q, name: event.n };
+      if (event.e !== 'failed') this.lifecycle.emit({ type: event.e, job, at });
+      else void this.tellFailed(job.id);
+    }
+  }
+
+  private tellFailed(id: string): Promise<void> {
+    return tellDependencyFailure(this.database.repository, this.lifecycle, this.logger, id);
   }
 
   private announce(jobs: Job[]): void {

@@ -175,7 +175,8 @@ export class QueueService {
   async cancel(id: string): Promise<Job> {
     this.assertId(id);
     const repository = await this.database.getRepository();
-    const cancelled = await repository.cancel(id);
+    const { job: cancelled, flowEvents } = await repository.cancel(id, this.flows.listened);
+    this.flows.tell(flowEvents);
     if (cancelled) {
       const { previousState: _, ...job } = cancelled;
       return job;
@@ -202,7 +203,8 @@ export class QueueService {
 
   private async retryOnce(id: string, again: boolean): Promise<Job> {
     const repository = await this.database.getRepository();
-    const revived = await repository.retry(id);
+    const { job: revived, flowEvents } = await repository.retry(id, this.flows.listened);
+    this.flows.tell(flowEvents);
     if (revived) {
       this.wakeups.wake(revived.queue);
       return revived;

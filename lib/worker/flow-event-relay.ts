@@ -32,13 +32,20 @@ export class FlowEventRelay {
     this.lifecycle.emit({ type: notice.event, job: { id: notice.id, queue: notice.queue, name: notice.name }, at: Date.now() });
   }
 
-  /** A `failed` event carries the whole job and its error, read back (one query, flows only). */
-  private async tellFailed(notice: FlowNotice): Promise<void> {
-    try {
-      const job = await this.repository.findById(notice.id);
-      if (job) this.lifecycle.emit({ type: 'failed', job, at: Date.now(), error: JSON.stringify(job.lastError) });
-    } catch (error) {
-      this.logger.warn(`Could not read job ${notice.id} to tell its failure (a dependency failed): ${(error as Error)?.message ?? error}`);
-    }
+  private tellFailed(notice: FlowNotice): Promise<void> {
+    return tellDependencyFailure(this.repository, this.lifecycle, this.logger, notice.id);
+  }
+}
+
+/**
+ * Tells the hub that job `id` failed because a dependency failed: a `failed` event carries the
+ * whole job and its error, so the job is read back (one query, flows only). Never throws.
+ */
+export async function tellDependencyFailure(repository: JobRepository, lifecycle: JobLifecycle, logger: Logger, id: string): Promise<void> {
+  try {
+    const job = await repository.findById(id);
+    if (job) lifecycle.emit({ type: 'failed', job, at: Date.now(), error: JSON.stringify(job.lastError) });
+  } catch (error) {
+    logger.warn(`Could not read job ${id} to tell its failure (a dependency failed): ${(error as Error)?.message ?? error}`);
   }
 }

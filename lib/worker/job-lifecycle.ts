@@ -13,7 +13,7 @@ export type JobLifecycleEvent =
   | { type: 'completed'; job: Job; at: number; result: string }
   /**
    * Failed for good (attempts spent, or not retryable; or, flows, a dependency failed: told by the
-   * worker whose write failed the dependency); `error` is the JSON text written.
+   * process whose write or cancel() failed the dependency); `error` is the JSON text written.
    */
   | { type: 'failed'; job: Job; at: number; error: string }
   /** Failed this attempt; due again in `delayMs`. */
@@ -21,9 +21,8 @@ export type JobLifecycleEvent =
   /** Back to pending without counting the attempt: snoozed by its handler, or handed back at shutdown. */
   | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' }
   /**
-   * Flows: inserted blocked on its children or dependencies (`addFlow`, `dependsOn`), told by the
-   * process that inserted it. (Put back to blocked by a `retry()` of the dependency that failed it:
-   * the database's notice names no worker, so no process tells it; see FlowEventRelay.)
+   * Flows: blocked on its children or dependencies, inserted so (`addFlow`, `dependsOn`) or put back
+   * by a `retry()` of the dependency that failed it; told by the process that inserted or retried.
    */
   | { type: 'blocked'; job: FlowEventJob; at: number }
   /** Flows: its last child or dependency completed (settled), so it is pending now; told by the process whose write released it. */

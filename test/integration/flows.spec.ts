@@ -149,10 +149,17 @@ describe('flows and dependencies', () => {
     failing.delete('f1');
     await queue.retry(child.id);
     expect(await state(root.id)).toBe(JobState.Blocked);
+    // Told by this process (which retried), once: blocked at insert, blocked again now.
+    const blockedTold = () => events.filter((e) => e.type === 'blocked' && e.job.id === root.id).length;
+    expect(blockedTold()).toBe(2);
     await waitForJobState(queue, child.id, JobState.Completed);
     expect(await state(root.id)).toBe(JobState.Blocked); // hold-f0 still runs
     (await waitFor('hold-f0 to run', () => holds.get('hold-f0')))();
     await waitForJobState(queue, root.id, JobState.Completed);
+    // NOTE: notices arrive in commit order: once the release is told, no late duplicate of the
+    // retry's blocked (from a worker hearing its notice) can still come.
+    await waitFor('the unblocked event of the parent', () => events.some((e) => e.type === 'unblocked' && e.job.id === root.id));
+    expect(blockedTold()).toBe(2);
   });
 
   it('a failure climbs the flow: a leaf failed for good fails its parent and grandparent, each told as failed', async () => {
@@ -190,6 +197,8 @@ describe('flows and dependencies', () => {
     await queue.cancel(other.children[0].id);
     const parent = await waitForJobState(queue, other.id, JobState.Failed);
     expect(parent.lastError).toMatchObject({ dependencyId: other.children[0].id, dependencyState: 'cancelled' });
+    // The cancelling process tells the parent's failure (the notice names no worker).
+    await waitFor('the failed event of the parent', () => events.some((e) => e.type === 'failed' && e.job.id === other.id));
     holds.get('hold-y0')?.();
   });
 

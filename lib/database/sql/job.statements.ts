@@ -1,5 +1,6 @@
 import type { TableNaming } from '../table-naming';
 import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
+import { FLOW_LOG_SETTING } from '../migrations/v5/flows.ddl';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
@@ -450,6 +451,10 @@ ${`COPY ${Q} (${columns}) FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS
       `json_build_object('t', 'job', 'q', ${queueLiteral}::text, 'in', ${
         runAtLiteral === null ? '0' : `GREATEST(0, ceil(extract(epoch FROM ${runAtLiteral}::timestamptz - now()) * 1000))`
       })::text`,
+
+    /** Flows: log the flow trigger's events of this transaction (see FLOW_LOG_SETTING), and read them. */
+    startFlowLog: `SELECT set_config('${FLOW_LOG_SETTING}', '[', true)`,
+    readFlowLog: `SELECT current_setting('${FLOW_LOG_SETTING}') AS log`,
 
     readSchemaVersion: readSchemaVersionSql,
     migrationLock: `SELECT pg_advisory_xact_lock(hashtext($1))`,

@@ -9,6 +9,17 @@ export function settleFunctionName(n: TableNaming): string {
   return `"${n.schema}"."${n.prefix}_settle_dependents"`;
 }
 
+/** The function through which the trigger tells what it did to a dependent (see below). */
+function flowEventFunctionName(n: TableNaming): string {
+  return `"${n.schema}"."${n.prefix}_flow_event"`;
+}
+
+/**
+ * The transaction-local setting in which a session that asks for it (by setting it to `[`) finds
+ * the flow trigger's events of its transaction, as JSON objects each followed by a comma.
+ */
+export const FLOW_LOG_SETTING = 'nestjs_pg_queue.flow_log';
+
 /**
  * Flows and dependencies. A job that waits for others is `blocked`; `deps_pending` counts its
  * dependencies not yet settled, and `<table>_deps` holds one row per (dependent, dependency) with
@@ -42,6 +53,22 @@ const flowsPart = {
         PRIMARY KEY ("job_id", "depends_on")
       )`,
       `CREATE INDEX IF NOT EXISTS "${n.prefix}_deps_on_idx" ON ${D} ("depends_on")`,
+      // NOTE: every event goes out as a notice at commit, naming the worker whose write caused it
+      // (that worker tells its lifecycle hub); a session that logs the events (a producer's cancel()
+      // or retry(), see FLOW_LOG_SETTING) reads them back and tells them itself, so its notices name
+      // no worker and nothing is told twice.
+      `CREATE OR REPLACE FUNCTION ${flowEventFunctionName(n)}(event text, job_id bigint, job_queue text, job_name text, actor text)
+      RETURNS void LANGUAGE plpgsql AS $pgq$
+      DECLARE
+        log text := current_setting('${FLOW_LOG_SETTING}', true);
+        logging boolean := COALESCE(log LIKE '[%', false);
+      BEGIN
+        IF logging THEN
+          PERFORM set_config('${FLOW_LOG_SETTING}', log || json_build_object('e', event, 'id', job_id::text, 'q', job_queue, 'n', job_name)::text || ',', true);
+        END IF;
+        PERFORM pg_notify('${n.channel}', json_build_object('t', 'flow', 'e', event, 'id', job_id::text, 'q', job_queue, 'n', job_name,
+          'w', CASE WHEN logging THEN NULL ELSE actor END)::text);
+      END $pgq$`,
       `CREATE OR REPLACE FUNCTION ${settleFunctionName(n)}() RETURNS trigger LANGUAGE plpgsql AS $pgq$
       DECLARE
         dep record;
@@ -72,7 +99,7 @@ const flowsPart = {
             IF released THEN
               PERFORM pg_notify('${n.channel}', json_build_object('t', 'job', 'q', parent.queue,
                 'in', GREATEST(0, ceil(extract(epoch FROM parent.run_at - now()) * 1000)))::text);
-              PERFORM pg_notify('${n.channel}', json_build_object('t', 'flow', 'e', 'unblocked', 'id', parent.id::text, 'q', parent.queue, 'n', parent.name, 'w', actor)::text);
+              PERFORM ${flowEventFunctionName(n)}('unblocked', parent.id, parent.queue, parent.name, actor);
             END IF;
           ELSIF finished THEN
             -- onChildFailure 'fail': a dependency failed for good or was cancelled.
@@ -82,7 +109,7 @@ const flowsPart = {
                   'message', format('Dependency %s (queue "%s", name "%s") ended %s', NEW.id, NEW.queue, NEW.name, NEW.state),
                   'dependencyId', NEW.id::text, 'dependencyState', NEW.state, 'attempt', parent.attempts, 'at', now())
               WHERE id = parent.id;
-              PERFORM pg_notify('${n.channel}', json_build_object('t', 'flow', 'e', 'failed', 'id', parent.id::text, 'q', parent.queue, 'n', parent.name, 'w', actor)::text);
+              PERFORM ${flowEventFunctionName(n)}('failed', parent.id, parent.queue, parent.name, actor);
             END IF;
           ELSIF OLD.state IN ('failed', 'cancelled') AND parent.state = 'failed'
             AND parent.last_error->>'name' = 'JobDependencyFailedError' AND parent.last_error->>'dependencyId' = NEW.id::text THEN
@@ -98,7 +125,7 @@ const flowsPart = {
               WHERE id = parent.id;
             ELSE
               UPDATE ${Q} SET state = 'blocked', finished_at = NULL WHERE id = parent.id;
-              PERFORM pg_notify('${n.channel}', json_build_object('t', 'flow', 'e', 'blocked', 'id', parent.id::text, 'q', parent.queue, 'n', parent.name, 'w', actor)::text);
+              PERFORM ${flowEventFunctionName(n)}('blocked', parent.id, parent.queue, parent.name, actor);
             END IF;
           END IF;
         END LOOP;
@@ -120,6 +147,7 @@ const flowsPart = {
     return [
       `DROP TRIGGER IF EXISTS "${n.prefix}_settle_dependents" ON ${Q}`,
       `DROP FUNCTION IF EXISTS ${settleFunctionName(n)}()`,
+      `DROP FUNCTION IF EXISTS ${flowEventFunctionName(n)}(text, bigint, text, text, text)`,
       `DROP TABLE IF EXISTS ${n.dependenciesQualified}`,
       `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_parent_idx"`,
       // Blocked jobs cannot exist before this step: they are failed, naming why.
