@@ -162,7 +162,7 @@ describe('flows and dependencies', () => {
     expect(blockedTold()).toBe(2);
   });
 
-  it('a failure climbs the flow: a leaf failed for good fails its parent and grandparent, each told as failed', async () => {
+  it('a failure climbs the flow: a leaf failed for good fails its parent and grandparent, each told as failed; its retry revives both', async () => {
     failing.add('deep');
     const root = await queue.addFlow(parentOf('droot', [parentOf('dmid', [step('deep')])]));
     const mid = root.children[0];
@@ -170,7 +170,11 @@ describe('flows and dependencies', () => {
     expect(failedRoot.lastError).toMatchObject({ dependencyId: mid.id, dependencyState: 'failed' });
     expect((await queue.getJob(mid.id))!.lastError).toMatchObject({ dependencyId: mid.children[0].id });
     await waitFor('failed events of mid and root', () => [mid.id, root.id].every((id) => events.some((e) => e.type === 'failed' && e.job.id === id)));
+    // And back down: a retry of the leaf puts both back to blocked, and the flow completes.
     failing.delete('deep');
+    await queue.retry(mid.children[0].id);
+    expect([await state(mid.id), await state(root.id)]).toEqual([JobState.Blocked, JobState.Blocked]);
+    await waitForJobState(queue, root.id, JobState.Completed);
   });
 
   it("onChildFailure 'continue': the parent runs once every child is finished and sees the failure", async () => {
