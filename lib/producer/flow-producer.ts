@@ -1,8 +1,8 @@
+import { Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { QueueDatabase } from '../database/queue-database';
 import type { FlowNodeRow } from '../database/flow.repository';
 import type { FlowLogEvent, NewJobRow } from '../database/job.repository';
-import { Logger } from '@nestjs/common';
 import type { QueueWakeups } from '../worker/queue-wakeups';
 import type { JobLifecycle } from '../worker/job-lifecycle';
 import { tellDependencyFailure } from '../worker/flow-event-relay';
