@@ -49,3 +49,6 @@ export type { WorkerInfo, QueueStatsRow, QueueStatsFilter, TimingSummary, StatsO
 export { QueueHealthService } from './observability/health/queue-health.service';
 export { QueueMetrics } from './observability/prometheus/queue-metrics.service';
 export { STATS_BUCKET_BOUNDS_MS, quantileOf } from './observability/stats-buckets';
+export type { FlowJob } from './interfaces/job-options.interface';
+export type { JobChild } from './interfaces/job.interface';
+export type { AddedFlow, AddFlowOptions } from './producer/flow-producer';

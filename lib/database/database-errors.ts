@@ -43,7 +43,16 @@ export function isTransientError(error: unknown): boolean {
 
 /** True when a unique index refused the statement (SQLSTATE 23505), raw or already translated. */
 export function isUniqueViolation(error: unknown): boolean {
-  return (error instanceof QueueDatabaseError ? error.sqlState : sqlStateOf(error)) === '23505';
+  return sqlStateOfAny(error) === '23505';
+}
+
+/** True when PostgreSQL aborted the statement to break a deadlock (SQLSTATE 40P01), raw or translated. */
+export function isDeadlock(error: unknown): boolean {
+  return sqlStateOfAny(error) === '40P01';
+}
+
+function sqlStateOfAny(error: unknown): string | null {
+  return error instanceof QueueDatabaseError ? error.sqlState : sqlStateOf(error);
 }
 
 /**

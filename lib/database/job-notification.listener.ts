@@ -15,7 +15,13 @@ export type JobNotification =
   /** Some process started listening to global job events: writers should re-read who listens. */
   | { type: 'listeners' }
   /** A cron schedule was created, changed or resumed; its next run is due in `inMs`. A hint too. */
-  | { type: 'schedule'; inMs: number };
+  | { type: 'schedule'; inMs: number }
+  /**
+   * Flows: job `id` was blocked again, released (`unblocked`) or failed by a dependency's failure,
+   * by the flow trigger, in a transaction of worker `by` (null when no worker's write caused it).
+   * Sent at commit.
+   */
+  | { type: 'flow'; event: 'blocked' | 'unblocked' | 'failed'; id: string; queue: string; name: string; by: string | null };
 
 /**
  * One job event as a global-event notification carries it (`{t:'ev', e:[...]}`): the event type's
@@ -148,7 +154,7 @@ export class JobNotificationListener {
     // skipped unparsed, so they cost it next to nothing.
     if (!this.handlers.onEvents && message.payload.startsWith(EVENTS_PREFIX)) return;
     try {
-      const body = JSON.parse(message.payload) as { t: string; q?: string; in?: number; id?: string; e?: unknown };
+      const body = JSON.parse(message.payload) as { t: string; q?: string; in?: number; id?: string; e?: unknown; n?: string; w?: string | null };
       if (body.t === 'job' && typeof body.q === 'string') {
         this.handlers.onNotification({ type: 'job', queue: body.q, inMs: Number(body.in) || 0 });
       } else if (body.t === 'cancel' && typeof body.id === 'string') {
@@ -160,6 +166,8 @@ export class JobNotificationListener {
         this.handlers.onNotification({ type: 'listeners' });
       } else if (body.t === 'schedule') {
         this.handlers.onNotification({ type: 'schedule', inMs: Number(body.in) || 0 });
+      } else if (body.t === 'flow' && (body.e === 'blocked' || body.e === 'unblocked' || body.e === 'failed') && typeof body.id === 'string' && typeof body.q === 'string') {
+        this.handlers.onNotification({ type: 'flow', event: body.e, id: body.id, queue: body.q, name: String(body.n ?? ''), by: typeof body.w === 'string' ? body.w : null });
       }
     } catch {
       // NOTE: not the payload itself: anyone who can connect can NOTIFY on this channel.

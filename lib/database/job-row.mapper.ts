@@ -25,6 +25,7 @@ export interface RawJobRow {
   group_key: string | null;
   scheduled_for: number | null;
   schedule_key: string | null;
+  parent_id: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -56,6 +57,7 @@ export function toJob<T = unknown, R = unknown>(row: RawJobRow): Job<T, R> {
     scheduledFor: toDate(row.scheduled_for ?? null),
     scheduleKey: row.schedule_key ?? null,
     lockedBy: row.locked_by,
+    parentId: row.parent_id ?? null,
     lockedUntil: toDate(row.locked_until),
     progress: (row.progress ?? null) as Job['progress'],
   };
@@ -101,6 +103,7 @@ export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
     scheduledFor: toDate(v[15] as number | null),
     scheduleKey: v[16] as string | null,
     lockedBy: claim.workerId,
+    parentId: v[17] as string | null,
     runAt: new Date(v[10] as number),
     lockedUntil: new Date(startedAt + claim.lockDurationMs),
     createdAt: new Date(v[11] as number),

@@ -1,5 +1,6 @@
 import { EntitySchema } from 'typeorm';
 import { createTableNaming } from './table-naming';
+import { JOB_STATES_CHECK } from './migrations/v5/flows.ddl';
 import type { BackoffOptions } from '../interfaces/job-options.interface';
 import type { JobError, JobState } from '../interfaces/job.interface';
 
@@ -37,6 +38,12 @@ export interface JobRow {
   scheduleKey: string | null;
   /** The W3C trace context of the span that added the job (`{ traceparent, tracestate? }`), with tracing on; else null. */
   traceContext: Record<string, string> | null;
+  /** Flows (schema step 5): the parent of a flow's child; dependencies not yet settled; whether
+   * other jobs depend on this one; `'continue'` when a failed dependency does not fail this job. */
+  parentId: string | null;
+  depsPending: number | null;
+  hasDependents: boolean | null;
+  onChildFailure: 'continue' | 'fail' | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -62,8 +69,9 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       { name: `${naming.prefix}_schedule_slot_idx`, synchronize: false },
       { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
       { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
+      { name: `${naming.prefix}_parent_idx`, columns: ['parentId'], where: `"parent_id" IS NOT NULL` },
     ],
-    checks: [{ name: `${naming.prefix}_state_check`, expression: `"state" IN ('pending', 'active', 'completed', 'failed', 'cancelled')` }],
+    checks: [{ name: `${naming.prefix}_state_check`, expression: JOB_STATES_CHECK }],
     name: naming.schema === 'public' && naming.table === 'queue_jobs' ? 'QueueJob' : `QueueJob_${naming.schema}_${naming.table}`,
     schema: naming.schema,
     tableName: naming.table,
@@ -95,6 +103,10 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       scheduledFor: { name: 'scheduled_for', type: 'timestamptz', nullable: true },
       scheduleKey: { name: 'schedule_key', type: 'text', nullable: true },
       traceContext: { name: 'trace_context', type: 'jsonb', nullable: true },
+      parentId: { name: 'parent_id', type: 'bigint', nullable: true },
+      depsPending: { name: 'deps_pending', type: 'integer', nullable: true },
+      hasDependents: { name: 'has_dependents', type: 'boolean', nullable: true },
+      onChildFailure: { name: 'on_child_failure', type: 'text', nullable: true },
     },
   });
 }

@@ -4,7 +4,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
 import { claimedTraceContexts } from './trace-context';
-import { isConnectionError, isUniqueViolation, translateDatabaseError } from './database-errors';
+import { isConnectionError, isDeadlock, isUniqueViolation, translateDatabaseError } from './database-errors';
 import { acquireBounded, destroyConnection, queryBounded, queryOnClient, runBounded } from './bounded-statement';
 import { SingleValueQuery } from './single-value.query';
 import { CopyInQuery, type CopyInRows } from './copy-in.query';
@@ -14,6 +14,14 @@ import type { BackoffOptions } from '../interfaces/job-options.interface';
 import { COPY_FIRST_PIECE_ROWS, COPY_MIN_ROWS, COPY_PIECE_ROWS, DEFAULT_QUERY_TIMEOUT_MS } from '../queue.constants';
 import { UniqueKeyHeldError } from '../errors/unique-key-held.error';
 import { LATEST_SCHEMA_VERSION, SCHEMA_STEPS, parseSchemaVersion, schemaVersionConstraints, writeSchemaVersion } from './migrations/job-table.ddl';
+
+/** What the flow trigger did to a dependent, as logged for the session that asked (see FLOW_LOG_SETTING). */
+export interface FlowLogEvent {
+  e: 'blocked' | 'unblocked' | 'failed';
+  id: string;
+  q: string;
+  n: string;
+}
 
 /** A job to insert, already validated and serialised. */
 export interface NewJobRow {
@@ -47,6 +55,9 @@ export interface UniqueRow {
 
 /** Bulk inserts with unique keys that skip the optimistic COPY after one met a held key. */
 const UNIQUE_COPY_SKIPS_AFTER_CONFLICT = 16;
+
+/** How many times a cancel that lost a deadlock (see `cancel`) is tried. */
+const CANCEL_TRIES = 3;
 
 /** How many times an insert whose key's holder vanished meanwhile is tried again. */
 const UNIQUE_INSERT_TRIES = 10;
@@ -596,15 +607,47 @@ export class JobRepository {
     return (await this.run<{ queue: string }>('poll', this.statements.dueQueues, [queues], undefined, true, this.ownPool)).map((r) => r.queue);
   }
 
-  async cancel(id: string): Promise<(Job & { previousState: JobState }) | null> {
-    const [row] = await this.run<RawJobRow & { prev_state: JobState }>('cancel', this.statements.cancel, [id]);
-    return row ? { ...toJob(row), previousState: row.prev_state } : null;
+  /**
+   * Cancels the job and its flow's unfinished descendants; returns the job, or null when it was not
+   * cancelled. With `logFlowEvents`, also what the flow trigger did to dependents (see `withFlowLog`).
+   */
+  async cancel(id: string, logFlowEvents = false): Promise<{ job: (Job & { previousState: JobState }) | null; flowEvents: FlowLogEvent[] }> {
+    let result: { rows: (RawJobRow & { prev_state: JobState; root: boolean })[]; flowEvents: FlowLogEvent[] };
+    for (let tries = 1; ; tries++) {
+      try {
+        result = await this.withFlowLog('cancel', this.statements.cancel, [id], logFlowEvents);
+        break;
+      } catch (error) {
+        // NOTE: cancelling a flow locks it from the root down, while a child's completion holds the
+        // child and then locks its parent (the flow trigger): the two can deadlock. PostgreSQL
+        // aborts one of them; the completion is retried by the completer, the cancel here.
+        if (tries >= CANCEL_TRIES || !isDeadlock(error)) throw error;
+      }
+    }
+    const row = result.rows.find((r) => r.root);
+    return { job: row ? { ...toJob(row), previousState: row.prev_state } : null, flowEvents: result.flowEvents };
   }
 
-  async retry(id: string): Promise<Job | null> {
-    let row: RawJobRow | undefined;
+  /**
+   * Runs one statement, with `log` in a transaction that logs the flow trigger's events and reads
+   * them back before it commits (three more round trips: only when someone listens to them).
+   */
+  private async withFlowLog<Row>(operation: string, text: string, values: unknown[], log: boolean): Promise<{ rows: Row[]; flowEvents: FlowLogEvent[] }> {
+    if (!log) return { rows: await this.run<Row>(operation, text, values), flowEvents: [] };
+    const timeout = this.settings.queryTimeoutMs;
+    return this.inTransaction(operation, async (client) => {
+      await queryOnClient(client, timeout, this.statements.startFlowLog);
+      const { rows } = await queryOnClient<Row & object>(client, timeout, text, values);
+      const { rows: [{ log: logged }] } = await queryOnClient<{ log: string }>(client, timeout, this.statements.readFlowLog);
+      return { rows, flowEvents: JSON.parse(`${logged.replace(/,$/, '')}]`) as FlowLogEvent[] };
+    });
+  }
+
+  /** Retries the job (see `retry` in the statements); with `logFlowEvents`, also what the flow trigger did to dependents. */
+  async retry(id: string, logFlowEvents = false): Promise<{ job: Job | null; flowEvents: FlowLogEvent[] }> {
+    let result: { rows: RawJobRow[]; flowEvents: FlowLogEvent[] };
     try {
-      [row] = await this.run<RawJobRow>('retry', this.statements.retry, [id]);
+      result = await this.withFlowLog<RawJobRow>('retry', this.statements.retry, [id], logFlowEvents);
     } catch (error) {
       // NOTE: back to pending, a job holds its unique key again (see schema step 4); the unique
       // index refuses that while another job holds the key.
@@ -614,7 +657,7 @@ export class JobRepository {
       if (job?.uniqueKey && holder) throw new UniqueKeyHeldError(id, job.uniqueKey, holder.id);
       throw error;
     }
-    return row ? toJob(row) : null;
+    return { job: result.rows[0] ? toJob(result.rows[0]) : null, flowEvents: result.flowEvents };
   }
 
   async findById<T, R>(id: string): Promise<Job<T, R> | null> {
@@ -639,7 +682,7 @@ export class JobRepository {
       queue === undefined
         ? await this.run<{ state: JobState; n: number }>('getCounts', this.statements.countAll, [])
         : await this.run<{ state: JobState; n: number }>('getCounts', this.statements.countQueue, [queue]);
-    const counts: JobCounts = { pending: 0, active: 0, completed: 0, failed: 0, cancelled: 0 };
+    const counts: JobCounts = { pending: 0, active: 0, completed: 0, failed: 0, cancelled: 0, blocked: 0 };
     for (const { state, n } of rows) counts[state] = n;
     return counts;
   }
@@ -762,11 +805,13 @@ export class JobRepository {
   }
 
   /**
-   * Runs one statement of another part of the database layer (the queue registry) on the app's
-   * pool, or with `byWorker` on the worker's own (once open), as the worker's own statements run.
+   * Runs one statement of another part of the database layer (the queue registry, flows, ...) on
+   * the app's pool; in `via`'s transaction when it is an EntityManager; with `'worker'` on the
+   * worker's own pool (once open), as the worker's own statements run.
    */
-  runStatement<Row>(operation: string, text: string, values: unknown[], byWorker = false): Promise<Row[]> {
-    return this.run<Row>(operation, text, values, undefined, true, byWorker ? this.ownPool : this.pool);
+  runStatement<Row>(operation: string, text: string, values: unknown[], via?: EntityManager | 'worker'): Promise<Row[]> {
+    if (via === 'worker') return this.run<Row>(operation, text, values, undefined, true, this.ownPool);
+    return this.run<Row>(operation, text, values, via);
   }
 
   /**
@@ -854,15 +899,22 @@ function batchJson(rows: NewJobRow[], slot?: (row: NewJobRow) => string): string
   return rows
     .map(
       (r) =>
-        `{"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
-        `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
-        `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
-        // NOTE: the group only when set: a row without one leaves the key out (read as NULL).
-        (r.group === null ? '' : `,"group_key":${JSON.stringify(r.group)}`) +
-        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}` : '') +
-        (r.traceContext === undefined ? '}' : `,"trace_context":${r.traceContext}}`),
+        `{${jobJsonFields(r)}` +
+        (slot && r.unique ? `,"unique_key":${JSON.stringify(r.unique.key)},"unique_hold":"${r.unique.hold}","unique_slot":${r.unique.hold === 'window' ? slot(r) : 'null'}}` : '}'),
     )
     .join(',');
+}
+
+/** A row's fields as the members of a JSON object (no braces), for the batch statements' JSON arrays. */
+export function jobJsonFields(r: NewJobRow): string {
+  return (
+    `"queue":${JSON.stringify(r.queue)},"name":${JSON.stringify(r.name)},"data":${r.data},"priority":${r.priority},` +
+    `"run_at":${r.runAt ? `"${r.runAt.toISOString()}"` : 'null'},"delay_ms":${r.delayMs},"max_attempts":${r.maxAttempts},` +
+    `"backoff":${r.backoff ?? 'null'},"timeout_ms":${r.timeoutMs}` +
+    // NOTE: the group and the trace context only when set: a row without them leaves the keys out (read as NULL).
+    (r.group === null ? '' : `,"group_key":${JSON.stringify(r.group)}`) +
+    (r.traceContext === undefined ? '' : `,"trace_context":${r.traceContext}`)
+  );
 }
 
 /**
@@ -935,6 +987,7 @@ function toNewJob(row: NewJobRow): Job {
     scheduleKey: null,
     lockedBy: null,
     lockedUntil: null,
+    parentId: null,
   } as unknown as Job;
 }
 

@@ -4,6 +4,7 @@ import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { JobRepository } from './job.repository';
 import { QueueRegistryRepository } from './queue-registry.repository';
+import { FlowRepository } from './flow.repository';
 import { RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import { InvalidModuleOptionsError } from '../errors/invalid-module-options.error';
 import { QueueSchemaOutdatedError } from '../errors/queue-schema-outdated.error';
@@ -20,6 +21,7 @@ export class QueueDatabase implements OnModuleInit {
   private jobs?: JobRepository;
   private ready?: Promise<JobRepository>;
   private registry?: QueueRegistryRepository;
+  private flows?: FlowRepository;
 
   constructor(
     @Inject(RESOLVED_QUEUE_OPTIONS) private readonly options: ResolvedQueueOptions,
@@ -44,6 +46,13 @@ export class QueueDatabase implements OnModuleInit {
     const jobs = await this.getRepository();
     this.registry ??= new QueueRegistryRepository(jobs);
     return this.registry;
+  }
+
+  /** Flows and dependencies (addFlow, dependsOn, getChildren). */
+  async getFlows(): Promise<FlowRepository> {
+    const jobs = await this.getRepository();
+    this.flows ??= new FlowRepository(jobs);
+    return this.flows;
   }
 
   /** The repository once initialised; for the worker, which starts after init. */

@@ -120,13 +120,13 @@ export class QueueRegistryRepository {
       }
       // NOTE: on the worker's own pool, like its other statements: they never wait behind the
       // app's queries, and a shutdown on a silent network closes that pool's connections by force.
-      const rows = await this.jobs.runStatement<RawDeclarationRow>('declareLimits', this.statements.readDeclarations, [todo], true);
+      const rows = await this.jobs.runStatement<RawDeclarationRow>('declareLimits', this.statements.readDeclarations, [todo], 'worker');
       const missed: string[] = [];
       if (createRows && rows.length < todo.length) {
         // NOTE: a row deleted while the worker runs (by hand, say) is made again, not left without its declaration.
         const found = new Set(rows.map((r) => r.name));
         const absent = todo.filter((q) => !found.has(q));
-        await this.jobs.runStatement('declareLimits', this.statements.register, [absent], true);
+        await this.jobs.runStatement('declareLimits', this.statements.register, [absent], 'worker');
         missed.push(...absent);
       }
       for (const row of rows) {
@@ -138,7 +138,7 @@ export class QueueRegistryRepository {
           JSON.stringify(resolved.declared),
           JSON.stringify(resolved.state),
           JSON.stringify(previous),
-        ], true);
+        ], 'worker');
         if (written.length === 0) {
           missed.push(row.name);
           continue;
@@ -177,6 +177,7 @@ function toQueueInfo(row: RawQueueRow): QueueInfo {
       completed: counts.completed ?? 0,
       failed: counts.failed ?? 0,
       cancelled: counts.cancelled ?? 0,
+      blocked: counts.blocked ?? 0,
     },
     countsAt: row.counts_at === null ? null : new Date(row.counts_at),
     createdAt: new Date(row.created_at),

@@ -26,3 +26,4 @@ export * from './wait-for-job-timeout.error';
 export * from './duplicate-schedule.error';
 export * from './schedule-not-found.error';
 export * from './missing-peer-dependency.error';
+export * from './job-dependency.error';

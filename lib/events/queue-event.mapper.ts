@@ -50,7 +50,7 @@ export function toLocalEvent(event: JobLifecycleEvent, type: QueueEventType): Qu
     queue: job.queue,
     name: job.name,
     state: stateAfter(event, type) as JobState,
-    attempts: job.attempts,
+    attempts: attemptsOf(event),
     at: new Date(event.at),
     scope: 'local',
   };
@@ -63,7 +63,15 @@ export function toLocalEvent(event: JobLifecycleEvent, type: QueueEventType): Qu
 /** A lifecycle event as it goes into a global-event notification. */
 export function toWireEvent(event: JobLifecycleEvent, type: QueueEventType): WireJobEvent {
   const { job } = event;
-  return [eventCode(type), job.id, job.queue, job.name, job.attempts, stateAfter(event, type), event.at];
+  return [eventCode(type), job.id, job.queue, job.name, attemptsOf(event), stateAfter(event, type), event.at];
+}
+
+/**
+ * The job's attempts. NOTE: a flow event's job is what the flow trigger knows (id, queue, name): a
+ * blocked or released job has not run since it was blocked, and its attempts are not known here; 0.
+ */
+function attemptsOf(event: JobLifecycleEvent): number {
+  return 'attempts' in event.job ? event.job.attempts : 0;
 }
 
 /** A received global event, or undefined for a code this version does not know. */

@@ -77,6 +77,18 @@ export interface JobOptions extends DefaultJobOptions {
    * across every process. Without it the job belongs to no group and only the queue's own limits apply.
    */
   group?: string;
+  /**
+   * Run only after these jobs (ids of existing jobs, at most 1,000, no repeats) completed: the job is
+   * `blocked` until then. An id that does not exist is refused (`JobDependencyError`) and nothing is
+   * stored. Not with `unique`, not in `addBulk()`. See docs/flows.md.
+   */
+  dependsOn?: string[];
+  /**
+   * With `dependsOn`: what a dependency that failed for good or was cancelled does to this job.
+   * `'fail'` (default): this job fails at once, its error naming the dependency. `'continue'`: it
+   * counts as settled; the job runs once all are settled and sees the failures in `getChildren()`.
+   */
+  onChildFailure?: 'fail' | 'continue';
 }
 
 /** One entry of `QueueService.addBulk()`. */
@@ -85,4 +97,23 @@ export interface BulkJob<T = unknown> {
   name: string;
   data: T;
   options?: Omit<JobOptions, 'manager'>;
+}
+
+/**
+ * A job of `QueueService.addFlow()`: it runs only after all its `children` completed (each itself a
+ * flow, to any depth). The whole tree is inserted atomically.
+ */
+export interface FlowJob<T = unknown> {
+  queue: string;
+  name: string;
+  data: T;
+  /** The options of `add()`, except `manager`, `unique`, `dependsOn` and `onChildFailure`. */
+  options?: Omit<JobOptions, 'manager' | 'unique' | 'dependsOn' | 'onChildFailure'>;
+  children?: FlowJob[];
+  /**
+   * What a child that failed for good (attempts spent) or was cancelled does to this job: `'fail'`
+   * (default) fails it at once with an error naming the child; `'continue'` runs it anyway once
+   * every child is finished, and it sees the failures in `job.getChildren()`.
+   */
+  onChildFailure?: 'fail' | 'continue';
 }

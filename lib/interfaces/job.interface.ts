@@ -10,6 +10,8 @@ import type { JobSnooze } from '../worker/job-snooze';
  * - `completed`: the handler returned; `result` holds what it returned.
  * - `failed`: attempts exhausted, or failed for good (no handler); the dead-letter state.
  * - `cancelled`: cancelled by `QueueService.cancel()`.
+ * - `blocked`: waiting for its children (`addFlow`) or dependencies (`dependsOn`) to complete; it
+ *   becomes `pending` when the last one completed (see docs/flows.md).
  */
 export enum JobState {
   Pending = 'pending',
@@ -17,6 +19,7 @@ export enum JobState {
   Completed = 'completed',
   Failed = 'failed',
   Cancelled = 'cancelled',
+  Blocked = 'blocked',
 }
 
 /** The last failure of a job, as stored. A non-`Error` thrown value is recorded readably in `message`. */
@@ -91,6 +94,8 @@ export interface Job<T = unknown, R = unknown> {
   scheduleKey: string | null;
   /** The worker holding the lease while `active`. */
   lockedBy: string | null;
+  /** The flow job this job is a child of (`addFlow`), or null. */
+  parentId: string | null;
   /** When the lease lapses unless renewed by a heartbeat. */
   lockedUntil: Date | null;
   /**
@@ -158,6 +163,23 @@ export interface ActiveJob<T = unknown, R = unknown> extends Job<T, R> {
    * (or given up: logged); never rejects. A non-string throws `InvalidJobOptionError` at once.
    */
   log(text: string): Promise<void>;
+  /**
+   * The jobs this one waited for: its children (`addFlow`) or its dependencies (`dependsOn`), in id
+   * order, as they are now. With `onChildFailure: 'continue'` this is where the failures are seen.
+   * Empty for a job that waited for nothing. One query per call.
+   */
+  getChildren(): Promise<JobChild[]>;
+}
+
+/** A child or dependency of a job, as `ActiveJob.getChildren()` returns it. */
+export interface JobChild<R = unknown> {
+  id: string;
+  queue: string;
+  name: string;
+  state: JobState;
+  /** What its handler returned, once `completed`. */
+  result: R | null;
+  lastError: JobError | null;
 }
 
 /** Counts of jobs per state. */
@@ -167,4 +189,5 @@ export interface JobCounts {
   completed: number;
   failed: number;
   cancelled: number;
+  blocked: number;
 }

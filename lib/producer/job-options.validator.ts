@@ -5,6 +5,7 @@ import type { BackoffOptions, JobOptions, JobRunOptions } from '../interfaces/jo
 import type { ProcessorOptions } from '../interfaces/processor-options.interface';
 import { KNOWN_OPTIONS, suggestOption } from './known-options';
 import { validateLimitOptions } from './limit-options.validator';
+import { validateDependencyOptions } from './flow-options.validator';
 
 export type ErrorFactory = (option: string, value: unknown, expected: string) => Error;
 const jobOptionError: ErrorFactory = (option, value, expected) => new InvalidJobOptionError(option, value, expected);
@@ -83,6 +84,7 @@ export function validateJobOptions(options: JobOptions): void {
   }
   // NOTE: bounded so that now + delay stays within what `runAt` accepts (PostgreSQL would refuse it).
   if (options.delayMs !== undefined) assertInteger('delayMs', options.delayMs, 0, MAX_RUN_AT_MS - Date.now());
+  if (options.dependsOn !== undefined || options.onChildFailure !== undefined) validateDependencyOptions(options);
 }
 
 /**

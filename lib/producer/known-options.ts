@@ -3,9 +3,10 @@
  * meant. Unknown keys are refused (a BullMQ-style `{ delay: 5000 }` silently ran the job at once).
  */
 export const KNOWN_OPTIONS = {
-  job: ['runAt', 'delayMs', 'priority', 'maxAttempts', 'backoff', 'timeoutMs', 'manager', 'unique', 'group'],
+  job: ['runAt', 'delayMs', 'priority', 'maxAttempts', 'backoff', 'timeoutMs', 'manager', 'unique', 'group', 'dependsOn', 'onChildFailure'],
   unique: ['key', 'until', 'windowMs', 'replace'],
   bulkJob: ['queue', 'name', 'data', 'options'],
+  flowJob: ['queue', 'name', 'data', 'options', 'children', 'onChildFailure'],
   backoff: ['type', 'delayMs', 'maxDelayMs', 'jitter'],
   runDefaults: ['maxAttempts', 'backoff', 'timeoutMs'],
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
@@ -58,6 +59,11 @@ const ALIASES: Record<string, string> = {
   timeZone: 'tz',
   pattern: 'cron',
   expression: 'cron',
+  dependencies: 'dependsOn',
+  depends: 'dependsOn',
+  parents: 'dependsOn',
+  failParentOnFailure: 'onChildFailure',
+  ignoreDependencyOnFailure: 'onChildFailure',
 };
 
 /** The known name `key` most likely meant, if any: an alias, a different case, or a near spelling. */

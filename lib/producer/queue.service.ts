@@ -23,6 +23,12 @@ import { QueueObservability } from '../observability/queue-observability.service
 import { QueueTracing } from '../observability/tracing/queue-tracing.service';
 import type { QueueStatsFilter, QueueStatsRow, WorkerInfo } from '../interfaces/observability.interface';
 
+import type { FlowJob } from '../interfaces/job-options.interface';
+import { JobLifecycle } from '../worker/job-lifecycle';
+import { FlowProducer, type AddFlowOptions, type AddedFlow } from './flow-producer';
+import { isJobId } from './flow-options.validator';
+import { JobDependencyError } from '../errors/job-dependency.error';
+
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** `waitForJob()` gives up after this long unless told otherwise. */
 const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
@@ -46,7 +52,13 @@ export class QueueService {
     private readonly schedules: ScheduleService,
     private readonly observability: QueueObservability,
     private readonly tracing: QueueTracing,
-  ) {}
+    lifecycle: JobLifecycle,
+  ) {
+    this.flows = new FlowProducer(database, wakeups, lifecycle, (queue, name, data, options, dataPath) => this.toRow(queue, name, data, options, dataPath));
+  }
+
+  /** Flows and dependencies (`addFlow`, `dependsOn`). */
+  private readonly flows: FlowProducer;
 
   /**
    * Adds a job to `queue`, to be handled by the `@Handle(name)` of that queue's processor.
@@ -67,6 +79,7 @@ export class QueueService {
   private async addOne<T>(queue: string, name: string, data: T, options: JobOptions, traceContext: string | undefined): Promise<Job<T>> {
     const row = this.toRow(queue, name, data, options, 'data');
     if (traceContext !== undefined) row.traceContext = traceContext;
+    if (options.dependsOn !== undefined) return this.flows.addDependent<T>(row, options.dependsOn, options.onChildFailure ?? 'fail', options.manager);
     if (row.unique) {
       // NOTE: not through the group commit: each unique add() needs its own answer (inserted, or
       // which job holds the key), which one statement per add gives plainly.
@@ -127,6 +140,7 @@ export class QueueService {
       if (!names.has(job.name)) assertName('name', job.name);
       names.add(job.queue).add(job.name);
       validateJobOptions(options);
+      if (options.dependsOn !== undefined) throw new InvalidJobOptionError(`jobs[${i}].options.dependsOn`, options.dependsOn, 'no dependsOn in addBulk: add() such jobs one by one, or use addFlow()');
       if (options.delayMs !== undefined && options.delayMs > 0) delayed = true;
       if (options.unique !== undefined) unique = true;
       if (options.group !== undefined) grouped = true;
@@ -159,6 +173,30 @@ export class QueueService {
     return added as Job<T>[];
   }
 
+  /**
+   * Adds a flow: a job that runs only after all its `children` completed, each child itself a flow
+   * (any depth). The whole tree is validated first and inserted atomically (one statement): every
+   * job or none. Jobs with children start `blocked`, leaves `pending`. With `onChildFailure: 'fail'`
+   * (default) a child that fails for good or is cancelled fails its parent at once, with an error
+   * naming it; with `'continue'` the parent runs anyway once every child is finished, and reads
+   * the outcomes with `job.getChildren()`. `cancel()` of a flow's job cancels its unfinished
+   * descendants. With `options.manager`, the flow is inserted in that transaction: it exists only
+   * if the transaction commits. Returns the root job, with `children` as inserted. See docs/flows.md.
+   *
+   * @example
+   * ```ts
+   * await queue.addFlow({ queue: 'video', name: 'publish', data: { videoId }, children: [
+   *   { queue: 'video', name: 'transcode', data: { videoId, res: 720 } },
+   *   { queue: 'media', name: 'thumbnail', data: { videoId } },
+   * ] });
+   * ```
+   * @throws InvalidJobDataError, InvalidJobOptionError naming the first bad job (`flow.children[1]…`)
+   * @throws QueueUnavailableError when the database cannot be reached
+   */
+  async addFlow<T = unknown>(flow: FlowJob<T>, options: AddFlowOptions = {}): Promise<AddedFlow<T>> {
+    return this.flows.addFlow(flow, options);
+  }
+
   /** The job with this id, or null. */
   async getJob<T = unknown, R = unknown>(id: string): Promise<Job<T, R> | null> {
     this.assertId(id);
@@ -166,15 +204,18 @@ export class QueueService {
   }
 
   /**
-   * Cancels a pending or active job. An active job's handler is aborted (`job.signal`) on whichever
-   * process runs it, and its outcome is discarded. Cancelling a cancelled job is a no-op.
+   * Cancels a pending, active or blocked job. An active job's handler is aborted (`job.signal`) on
+   * whichever process runs it, and its outcome is discarded. Cancelling a cancelled job is a no-op.
+   * The unfinished descendants of a flow's job (`addFlow`) are cancelled with it (not the jobs a
+   * `dependsOn` named: other jobs may need them).
    *
    * @throws JobNotFoundError, InvalidJobStateError (completed or failed jobs cannot be cancelled)
    */
   async cancel(id: string): Promise<Job> {
     this.assertId(id);
     const repository = await this.database.getRepository();
-    const cancelled = await repository.cancel(id);
+    const { job: cancelled, flowEvents } = await repository.cancel(id, this.flows.listened);
+    this.flows.tell(flowEvents);
     if (cancelled) {
       const { previousState: _, ...job } = cancelled;
       this.jobEvents.cancelled(job);
@@ -183,25 +224,40 @@ export class QueueService {
     const job = await repository.findById(id);
     if (!job) throw new JobNotFoundError(id);
     if (job.state === JobState.Cancelled) return job;
-    throw new InvalidJobStateError(id, 'cancel', job.state, [JobState.Pending, JobState.Active]);
+    throw new InvalidJobStateError(id, 'cancel', job.state, [JobState.Pending, JobState.Active, JobState.Blocked]);
   }
 
   /**
    * Puts a failed or cancelled job back to pending, due now, with a fresh attempt budget
-   * (`attempts` back to 0; `lastError` is kept for reference).
+   * (`attempts` back to 0; `lastError` is kept for reference). A job still waiting for children or
+   * dependencies goes back to `blocked`; a job that failed because a dependency failed is put back
+   * to `blocked` by retrying that dependency.
    *
    * @throws JobNotFoundError, InvalidJobStateError
+   * @throws JobDependencyError when a dependency of the job failed for good (retry that one instead)
    */
   async retry(id: string): Promise<Job> {
     this.assertId(id);
+    return this.retryOnce(id, true);
+  }
+
+  private async retryOnce(id: string, again: boolean): Promise<Job> {
     const repository = await this.database.getRepository();
-    const revived = await repository.retry(id);
+    const { job: revived, flowEvents } = await repository.retry(id, this.flows.listened);
+    this.flows.tell(flowEvents);
     if (revived) {
       this.wakeups.wake(revived.queue);
       return revived;
     }
     const job = await repository.findById(id);
     if (!job) throw new JobNotFoundError(id);
+    if (job.state === JobState.Failed || job.state === JobState.Cancelled) {
+      // NOTE: the retry statement refuses only a job with a failed or cancelled dependency.
+      const failed = (await (await this.database.getFlows()).children(id)).filter((c) => c.state === JobState.Failed || c.state === JobState.Cancelled);
+      if (failed.length > 0 || !again) throw new JobDependencyError('dependency-failed', id, failed.map((c) => c.id));
+      // That dependency was retried meanwhile: once more.
+      return this.retryOnce(id, false);
+    }
     throw new InvalidJobStateError(id, 'retry', job.state, [JobState.Failed, JobState.Cancelled]);
   }
 
@@ -429,7 +485,7 @@ export class QueueService {
   }
 
   private assertId(id: unknown): asserts id is string {
-    if (typeof id !== 'string' || !BIGINT_ID.test(id) || BigInt(id) > MAX_BIGINT) {
+    if (!isJobId(id)) {
       throw new InvalidJobOptionError('id', id, 'a job id: a string of digits from 1 to 9223372036854775807');
     }
   }

@@ -122,6 +122,10 @@ export class QueueTester {
    */
   async run<R = unknown>(queue: string, name: string, data: unknown, options: Omit<JobOptions, 'manager'> = {}): Promise<R> {
     if (!this.registry.resolve(queue, name)) throw new MissingHandlerError(queue, name);
+    // NOTE: run() runs this one job now; one that waits for others would only wait (use drain()).
+    if (typeof options === 'object' && options !== null && 'dependsOn' in options) {
+      throw new InvalidJobOptionError('dependsOn', options.dependsOn, 'no dependsOn in run(): add the job and its dependencies, then drain()');
+    }
     const repository = await this.repository();
     // NOTE: top priority so the claim below takes this job first.
     const added = await this.queue.add(queue, name, data, { ...options, maxAttempts: 1, priority: MAX_INT32 });

@@ -1,10 +1,15 @@
 import type { EntityManager } from 'typeorm';
-import { ActiveJob, type Job, type JobProgress } from '../interfaces/job.interface';
+import { ActiveJob, type Job, type JobChild, type JobProgress } from '../interfaces/job.interface';
 import type { AttemptAbort } from './attempt-abort';
 import type { JobActivity } from './job-activity';
 import { JobSnooze } from './job-snooze';
 
 type TransactionRunner = <X>(work: (manager: EntityManager) => Promise<X>) => Promise<X>;
+
+/** Where `getChildren()` reads from (the flow repository). */
+export interface ChildrenSource {
+  children(id: string): Promise<JobChild[]>;
+}
 
 /**
  * The object a handler receives: the job's fields, plus `signal` (created on first read),
@@ -16,8 +21,9 @@ export class ActiveJobView extends ActiveJob {
   readonly #transaction: TransactionRunner;
   readonly #activity: JobActivity;
   #progress?: { update(value: JobProgress): Promise<boolean> };
+  readonly #children: ChildrenSource;
 
-  constructor(job: Job, abort: AttemptAbort, transaction: TransactionRunner, activity: JobActivity) {
+  constructor(job: Job, abort: AttemptAbort, transaction: TransactionRunner, activity: JobActivity, children: ChildrenSource) {
     super();
     // NOTE: assigned one by one, in one order, rather than with Object.assign: every view then has
     // the same hidden class, which keeps property access fast and allocation cheap per job.
@@ -44,10 +50,12 @@ export class ActiveJobView extends ActiveJob {
     this.scheduleKey = job.scheduleKey;
     this.lockedBy = job.lockedBy;
     this.lockedUntil = job.lockedUntil;
+    this.parentId = job.parentId;
     this.#abort = abort;
     this.#transaction = transaction;
     this.#activity = activity;
     this.#progress = undefined;
+    this.#children = children;
   }
 
   override get signal(): AbortSignal {
@@ -70,5 +78,9 @@ export class ActiveJobView extends ActiveJob {
 
   override log(text: string): Promise<void> {
     return this.#activity.log(this.id, text);
+  }
+
+  override getChildren(): Promise<JobChild[]> {
+    return this.#children.children(this.id);
   }
 }

@@ -20,6 +20,7 @@ import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
 import { JobLifecycle } from './job-lifecycle';
 import { JobActivity } from './job-activity';
 import type { QueueTracing } from '../observability/tracing/queue-tracing.service';
+import { FlowRepository } from '../database/flow.repository';
 
 const ABORTED = Symbol('aborted');
 /** How long after its abort a handler still running is reported as ignoring its signal. */
@@ -65,6 +66,8 @@ export class JobExecutor {
   private readonly logger = new Logger('QueueWorker');
   /** `queue` NUL `name` of the unknown job names already logged at warn level by this process. */
   private readonly unknownLogged = new Set<string>();
+  /** What `job.getChildren()` reads (one object for every job). */
+  private readonly flows: FlowRepository;
 
   constructor(
     private readonly registry: HandlerRegistry,
@@ -77,7 +80,9 @@ export class JobExecutor {
     private readonly lifecycle: JobLifecycle = new JobLifecycle(),
     private readonly activity: JobActivity = new JobActivity(repository, workerId, lifecycle),
     private readonly tracing?: QueueTracing,
-  ) {}
+  ) {
+    this.flows = new FlowRepository(repository);
+  }
 
   /**
    * Runs one claimed attempt. `claimedAt` is when the claim statement was sent: the lease the
@@ -172,7 +177,7 @@ export class JobExecutor {
       const value = await this.completeInTransaction(job, abort, work);
       committedInTransaction = true;
       return value;
-    }, this.activity);
+    }, this.activity, this.flows);
     const timer = job.timeoutMs != null ? setTimeout(() => abort.abort(new JobTimeoutError(job.timeoutMs!)), job.timeoutMs) : undefined;
     let returned: unknown;
     try {

@@ -11,7 +11,10 @@ export type JobLifecycleEvent =
   | { type: 'active'; job: Job; at: number }
   /** Completed; `result` is the JSON text written (`'null'` for none). */
   | { type: 'completed'; job: Job; at: number; result: string }
-  /** Failed for good (attempts spent, or not retryable); `error` is the JSON text written. */
+  /**
+   * Failed for good (attempts spent, or not retryable; or, flows, a dependency failed: told by the
+   * process whose write or cancel() failed the dependency); `error` is the JSON text written.
+   */
   | { type: 'failed'; job: Job; at: number; error: string }
   /** Failed this attempt; due again in `delayMs`. */
   | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number }
@@ -23,13 +26,19 @@ export type JobLifecycleEvent =
   | { type: 'cancelled'; job: Job; at: number }
   /** Its lease lapsed and this process's rescuer put it back (`job.state` pending) or failed it. */
   | { type: 'rescued'; job: JobRef; at: number }
-  /** Waits for its dependencies (flows). */
-  | { type: 'blocked'; job: JobRef; at: number }
-  /** Its dependencies are done: pending again (flows). */
-  | { type: 'unblocked'; job: JobRef; at: number };
+  /**
+   * Flows: blocked on its children or dependencies, inserted so (`addFlow`, `dependsOn`) or put back
+   * by a `retry()` of the dependency that failed it; told by the process that inserted or retried.
+   */
+  | { type: 'blocked'; job: FlowEventJob; at: number }
+  /** Flows: its last child or dependency completed (settled), so it is pending now; told by the process whose write released it. */
+  | { type: 'unblocked'; job: FlowEventJob; at: number };
 
-/** The few fields of a job that writers which do not read the whole row (rescue, flows) know. */
+/** The few fields of a job that writers which do not read the whole row (rescue) know. */
 export type JobRef = Pick<Job, 'id' | 'queue' | 'name' | 'attempts' | 'state'>;
+
+/** What a flow event knows of its job (the database tells no more). */
+export type FlowEventJob = Pick<Job, 'id' | 'queue' | 'name'>;
 
 export type JobLifecycleListener = (event: JobLifecycleEvent) => void;
 

@@ -14,6 +14,7 @@ import { QueueWakeups } from './queue-wakeups';
 import { JobLifecycle } from './job-lifecycle';
 import { GlobalEventDemand } from '../events/global-event-demand';
 import { IdleQueueProbe } from './idle-queue-probe';
+import { FlowEventRelay } from './flow-event-relay';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
@@ -57,6 +58,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   /** Identifies this process's leases: host, pid and a random part (pids repeat across hosts). */
   readonly workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private readonly running = new RunningJobs();
+  private flowEvents?: FlowEventRelay;
   /** Attempts started and not settled (outcome written or given up); `execute()` never rejects. */
   private inflight = 0;
   private idleWaiters: { condition: () => boolean; resolve: () => void }[] = [];
@@ -204,6 +206,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.stoppables.push(keeper, rescuer, probe);
 
     this.unsubscribe = this.wakeups.subscribe((queue, inMs) => this.pollers.get(queue)?.wake(inMs));
+    this.flowEvents = new FlowEventRelay(this.workerId, this.lifecycle, repository);
     if (settings.listen) {
       const listener = new JobNotificationListener(repository, {
         onNotification: (n) => this.onNotification(n),
@@ -274,6 +277,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     // A process started listening to global events: re-read who listens now, not at the next poll.
     else if (notification.type === 'listeners') this.eventDemand.refreshSoon();
     else if (notification.type === 'schedule') this.scheduler?.wake(notification.inMs);
+    else if (notification.type === 'flow') this.flowEvents?.tell(notification);
     // NOTE: only a hint (anyone who can connect can NOTIFY): it makes the lease keeper check the
     // rows now, and the row decides; a notice for a job not running here costs nothing.
     else if (this.running.has(notification.id)) void this.keeper?.check();

@@ -198,7 +198,7 @@ describe('core engine through a real Nest app', () => {
 
   it('counts jobs per state, per queue and overall', async () => {
     const counts = await queue.getCounts('someone-else');
-    expect(counts).toEqual({ pending: 1, active: 0, completed: 0, failed: 0, cancelled: 0 });
+    expect(counts).toEqual({ pending: 1, active: 0, completed: 0, failed: 0, cancelled: 0, blocked: 0 });
     const all = await queue.getCounts();
     expect(all.completed).toBeGreaterThanOrEqual(5);
   });

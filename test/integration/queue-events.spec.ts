@@ -180,8 +180,8 @@ describe('queue events, local and global, two apps on one schema', () => {
   it('relays blocked and unblocked from the lifecycle hub (flows emit them there)', async () => {
     const job = await queue.add('nobody-runs-this', 'flow', {});
     const hub = worker.get(JobLifecycle);
-    hub.emit({ type: 'blocked', job: { ...job, state: 'blocked' as never }, at: Date.now() });
-    hub.emit({ type: 'unblocked', job: { ...job, state: 'pending' as never }, at: Date.now() });
+    hub.emit({ type: 'blocked', job: { id: job.id, queue: job.queue, name: job.name }, at: Date.now() });
+    hub.emit({ type: 'unblocked', job: { id: job.id, queue: job.queue, name: job.name }, at: Date.now() });
     await waitFor('the flow events', () => local(job.id).length === 2 && global(job.id).length === 2);
     expect(types(local(job.id))).toEqual(['blocked', 'unblocked']);
     expect(types(global(job.id))).toEqual(['blocked', 'unblocked']);

@@ -44,7 +44,25 @@ describe('schema upgrades', () => {
       [naming.qualified],
     );
     expect(comment).toBe(schemaVersionComment(SCHEMA_STEPS[SCHEMA_STEPS.length - 1].version));
-    expect(await indexes()).toEqual(['queue_jobs_claim_hash_idx', 'queue_jobs_finished_idx', 'queue_jobs_lease_idx', 'queue_jobs_logs_job_idx', 'queue_jobs_logs_pkey', 'queue_jobs_pkey', 'queue_jobs_queues_pkey', 'queue_jobs_schedule_slot_idx', 'queue_jobs_schedules_due_idx', 'queue_jobs_schedules_pkey', 'queue_jobs_stats_minute_idx', 'queue_jobs_stats_pkey', 'queue_jobs_unique_idx', 'queue_jobs_workers_pkey']);
+    expect(await indexes()).toEqual([
+      'queue_jobs_claim_hash_idx',
+      'queue_jobs_deps_on_idx',
+      'queue_jobs_deps_pkey',
+      'queue_jobs_finished_idx',
+      'queue_jobs_lease_idx',
+      'queue_jobs_logs_job_idx',
+      'queue_jobs_logs_pkey',
+      'queue_jobs_parent_idx',
+      'queue_jobs_pkey',
+      'queue_jobs_queues_pkey',
+      'queue_jobs_schedule_slot_idx',
+      'queue_jobs_schedules_due_idx',
+      'queue_jobs_schedules_pkey',
+      'queue_jobs_stats_minute_idx',
+      'queue_jobs_stats_pkey',
+      'queue_jobs_unique_idx',
+      'queue_jobs_workers_pkey',
+    ]);
     const queue = app.get(QueueService);
     const ids = (await sql<{ id: string }>(`SELECT id::text FROM ${naming.qualified}`)).map((r) => r.id);
     for (const id of ids) await waitForJobState(queue, id, JobState.Completed);

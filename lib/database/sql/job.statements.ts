@@ -1,5 +1,6 @@
 import type { TableNaming } from '../table-naming';
 import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
+import { FLOW_LOG_SETTING } from '../migrations/v5/flows.ddl';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
@@ -36,13 +37,13 @@ export function buildJobStatements(n: TableNaming) {
     `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
      NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key, ${p}group_key,
-     ${ms(`${p}scheduled_for`, 'scheduled_for')}, ${p}schedule_key`;
+     ${ms(`${p}scheduled_for`, 'scheduled_for')}, ${p}schedule_key, ${p}parent_id`;
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
      ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key, ${p}progress, ${p}group_key,
-     ${ms(`${p}scheduled_for`, 'scheduled_for')}, ${p}schedule_key`;
+     ${ms(`${p}scheduled_for`, 'scheduled_for')}, ${p}schedule_key, ${p}parent_id`;
   // NOTE: the conflict target names the unique index exactly (columns, expression, predicate), as
   // ON CONFLICT requires to infer it.
   const uniqueTarget = `("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`;
@@ -347,28 +348,46 @@ export function buildJobStatements(n: TableNaming) {
       ), woken AS (${notifyJobs(`handed WHERE state = 'pending'`)})
       SELECT state, (SELECT count(*) FROM woken) AS "_woken" FROM handed`,
 
-    /** Cancel a pending or active job; an active one's worker is told through NOTIFY to abort it. */
+    /**
+     * Cancel a pending, active or blocked job, and the unfinished descendants of a flow's job (found
+     * through `parent_id`: the children of `addFlow`, not the jobs a `dependsOn` names, which others
+     * may need). An active one's worker is told through NOTIFY to abort it. Returns a row per job
+     * cancelled, `root` true for job $1 (none when $1 was not cancelled: nothing else is either).
+     */
     cancel: `
-      WITH prev AS (
-        SELECT id, state AS prev_state FROM ${Q} WHERE id = $1 FOR UPDATE
+      WITH RECURSIVE tree AS (
+        SELECT $1::bigint AS id
+        UNION ALL
+        SELECT c.id FROM ${Q} AS c JOIN tree ON c.parent_id = tree.id
+      ), prev AS (
+        -- NOTE: locked in id order, the order the flow trigger locks dependents in.
+        SELECT id, state AS prev_state FROM ${Q} WHERE id IN (SELECT id FROM tree) ORDER BY id FOR UPDATE
       ), cancelled AS (
         UPDATE ${Q} AS j SET state = 'cancelled', finished_at = now(), locked_by = NULL, locked_until = NULL
-        FROM prev WHERE j.id = prev.id AND prev.prev_state IN ('pending', 'active')
+        FROM prev WHERE j.id = prev.id AND prev.prev_state IN ('pending', 'active', 'blocked')
+          AND EXISTS (SELECT 1 FROM prev AS r WHERE r.id = $1 AND r.prev_state IN ('pending', 'active', 'blocked'))
         RETURNING j.*, prev.prev_state
       )
-      SELECT ${jobColumns('cancelled.')}, prev_state,
+      SELECT ${jobColumns('cancelled.')}, prev_state, cancelled.id = $1 AS root,
         CASE WHEN prev_state = 'active'
           THEN pg_notify('${n.channel}', json_build_object('t', 'cancel', 'id', id::text)::text) END AS "_woken"
       FROM cancelled`,
 
-    /** Put a failed or cancelled job back to pending with a fresh attempt budget. */
+    /**
+     * Put a failed or cancelled job back to pending with a fresh attempt budget; a job still waiting
+     * for dependencies goes back to blocked instead, unless one of them failed for good (onChildFailure
+     * 'fail'), which would fail it again at once: then nothing changes (no row).
+     */
     retry: `
       WITH revived AS (
-        UPDATE ${Q} SET state = 'pending', attempts = 0, run_at = now(), finished_at = NULL, result = NULL,
-          locked_by = NULL, locked_until = NULL
-        WHERE id = $1 AND state IN ('failed', 'cancelled')
+        UPDATE ${Q} AS j SET state = CASE WHEN COALESCE(j.deps_pending, 0) > 0 THEN 'blocked' ELSE 'pending' END,
+          attempts = 0, run_at = now(), finished_at = NULL, result = NULL, locked_by = NULL, locked_until = NULL
+        WHERE j.id = $1 AND j.state IN ('failed', 'cancelled')
+          AND NOT (COALESCE(j.deps_pending, 0) > 0 AND j.on_child_failure IS DISTINCT FROM 'continue' AND EXISTS (
+            SELECT 1 FROM ${n.dependenciesQualified} AS x JOIN ${Q} AS c ON c.id = x.depends_on
+            WHERE x.job_id = j.id AND NOT x.settled AND c.state IN ('failed', 'cancelled')))
         RETURNING *
-      ), woken AS (${notifyJobs('revived')})
+      ), woken AS (${notifyJobs(`revived WHERE state = 'pending'`)})
       SELECT ${jobColumns('revived.')}, (SELECT count(*) FROM woken) AS "_woken" FROM revived`,
 
     /**
@@ -389,21 +408,32 @@ export function buildJobStatements(n: TableNaming) {
     listOldestFirst: `SELECT ${jobColumns()} FROM ${Q} WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR name = $2) ORDER BY id LIMIT $3`,
     listNewestFirst: `SELECT ${jobColumns()} FROM ${Q} WHERE ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR name = $2) ORDER BY id DESC LIMIT $3`,
 
-    /** Testing (`nestjs-pg-queue/testing`): every job of the table goes. */
-    deleteAll: `WITH logs AS (DELETE FROM ${n.logsQualified}) DELETE FROM ${Q}`,
+    /** Testing (`nestjs-pg-queue/testing`): every job of the table goes, with every log entry and dependency. */
+    deleteAll: `WITH logs AS (DELETE FROM ${n.logsQualified}), edges AS (DELETE FROM ${n.dependenciesQualified}) DELETE FROM ${Q}`,
 
     countAll: `SELECT state, count(*)::int AS n FROM ${Q} GROUP BY state`,
     countQueue: `SELECT state, count(*)::int AS n FROM ${Q} WHERE queue = $1 GROUP BY state`,
 
-    /** Retention: delete up to $2 finished jobs that finished more than $1 ms ago, with their logs. */
+    /**
+     * Retention: delete up to $2 finished jobs that finished more than $1 ms ago, with their logs and
+     * dependency rows. A finished job that an unfinished one depends on is kept until that one is
+     * finished too (its `getChildren()` still lists it).
+     */
     deleteFinished: `
       WITH old AS (
-        SELECT id FROM ${Q}
+        SELECT id, has_dependents, deps_pending FROM ${Q} AS j
         WHERE state IN (${finishedStates}) AND finished_at < now() - $1 * interval '1 millisecond'
+          AND (j.has_dependents IS NULL OR NOT EXISTS (
+            SELECT 1 FROM ${n.dependenciesQualified} AS x JOIN ${Q} AS p ON p.id = x.job_id
+            WHERE x.depends_on = j.id AND p.state NOT IN (${finishedStates})))
         LIMIT $2 FOR UPDATE SKIP LOCKED
       ), logs AS (
         -- NOTE: no foreign key: its trigger would run on every update of every job row.
         DELETE FROM ${n.logsQualified} WHERE job_id IN (SELECT id FROM old)
+      ), edges_out AS (
+        DELETE FROM ${n.dependenciesQualified} WHERE job_id IN (SELECT id FROM old WHERE deps_pending IS NOT NULL)
+      ), edges_in AS (
+        DELETE FROM ${n.dependenciesQualified} WHERE depends_on IN (SELECT id FROM old WHERE has_dependents)
       )
       DELETE FROM ${Q} WHERE id IN (SELECT id FROM old)`,
 
@@ -442,6 +472,10 @@ ${`COPY ${Q} (${columns}) FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS
       `json_build_object('t', 'job', 'q', ${queueLiteral}::text, 'in', ${
         runAtLiteral === null ? '0' : `GREATEST(0, ceil(extract(epoch FROM ${runAtLiteral}::timestamptz - now()) * 1000))`
       })::text`,
+
+    /** Flows: log the flow trigger's events of this transaction (see FLOW_LOG_SETTING), and read them. */
+    startFlowLog: `SELECT set_config('${FLOW_LOG_SETTING}', '[', true)`,
+    readFlowLog: `SELECT current_setting('${FLOW_LOG_SETTING}') AS log`,
 
     readSchemaVersion: readSchemaVersionSql,
     migrationLock: `SELECT pg_advisory_xact_lock(hashtext($1))`,
