@@ -23,3 +23,13 @@ export {
 } from './database/migrations/create-queue-migration';
 export * from './errors';
 export { JobSnooze } from './worker/job-snooze';
+export type {
+  JobSort,
+  JobFilter,
+  ListJobsOptions,
+  JobPage,
+  JobSelection,
+  BulkActionOptions,
+  BulkActionProgress,
+  JobUpdate,
+} from './interfaces/job-admin.interface';

@@ -11,6 +11,7 @@ import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   DEFAULT_UNKNOWN_JOB_GRACE_MS,
   DEFAULT_WORKER_POOL_SIZE,
+  DEFAULT_ADMIN_QUERY_TIMEOUT_MS,
   MAX_INT32,
 } from './queue.constants';
 
@@ -42,6 +43,8 @@ export interface ResolvedQueueOptions {
   retentionMs?: number;
   queryTimeoutMs: number;
   preparedStatements: boolean;
+  /** See `QueueModuleOptions.adminQueryTimeoutMs`. */
+  adminQueryTimeoutMs: number;
 }
 
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
@@ -62,6 +65,8 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
   assertInteger('queryTimeoutMs', queryTimeoutMs, 1, MAX_INT32, moduleOptionError);
   const preparedStatements = options.preparedStatements ?? true;
   if (typeof preparedStatements !== 'boolean') throw moduleOptionError('preparedStatements', preparedStatements, 'a boolean');
+  const adminQueryTimeoutMs = options.adminQueryTimeoutMs ?? DEFAULT_ADMIN_QUERY_TIMEOUT_MS;
+  assertInteger('adminQueryTimeoutMs', adminQueryTimeoutMs, 1, MAX_INT32, moduleOptionError);
   const ds = options.dataSource;
   if (ds !== undefined && typeof ds !== 'string' && (typeof ds !== 'object' || ds === null || !('driver' in ds))) {
     throw moduleOptionError('dataSource', '[not a DataSource]', 'a TypeORM DataSource or the name of a @nestjs/typeorm connection');
@@ -75,6 +80,7 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
     retentionMs: options.retentionMs,
     queryTimeoutMs,
     preparedStatements,
+    adminQueryTimeoutMs,
   };
 }
 

@@ -9,6 +9,7 @@ import { ProcessorMetadataAccessor } from './discovery/processor-metadata.access
 import { ProcessorExplorer } from './discovery/processor.explorer';
 import { HandlerRegistry } from './discovery/handler.registry';
 import { QueueService } from './producer/queue.service';
+import { JobAdmin } from './producer/job-admin.service';
 import { QueueWakeups } from './worker/queue-wakeups';
 import { JobLifecycle } from './worker/job-lifecycle';
 import { QueueWorker } from './worker/worker.service';
@@ -50,6 +51,7 @@ export class QueueModule {
         QueueWakeups,
         JobLifecycle,
         QueueService,
+        JobAdmin,
         QueueWorker,
       ],
       exports: [QueueService],

@@ -21,3 +21,5 @@ export * from './query-timeout.error';
 export * from './job-expectation.error';
 export * from './drain-timeout.error';
 export * from './job-run-failed.error';
+export * from './invalid-job-filter.error';
+export * from './admin-query-timeout.error';

@@ -10,8 +10,13 @@ export const KNOWN_OPTIONS = {
   runDefaults: ['maxAttempts', 'backoff', 'timeoutMs'],
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
   processor: ['concurrency', 'defaultJobOptions'],
-  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements'],
+  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements', 'adminQueryTimeoutMs'],
   worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
+  // The job management API (listJobs, updateJob, the bulk actions).
+  jobFilter: ['queue', 'state', 'name', 'search', 'data'],
+  listJobs: ['queue', 'state', 'name', 'search', 'data', 'sort', 'limit', 'after', 'scanLimit'],
+  jobUpdate: ['data', 'priority', 'runAt'],
+  bulkAction: ['batchSize', 'signal', 'onProgress'],
 } as const;
 
 /** Names other queues use, and ours for the same thing. */

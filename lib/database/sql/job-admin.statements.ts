@@ -1,0 +1,128 @@
+import type { TableNaming } from '../table-naming';
+import { JobState } from '../../interfaces/job.interface';
+import { jobColumns, notifyJobsOf } from './job.statements';
+import { StatementParams, indexableFilters, residualFilter, statePredicate, type JobQuery } from './job-search.statements';
+
+/** The actions of the job management API that apply to many jobs at once. */
+export type BulkAction = 'retry' | 'cancel' | 'delete' | 'promote';
+
+/**
+ * The states each action applies to; jobs in other states are left alone (and not counted).
+ * NOTE: a state added to `JobState` joins `delete` by itself; the others name theirs.
+ */
+export const ACTION_STATES: Record<BulkAction, readonly JobState[]> = {
+  retry: [JobState.Failed, JobState.Cancelled],
+  cancel: [JobState.Pending, JobState.Active],
+  // An active job is cancelled first (its worker is told), never deleted under its worker.
+  delete: Object.values(JobState).filter((s) => s !== JobState.Active),
+  promote: [JobState.Pending],
+};
+
+/** The single-job statements of the job management API ($1 the id). */
+export function buildJobAdminStatements(n: TableNaming) {
+  const Q = n.qualified;
+  return {
+    /** Delete job $1 unless it is active; returns it as it was (no row: not found, or active). */
+    deleteOne: `DELETE FROM ${Q} AS t WHERE t.id = $1 AND ${statePredicate('t.state', ACTION_STATES.delete)} RETURNING ${jobColumns('t.')}`,
+
+    /** Make pending job $1 due now (unless it already is) and wake its queue's workers. */
+    promoteOne: `
+      WITH promoted AS (
+        UPDATE ${Q} SET run_at = LEAST(run_at, now()) WHERE id = $1 AND state = '${JobState.Pending}' RETURNING *
+      ), woken AS (${notifyJobsOf(n, 'promoted')})
+      SELECT ${jobColumns('promoted.')}, (SELECT count(*) FROM woken) AS "_woken" FROM promoted`,
+
+    /**
+     * Change data ($2 JSON text), priority ($3) and run time ($4) of job $1, each only when given
+     * (not NULL), if and only if the job is still pending: fenced against a concurrent claim in
+     * the one statement (a claim that locked the row first makes it active, which the re-checked
+     * WHERE then refuses).
+     */
+    updateOne: `
+      WITH updated AS (
+        UPDATE ${Q} SET data = COALESCE($2::jsonb, data), priority = COALESCE($3::int, priority), run_at = COALESCE($4::timestamptz, run_at)
+        WHERE id = $1 AND state = '${JobState.Pending}' RETURNING *
+      ), woken AS (${notifyJobsOf(n, 'updated')})
+      SELECT ${jobColumns('updated.')}, (SELECT count(*) FROM woken) AS "_woken" FROM updated`,
+  };
+}
+
+export type JobAdminStatements = ReturnType<typeof buildJobAdminStatements>;
+
+/** The jobs one batch of a bulk action looks at. */
+export type BatchSource =
+  | { ids: string[] }
+  /** The next `batchSize` jobs by id after `after` that match the filter's indexable part. */
+  | { query: JobQuery; after: string | null; batchSize: number };
+
+/** What one batch statement returns. */
+export interface BatchRow {
+  /** The largest id looked at (filter batches: the next batch starts after it), or null: none left. */
+  last: string | null;
+  examined: number;
+  affected: number;
+  /** The queues of the jobs acted on (to wake this process's workers). */
+  queues: string[] | null;
+}
+
+/**
+ * One batch of a bulk action, one statement (its own transaction): the jobs looked at
+ * (`examined`), those among them the action applies to locked in id order (so two bulk actions
+ * cannot deadlock each other), the action, and the notifications (workers of revived or promoted
+ * jobs' queues; the workers running cancelled jobs, which abort them).
+ */
+export function buildBatchStatement(n: TableNaming, action: BulkAction, source: BatchSource): { text: string; values: unknown[] } {
+  const Q = n.qualified;
+  const p = new StatementParams();
+  const examined = examinedSelect(n, source, p);
+  const promotable = action === 'promote' ? ' AND j.run_at > now()' : '';
+  const locked = `SELECT j.id, j.state FROM ${Q} AS j JOIN examined AS e ON e.id = j.id
+    WHERE e.hit AND ${statePredicate('j.state', ACTION_STATES[action])}${promotable} ORDER BY j.id FOR UPDATE OF j`;
+  const acted: Record<BulkAction, string> = {
+    retry: `UPDATE ${Q} AS j SET state = '${JobState.Pending}', attempts = 0, run_at = now(), finished_at = NULL, result = NULL, locked_by = NULL, locked_until = NULL
+      FROM locked WHERE j.id = locked.id RETURNING j.id, j.queue, j.run_at`,
+    promote: `UPDATE ${Q} AS j SET run_at = now() FROM locked WHERE j.id = locked.id RETURNING j.id, j.queue, j.run_at`,
+    cancel: `UPDATE ${Q} AS j SET state = '${JobState.Cancelled}', finished_at = now(), locked_by = NULL, locked_until = NULL
+      FROM locked WHERE j.id = locked.id RETURNING j.id, j.queue, locked.state AS prev_state`,
+    delete: `DELETE FROM ${Q} AS j USING locked WHERE j.id = locked.id RETURNING j.id, j.queue`,
+  };
+  const woken: Record<BulkAction, string> = {
+    retry: notifyJobsOf(n, 'acted'),
+    promote: notifyJobsOf(n, 'acted'),
+    // NOTE: as `cancel()`: the worker running an active job hears it and aborts the handler.
+    cancel: `SELECT pg_notify('${n.channel}', json_build_object('t', 'cancel', 'id', id::text)::text) FROM acted WHERE prev_state = '${JobState.Active}'`,
+    delete: 'SELECT 1 WHERE false',
+  };
+  const text = `
+    WITH examined AS (${examined}),
+    locked AS (${locked}),
+    acted AS (${acted[action]}),
+    woken AS (${woken[action]})
+    SELECT (SELECT max(id) FROM examined)::text AS last, (SELECT count(*) FROM examined)::int AS examined,
+      (SELECT count(*) FROM acted)::int AS affected, (SELECT array_agg(DISTINCT queue) FROM acted) AS queues,
+      (SELECT count(*) FROM woken) AS "_woken"`;
+  return { text, values: p.values };
+}
+
+/** The jobs a batch looks at, with whether each matches the filter's row-by-row part (`hit`). */
+function examinedSelect(n: TableNaming, source: BatchSource, p: StatementParams): string {
+  if ('ids' in source) return `SELECT DISTINCT unnest(${p.add(source.ids, 'bigint[]')}) AS id, true AS hit`;
+  const where = indexableFilters(source.query, p);
+  if (source.after !== null) where.push(`t.id > ${p.add(source.after, 'bigint')}`);
+  const hit = residualFilter(source.query, p, 't') ?? 'true';
+  return `SELECT t.id, (${hit}) AS hit FROM ${n.qualified} AS t WHERE ${where.join(' AND ') || 'true'} ORDER BY t.id LIMIT ${p.add(source.batchSize, 'int')}`;
+}
+
+/**
+ * The ids a batch would act on (matching, in the action's states), and what it looks at: for a
+ * batch that must be redone job by job (a retry whose jobs' unique keys collide).
+ */
+export function buildBatchIdsStatement(n: TableNaming, action: BulkAction, source: BatchSource): { text: string; values: unknown[] } {
+  const p = new StatementParams();
+  const text = `
+    WITH examined AS (${examinedSelect(n, source, p)})
+    SELECT (SELECT max(id) FROM examined)::text AS last, (SELECT count(*) FROM examined)::int AS examined,
+      (SELECT array_agg(j.id::text ORDER BY j.id) FROM ${n.qualified} AS j JOIN examined AS e ON e.id = j.id
+       WHERE e.hit AND ${statePredicate('j.state', ACTION_STATES[action])}) AS ids`;
+  return { text, values: p.values };
+}
