@@ -30,11 +30,14 @@ class HeldProcessor {
   }
 }
 
+/** The attempts each `bulk-run` job started with (0 after a retry resets the budget). */
+const runAttempts = new Map<string, number>();
+
 @Processor('bulk-run', { concurrency: 10 })
 class RunProcessor {
   @Handle()
-  run() {
-    return 'ran';
+  run(job: ActiveJob) {
+    runAttempts.set(job.id, job.attempts);
   }
 }
 
@@ -93,6 +96,8 @@ describe('bulk actions: retryJobs, cancelJobs, deleteJobs, promoteJobs', () => {
     const dead = await failed('bulk-run', 5);
     expect(await queue.retryJobs({ ids: dead.map((j) => j.id) }, { batchSize: 2 })).toBe(5);
     for (const job of dead) await waitForJobState(queue, job.id, JobState.Completed, 10_000);
+    // A fresh budget: the retried run is attempt 1.
+    expect(dead.map((j) => runAttempts.get(j.id))).toEqual(Array(5).fill(1));
   });
 
   it('by ids: counts only the jobs the action applies to, each once', async () => {
