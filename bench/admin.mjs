@@ -37,8 +37,9 @@ for (const [name, value] of Object.entries({ rows: ROWS, reps: REPS, 'drain-jobs
 }
 
 const emit = (metric, unit, value, extra = {}) => {
-  process.stdout.write(`${JSON.stringify({ metric, unit, value: Math.round(value * 10) / 10, ...extra })}\n`);
-  log(`${metric}: ${value.toFixed(1)} ${unit}`);
+  const digits = unit === 'ratio' ? 3 : 1;
+  process.stdout.write(`${JSON.stringify({ metric, unit, value: Number(value.toFixed(digits)), ...extra })}\n`);
+  log(`${metric}: ${value.toFixed(digits)} ${unit}`);
 };
 
 /** Times `work` REPS times (after one warm-up run); emits p50 and p95. */
@@ -94,9 +95,10 @@ async function explain(schema) {
     ['queue+pending nextToRun', q({ queue: 'q07', states: ['pending'] }), 'nextToRun', null],
     ['lastFinished', q({ states: ['completed', 'failed', 'cancelled'] }), 'lastFinished', null],
     ['data tenant', q({ data: '{"tenant":42}' }), 'newest', null],
+    ['failed error text', q({ states: ['failed'], errorPattern: '%request 4242%' }), 'newest', null],
   ];
   for (const [label, query, sort, cursor] of cases) {
-    const { text, values } = buildListStatement(n, query, sort, cursor, 50, 100_000);
+    const { text, values } = buildListStatement(n, query, sort, cursor, 50, 20_000);
     const plan = await sql(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${text}`, values);
     log(`EXPLAIN ${label}:\n${plan.map((r) => r['QUERY PLAN']).join('\n')}`);
   }

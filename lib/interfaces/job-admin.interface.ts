@@ -48,7 +48,7 @@ export interface ListJobsOptions extends JobFilter {
   after?: string;
   /**
    * With a text `search` or a `data` filter, the most jobs one page examines (1 to 10,000,000,
-   * default 100,000), so a filter that matches little cannot scan a huge table in one call: a page
+   * default 20,000), so a filter that matches little cannot scan a huge table in one call: a page
    * that reached this many stops there with `scanLimited: true` and a `next` cursor that continues
    * after the last job examined.
    */
