@@ -50,6 +50,7 @@ export class JobAdmin {
     private readonly wakeups: QueueWakeups,
   ) {}
 
+  /** See `QueueService.listJobs()`. */
   async listJobs<T, R>(options: ListJobsOptions = {}): Promise<JobPage<T, R>> {
     if (typeof options !== 'object' || options === null) throw filterError('options', options, 'an object');
     assertKnownKeys(options, KNOWN_OPTIONS.listJobs, '', filterError);
@@ -75,11 +76,13 @@ export class JobAdmin {
     return { jobs: page.jobs, next: page.next ? encodeCursor(sort, page.next) : null, scanLimited: page.scanLimited };
   }
 
+  /** See `QueueService.deleteJob()`; `id` is checked by the caller. */
   async deleteJob(id: string): Promise<Job> {
     const deleted = await (await this.repos()).admin.deleteOne(id);
     return deleted ?? this.refuse(id, 'delete', ACTION_STATES.delete);
   }
 
+  /** See `QueueService.promote()`; `id` is checked by the caller. */
   async promote(id: string): Promise<Job> {
     const promoted = await (await this.repos()).admin.promoteOne(id);
     if (!promoted) return this.refuse(id, 'promote', ACTION_STATES.promote);
@@ -87,6 +90,7 @@ export class JobAdmin {
     return promoted;
   }
 
+  /** See `QueueService.updateJob()`; `id` is checked by the caller. */
   async updateJob<T>(id: string, update: JobUpdate<T>): Promise<Job<T>> {
     if (typeof update !== 'object' || update === null) throw new InvalidJobOptionError('update', update, 'an object { data?, priority?, runAt? }');
     assertKnownKeys(update, KNOWN_OPTIONS.jobUpdate, '');
