@@ -96,6 +96,9 @@ async function explain(schema) {
     ['lastFinished', q({ states: ['completed', 'failed', 'cancelled'] }), 'lastFinished', null],
     ['data tenant', q({ data: '{"tenant":42}' }), 'newest', null],
     ['failed error text', q({ states: ['failed'], errorPattern: '%request 4242%' }), 'newest', null],
+    ['active', q({ states: ['active'] }), 'newest', null],
+    ['queue+completed', q({ queue: 'q07', states: ['completed'] }), 'newest', null],
+    ['name', q({ name: 'resize' }), 'newest', null],
   ];
   for (const [label, query, sort, cursor] of cases) {
     const { text, values } = buildListStatement(n, query, sort, cursor, 50, 20_000);
