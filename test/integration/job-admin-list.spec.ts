@@ -66,6 +66,19 @@ describe('listJobs: keyset pages, filters, search', () => {
     expect([...oldest1.jobs.map((j) => j.id), ...oldestRest.ids]).toEqual([...first, ...later].map((j) => j.id));
   });
 
+  it('a cursor stays put while jobs are deleted, finish or change: the next page neither repeats nor skips a job still there', async () => {
+    const jobs = await queue.addBulk(Array.from({ length: 12 }, (_, i) => ({ queue: 'churn', name: 'x', data: { i } })));
+    const ids = jobs.map((j) => j.id).sort(byIdDesc);
+    const page1 = await queue.listJobs({ queue: 'churn', limit: 5 });
+    expect(page1.jobs.map((j) => j.id)).toEqual(ids.slice(0, 5));
+    // The last job of page 1 (the cursor's) and one of page 2 are deleted; another one finishes.
+    await queue.deleteJob(ids[4]);
+    await queue.deleteJob(ids[6]);
+    await sql(`UPDATE ${T} SET state = 'completed', finished_at = now() WHERE id = $1`, [ids[7]]);
+    const rest = await allPages(queue, { queue: 'churn', limit: 5, after: page1.next! });
+    expect(rest.ids).toEqual(ids.slice(5).filter((id) => id !== ids[6]));
+  });
+
   it('lastFinished pages by finish time, ties (one batch finishing at once) in id order', async () => {
     const jobs = await queue.addBulk(Array.from({ length: 12 }, (_, i) => ({ queue: 'finished', name: 'x', data: { i } })));
     const ids = jobs.map((j) => j.id);
