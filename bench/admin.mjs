@@ -87,7 +87,9 @@ async function fill(schema) {
 async function explain(schema) {
   const { buildListStatement } = require(path.join(ROOT, 'dist/lib/database/sql/job-search.statements.js'));
   const { createTableNaming } = require(path.join(ROOT, 'dist/lib/database/table-naming.js'));
+  const { buildJobStatements } = require(path.join(ROOT, 'dist/lib/database/sql/job.statements.js'));
   const n = createTableNaming(schema, 'queue_jobs');
+  const base = buildJobStatements(n);
   const q = (extra) => ({ queue: null, states: null, name: null, id: null, errorPattern: null, data: null, ...extra });
   const cases = [
     ['queue+failed', q({ queue: 'q07', states: ['failed'] }), 'newest', null],
@@ -101,7 +103,7 @@ async function explain(schema) {
     ['name', q({ name: 'resize' }), 'newest', null],
   ];
   for (const [label, query, sort, cursor] of cases) {
-    const { text, values } = buildListStatement(n, query, sort, cursor, 50, 20_000);
+    const { text, values } = buildListStatement(n, base, query, sort, cursor, 50, 20_000);
     const plan = await sql(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${text}`, values);
     log(`EXPLAIN ${label}:\n${plan.map((r) => r['QUERY PLAN']).join('\n')}`);
   }

@@ -26,7 +26,7 @@ export class JobAdminRepository {
     private readonly jobs: JobRepository,
     private readonly timeoutMs: number,
   ) {
-    this.statements = buildJobAdminStatements(jobs.naming);
+    this.statements = buildJobAdminStatements(jobs.naming, jobs.statements);
   }
 
   /** The deleted job as it was, or null (no such job, or it is active). */
@@ -72,7 +72,7 @@ export class JobAdminRepository {
   }
 
   private async batchWithReruns(action: BulkAction, source: BatchSource): Promise<BatchRow> {
-    const { text, values } = buildBatchStatement(this.jobs.naming, action, source);
+    const { text, values } = buildBatchStatement(this.jobs.naming, this.jobs.statements, action, source);
     for (let tries = 1; ; tries++) {
       try {
         const [row] = await runAdminStatement<BatchRow>(this.jobs, `${action}Jobs`, this.timeoutMs, text, values);

@@ -24,7 +24,7 @@ export class JobSearchRepository {
   ) {}
 
   async findPage<T, R>(query: JobQuery, sort: JobSort, cursor: SortKeys | null, limit: number, scanLimit: number): Promise<FoundPage<T, R>> {
-    const { text, values } = buildListStatement(this.jobs.naming, query, sort, cursor, limit, scanLimit);
+    const { text, values } = buildListStatement(this.jobs.naming, this.jobs.statements, query, sort, cursor, limit, scanLimit);
     const rows = await runAdminStatement<ListedRow>(this.jobs, 'listJobs', this.timeoutMs, text, values);
     const keysOf = (row: ListedRow): SortKeys => ({ id: String(row.id), priority: row._kp, micros: row._kt });
     const hits = rows[0]?._hit === undefined ? rows : rows.filter((row) => row._hit);

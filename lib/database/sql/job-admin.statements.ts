@@ -1,6 +1,6 @@
 import type { TableNaming } from '../table-naming';
 import { JobState } from '../../interfaces/job.interface';
-import { jobColumns, notifyJobsOf } from './job.statements';
+import type { JobStatements } from './job.statements';
 import { StatementParams, indexableFilters, residualFilter, statePredicate, type JobQuery } from './job-search.statements';
 
 /** The actions of the job management API that apply to many jobs at once. */
@@ -19,7 +19,8 @@ export const ACTION_STATES: Record<BulkAction, readonly JobState[]> = {
 };
 
 /** The single-job statements of the job management API ($1 the id). */
-export function buildJobAdminStatements(n: TableNaming) {
+export function buildJobAdminStatements(n: TableNaming, base: Pick<JobStatements, 'jobColumns' | 'notifyJobs'>) {
+  const { jobColumns } = base;
   const Q = n.qualified;
   return {
     /** Delete job $1 unless it is active; returns it as it was (no row: not found, or active). */
@@ -29,7 +30,7 @@ export function buildJobAdminStatements(n: TableNaming) {
     promoteOne: `
       WITH promoted AS (
         UPDATE ${Q} SET run_at = LEAST(run_at, now()) WHERE id = $1 AND state = '${JobState.Pending}' RETURNING *
-      ), woken AS (${notifyJobsOf(n, 'promoted')})
+      ), woken AS (${base.notifyJobs('promoted')})
       SELECT ${jobColumns('promoted.')}, (SELECT count(*) FROM woken) AS "_woken" FROM promoted`,
 
     /**
@@ -42,7 +43,7 @@ export function buildJobAdminStatements(n: TableNaming) {
       WITH updated AS (
         UPDATE ${Q} SET data = COALESCE($2::jsonb, data), priority = COALESCE($3::int, priority), run_at = COALESCE($4::timestamptz, run_at)
         WHERE id = $1 AND state = '${JobState.Pending}' RETURNING *
-      ), woken AS (${notifyJobsOf(n, 'updated')})
+      ), woken AS (${base.notifyJobs('updated')})
       SELECT ${jobColumns('updated.')}, (SELECT count(*) FROM woken) AS "_woken" FROM updated`,
   };
 }
@@ -71,7 +72,12 @@ export interface BatchRow {
  * cannot deadlock each other), the action, and the notifications (workers of revived or promoted
  * jobs' queues; the workers running cancelled jobs, which abort them).
  */
-export function buildBatchStatement(n: TableNaming, action: BulkAction, source: BatchSource): { text: string; values: unknown[] } {
+export function buildBatchStatement(
+  n: TableNaming,
+  base: Pick<JobStatements, 'notifyJobs'>,
+  action: BulkAction,
+  source: BatchSource,
+): { text: string; values: unknown[] } {
   const Q = n.qualified;
   const p = new StatementParams();
   const examined = examinedSelect(n, source, p);
@@ -87,8 +93,8 @@ export function buildBatchStatement(n: TableNaming, action: BulkAction, source: 
     delete: `DELETE FROM ${Q} AS j USING locked WHERE j.id = locked.id RETURNING j.id, j.queue`,
   };
   const woken: Record<BulkAction, string> = {
-    retry: notifyJobsOf(n, 'acted'),
-    promote: notifyJobsOf(n, 'acted'),
+    retry: base.notifyJobs('acted'),
+    promote: base.notifyJobs('acted'),
     // NOTE: as `cancel()`: the worker running an active job hears it and aborts the handler.
     cancel: `SELECT pg_notify('${n.channel}', json_build_object('t', 'cancel', 'id', id::text)::text) FROM acted WHERE prev_state = '${JobState.Active}'`,
     delete: 'SELECT 1 WHERE false',

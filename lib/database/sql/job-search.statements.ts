@@ -1,7 +1,7 @@
 import type { TableNaming } from '../table-naming';
 import { JobState } from '../../interfaces/job.interface';
 import type { JobSort } from '../../interfaces/job-admin.interface';
-import { jobColumns } from './job.statements';
+import type { JobStatements } from './job.statements';
 
 /**
  * What to select, already validated (see `JobAdmin`): every field null means "any". States are
@@ -151,6 +151,7 @@ function orderedScan(n: TableNaming, q: JobQuery, sort: JobSort, cursor: SortKey
  */
 export function buildListStatement(
   n: TableNaming,
+  base: Pick<JobStatements, 'jobColumns'>,
   q: JobQuery,
   sort: JobSort,
   cursor: SortKeys | null,
@@ -175,7 +176,7 @@ export function buildListStatement(
     extra = ', page._hit, page._n';
   }
   const text = `WITH page AS (${page})
-    SELECT ${jobColumns('j.')}${keyColumns ? `, ${keyColumns}` : ''}${extra}
+    SELECT ${base.jobColumns('j.')}${keyColumns ? `, ${keyColumns}` : ''}${extra}
     FROM page JOIN ${n.qualified} AS j ON j.id = page.id
     ORDER BY ${spec.keyOrder.replace(/(^|, )(_k|id)/g, '$1page.$2')}`;
   return { text, values: p.values };

@@ -2,35 +2,6 @@ import type { TableNaming } from '../table-naming';
 import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
 
 /**
- * The SELECT that wakes listeners once per queue of the rows `rows` (a CTE with queue and run_at).
- * NOTE: notifications carry the queue and, for delayed jobs, how soon the earliest one is due, so
- * an idle worker can arm a timer instead of waiting for its next poll. Computed by the database
- * (`run_at - now()`) so clock skew between app hosts and the database does not matter.
- */
-export function notifyJobsOf(n: TableNaming, rows: string): string {
-  return `SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
-       GREATEST(0, ceil(extract(epoch FROM min(run_at) - now()) * 1000)))::text)
-     FROM ${rows} GROUP BY queue`;
-}
-
-// NOTE: timestamps leave the database as whole epoch milliseconds (float8): node-postgres parses
-// a float with parseFloat, but a timestamptz with a regular-expression date parser that costs
-// microseconds per value, three values per job on the hottest path (claim). Computed in float8
-// with date_part, not with extract, which works in numeric: 1.0 µs against 0.25 µs per value
-// here (a million values in psql). The float's error stays below 0.0004 ms until
-// 2100, so adding 0.0005 before the floor gives the exact truncation (checked against extract
-// on 4 million timestamps up to 2099).
-export const epochMs = (column: string) => `floor(date_part('epoch', ${column}) * 1000 + 0.0005)`;
-const ms = (column: string, as: string) => `${epochMs(column)} AS ${as}`;
-
-/** Every column of a job as `RawJobRow` reads it (of table alias `p`, e.g. `j.`). */
-export const jobColumns = (p = '') =>
-  `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
-   ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
-   ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
-   ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key`;
-
-/**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
  * A batch of any size is one round trip with a fixed statement text: arrays as `unnest($n::type[])`
  * parameters, or (inserts) one JSON array of rows. The repository prepares them once per
@@ -38,8 +9,23 @@ export const jobColumns = (p = '') =>
  */
 export function buildJobStatements(n: TableNaming) {
   const Q = n.qualified;
-  const notifyJobs = (rows: string) => notifyJobsOf(n, rows);
+  // NOTE: notifications carry the queue and, for delayed jobs, how soon the earliest one is due, so
+  // an idle worker can arm a timer instead of waiting for its next poll. Computed by the database
+  // (`run_at - now()`) so clock skew between app hosts and the database does not matter.
+  const notifyJobs = (rows: string) =>
+    `SELECT pg_notify('${n.channel}', json_build_object('t', 'job', 'q', queue, 'in',
+       GREATEST(0, ceil(extract(epoch FROM min(run_at) - now()) * 1000)))::text)
+     FROM ${rows} GROUP BY queue`;
   const finishedStates = `'completed', 'failed', 'cancelled'`;
+  // NOTE: timestamps leave the database as whole epoch milliseconds (float8): node-postgres parses
+  // a float with parseFloat, but a timestamptz with a regular-expression date parser that costs
+  // microseconds per value, three values per job on the hottest path (claim). Computed in float8
+  // with date_part, not with extract, which works in numeric: 1.0 µs against 0.25 µs per value
+  // here (a million values in psql). The float's error stays below 0.0004 ms until
+  // 2100, so adding 0.0005 before the floor gives the exact truncation (checked against extract
+  // on 4 million timestamps up to 2099).
+  const epochMs = (column: string) => `floor(date_part('epoch', ${column}) * 1000 + 0.0005)`;
+  const ms = (column: string, as: string) => `${epochMs(column)} AS ${as}`;
   // NOTE: the order matters: `toClaimedJob` reads claimed rows by position. Only what differs
   // between the jobs of one claim is sent back, because the worker parses every value of every
   // row: not the queue (the claim's own), nor the lease end (start + lease), nor a result or
@@ -49,6 +35,11 @@ export function buildJobStatements(n: TableNaming) {
     `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
      NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key`;
+  const jobColumns = (p = '') =>
+    `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
+     ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
+     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
+     ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key`;
   // NOTE: the conflict target names the unique index exactly (columns, expression, predicate), as
   // ON CONFLICT requires to infer it.
   const uniqueTarget = `("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`;
@@ -433,6 +424,11 @@ ${`COPY ${Q} (${columns}) FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS
 
     readSchemaVersion: readSchemaVersionSql,
     migrationLock: `SELECT pg_advisory_xact_lock(hashtext($1))`,
+
+    /** For other statement files (the job management API's): every job column, of alias `p`, as `RawJobRow` reads it. */
+    jobColumns,
+    /** For other statement files: the SELECT that wakes listeners once per queue of the rows `rows` (with queue and run_at). */
+    notifyJobs,
   };
 }
 
