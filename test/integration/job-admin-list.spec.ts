@@ -176,6 +176,24 @@ describe('listJobs: keyset pages, filters, search', () => {
     expect(fullRest.ids).toHaveLength(15);
   });
 
+  it('odd but valid input is data, never SQL: quotes, backslashes, LIKE escapes and emoji in names, search and data', async () => {
+    const odd = `q'"\\; DROP TABLE x; --`;
+    const [a] = await queue.addBulk([{ queue: odd, name: "n'ame", data: { "k'ey": 'va\\lue "x"', emoji: '😀', nested: { $: ['%', '_'] } } }]);
+    await sql(`UPDATE ${T} SET state = 'failed', finished_at = now(), last_error = $2::jsonb WHERE id = $1`, [
+      a.id,
+      JSON.stringify({ name: 'Error', message: `bad \\ path 'x' 100% _done_ 😀`, attempt: 1, at: new Date().toISOString() }),
+    ]);
+    const ids = async (options: ListJobsOptions) => (await queue.listJobs(options)).jobs.map((j) => j.id);
+    expect(await ids({ queue: odd })).toEqual([a.id]);
+    expect(await ids({ queue: odd, name: "n'ame", state: JobState.Failed, sort: 'lastFinished' })).toEqual([a.id]);
+    expect(await ids({ data: { "k'ey": 'va\\lue "x"' } })).toEqual([a.id]);
+    expect(await ids({ data: { emoji: '😀', nested: { $: ['_'] } } })).toEqual([a.id]);
+    for (const text of ['\\', "'x'", '100%', '_done_', '😀', "'; SELECT 1; --"]) {
+      expect(await ids({ queue: odd, search: text })).toEqual(text.startsWith("';") ? [] : [a.id]);
+    }
+    expect(await queue.retryJobs({ queue: odd, search: '100%' })).toBe(1);
+  });
+
   it('refuses malformed cursors, filters and options with InvalidJobFilterError, before any SQL', async () => {
     const page = await queue.listJobs({ queue: 'ties', limit: 2 });
     const finishedPage = await queue.listJobs({ queue: 'finished', sort: 'lastFinished', limit: 2 });
