@@ -1,9 +1,10 @@
+import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
 import { QueueDatabase } from '../database/queue-database';
 import { JobSearchRepository } from '../database/job-search.repository';
 import { JobAdminRepository } from '../database/job-admin.repository';
 import { FINISHED_STATES, type JobQuery, type SortKeys } from '../database/sql/job-search.statements';
-import { ACTION_STATES, type BatchRow, type BulkAction } from '../database/sql/job-admin.statements';
+import { ACTION_STATES, type BatchRow, type BatchSource, type BulkAction } from '../database/sql/job-admin.statements';
 import { QueueWakeups } from '../worker/queue-wakeups';
 import { serializeJson } from './job-data.validator';
 import { assertInteger, assertKnownKeys, assertName, validateJobOptions } from './job-options.validator';
@@ -30,6 +31,8 @@ const DEFAULT_SCAN_LIMIT = 20_000;
 const MAX_SCAN_LIMIT = 10_000_000;
 const DEFAULT_BATCH_SIZE = 1000;
 const MAX_BATCH_SIZE = 10_000;
+const DEFAULT_PACE = 2;
+const MAX_PACE = 100;
 const MAX_SEARCH_LENGTH = 200;
 /** Largest `data` filter, as JSON. */
 const MAX_DATA_FILTER_BYTES = 64 * 1024;
@@ -110,11 +113,13 @@ export class JobAdmin {
    * applied to. Jobs the action does not apply to (their state) are skipped, not counted.
    */
   async bulk(action: BulkAction, selection: JobSelection, options: BulkActionOptions = {}): Promise<number> {
-    if (typeof options !== 'object' || options === null) throw filterError('options', options, 'an object { batchSize?, signal?, onProgress? }');
+    if (typeof options !== 'object' || options === null) throw filterError('options', options, 'an object { batchSize?, pace?, signal?, onProgress? }');
     assertKnownKeys(options, KNOWN_OPTIONS.bulkAction, '', filterError);
     const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
     assertInteger('batchSize', batchSize, 1, MAX_BATCH_SIZE, filterError);
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw filterError('onProgress', options.onProgress, 'a function');
+    const pace = options.pace ?? DEFAULT_PACE;
+    if (typeof pace !== 'number' || !(pace >= 0 && pace <= MAX_PACE)) throw filterError('pace', pace, `a number from 0 to ${MAX_PACE}`);
     const signal = options.signal;
     if (signal !== undefined && !(typeof signal === 'object' && signal !== null && typeof signal.aborted === 'boolean')) throw filterError('signal', signal, 'an AbortSignal');
     const target = toSelection(selection);
@@ -131,9 +136,21 @@ export class JobAdmin {
         // NOTE: a progress display that throws must not stop (or half-stop) the action.
       }
     };
+    // NOTE: each batch is followed by a pause of `pace` times its own duration (none after the last),
+    // so that a bulk action over a big table leaves the database to the workers most of the time:
+    // measured on 1,000,000 jobs (bench/admin.mjs), a back-to-back retry of 100,000 cut a
+    // concurrent drain of another queue to 0.63 of its speed, and with pace 1 to 0.63-0.80.
+    const run = async (source: BatchSource, last: (row: BatchRow) => boolean): Promise<boolean> => {
+      const started = performance.now();
+      const row = await admin.runBatch(action, source);
+      record(row);
+      const done = last(row);
+      if (!done && pace > 0) await pause((performance.now() - started) * pace, signal);
+      return done;
+    };
     if ('ids' in target) {
       for (let start = 0; start < target.ids.length && !signal?.aborted; start += batchSize) {
-        record(await admin.runBatch(action, { ids: target.ids.slice(start, start + batchSize) }));
+        await run({ ids: target.ids.slice(start, start + batchSize) }, () => start + batchSize >= target.ids.length);
       }
       return progress.affected;
     }
@@ -142,10 +159,13 @@ export class JobAdmin {
     const query: JobQuery = { ...target.query, states };
     let after: string | null = null;
     while (!signal?.aborted) {
-      const row = await admin.runBatch(action, { query, after, batchSize });
-      record(row);
-      if (row.last === null || row.examined < batchSize) break;
-      after = row.last;
+      let next: string | null = null;
+      const done = await run({ query, after, batchSize }, (row) => {
+        next = row.last;
+        return row.last === null || row.examined < batchSize;
+      });
+      if (done) break;
+      after = next;
     }
     return progress.affected;
   }
@@ -162,6 +182,20 @@ export class JobAdmin {
     this.repositories ??= { search: new JobSearchRepository(jobs, timeoutMs), admin: new JobAdminRepository(jobs, timeoutMs) };
     return this.repositories;
   }
+}
+
+/** Waits `ms`, or less if `signal` aborts meanwhile. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** The filter part of listJobs options or of a bulk selection, validated. */

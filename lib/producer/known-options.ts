@@ -16,7 +16,7 @@ export const KNOWN_OPTIONS = {
   jobFilter: ['queue', 'state', 'name', 'search', 'data'],
   listJobs: ['queue', 'state', 'name', 'search', 'data', 'sort', 'limit', 'after', 'scanLimit'],
   jobUpdate: ['data', 'priority', 'runAt'],
-  bulkAction: ['batchSize', 'signal', 'onProgress'],
+  bulkAction: ['batchSize', 'pace', 'signal', 'onProgress'],
 } as const;
 
 /** Names other queues use, and ours for the same thing. */

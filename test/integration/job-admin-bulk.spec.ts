@@ -180,7 +180,12 @@ describe('bulk actions: retryJobs, cancelJobs, deleteJobs, promoteJobs', () => {
     const controller = new AbortController();
     const retried = await queue.retryJobs({ queue: 'bulk-abort' }, { batchSize: 2, signal: controller.signal, onProgress: () => controller.abort() });
     expect(retried).toBe(2);
-    expect(await queue.retryJobs({ queue: 'bulk-abort' }, { batchSize: 2, onProgress: () => { throw new Error('display broke'); } })).toBe(7);
+    expect(await queue.retryJobs({ queue: 'bulk-abort' }, { batchSize: 2, pace: 0, onProgress: () => { throw new Error('display broke'); } })).toBe(7);
+    // An abort during the pause after a batch ends the action at once (pace 100: a pause of 100 batches' time).
+    await failed('bulk-abort', 3);
+    const slow = new AbortController();
+    const paced = queue.retryJobs({ queue: 'bulk-abort', state: JobState.Failed }, { batchSize: 1, pace: 100, signal: slow.signal, onProgress: () => setTimeout(() => slow.abort(), 20) });
+    expect(await paced).toBe(1);
   });
 
   it('refuses malformed selections and options with InvalidJobFilterError; an empty filter must be { all: true }', async () => {
@@ -199,6 +204,9 @@ describe('bulk actions: retryJobs, cancelJobs, deleteJobs, promoteJobs', () => {
       [{ queue: 'q' }, { onProgress: 'x' }, /onProgress/],
       [{ queue: 'q' }, { signal: {} }, /signal/],
       [{ queue: 'q' }, { size: 1 }, /size/],
+      [{ queue: 'q' }, { pace: -1 }, /pace/],
+      [{ queue: 'q' }, { pace: '1' }, /pace/],
+      [{ queue: 'q' }, { pace: Number.NaN }, /pace/],
     ];
     for (const [selection, options, message] of bad) {
       const attempt = queue.deleteJobs(selection as never, options as never);
