@@ -58,7 +58,11 @@ async function drain() {
   let polls = 0;
   for (;;) {
     polls++;
-    const { rows } = await confirm.query(`SELECT count(*)::int AS n FROM ${table(cfg.schema)} WHERE state <> 'completed'`);
+    // NOTE: with `confirmQueue` (bench/admin.mjs: a table holding other queues' jobs of every state),
+    // only that queue's unfinished jobs count, found through the partial indexes of pending and active jobs.
+    const { rows } = cfg.confirmQueue
+      ? await confirm.query(`SELECT count(*)::int AS n FROM ${table(cfg.schema)} WHERE queue = $1 AND state IN ('pending', 'active')`, [cfg.confirmQueue])
+      : await confirm.query(`SELECT count(*)::int AS n FROM ${table(cfg.schema)} WHERE state <> 'completed'`);
     if (rows[0].n === 0) break;
     await sleep(1);
   }

@@ -52,3 +52,13 @@ export { STATS_BUCKET_BOUNDS_MS, quantileOf } from './observability/stats-bucket
 export type { FlowJob } from './interfaces/job-options.interface';
 export type { JobChild } from './interfaces/job.interface';
 export type { AddedFlow, AddFlowOptions } from './producer/flow-producer';
+export type {
+  JobSort,
+  JobFilter,
+  ListJobsOptions,
+  JobPage,
+  JobSelection,
+  BulkActionOptions,
+  BulkActionProgress,
+  JobUpdate,
+} from './interfaces/job-admin.interface';

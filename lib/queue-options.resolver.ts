@@ -11,6 +11,7 @@ import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   DEFAULT_UNKNOWN_JOB_GRACE_MS,
   DEFAULT_WORKER_POOL_SIZE,
+  DEFAULT_ADMIN_QUERY_TIMEOUT_MS,
   MAX_INT32,
 } from './queue.constants';
 import {
@@ -58,6 +59,8 @@ export interface ResolvedQueueOptions {
   health: ResolvedHealthOptions;
   /** OpenTelemetry spans on. */
   tracing: boolean;
+  /** See `QueueModuleOptions.adminQueryTimeoutMs`. */
+  adminQueryTimeoutMs: number;
 }
 
 /** Validates `QueueModule.forRoot()` options; a bad value fails the boot with InvalidModuleOptionsError. */
@@ -80,6 +83,8 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
   if (typeof preparedStatements !== 'boolean') throw moduleOptionError('preparedStatements', preparedStatements, 'a boolean');
   const tracing = options.tracing ?? false;
   if (typeof tracing !== 'boolean') throw moduleOptionError('tracing', tracing, 'a boolean');
+  const adminQueryTimeoutMs = options.adminQueryTimeoutMs ?? DEFAULT_ADMIN_QUERY_TIMEOUT_MS;
+  assertInteger('adminQueryTimeoutMs', adminQueryTimeoutMs, 1, MAX_INT32, moduleOptionError);
   const ds = options.dataSource;
   if (ds !== undefined && typeof ds !== 'string' && (typeof ds !== 'object' || ds === null || !('driver' in ds))) {
     throw moduleOptionError('dataSource', '[not a DataSource]', 'a TypeORM DataSource or the name of a @nestjs/typeorm connection');
@@ -97,6 +102,7 @@ export function resolveQueueOptions(options: QueueModuleOptions = {}): ResolvedQ
     metrics: resolveMetricsOptions(options.metrics),
     health: resolveHealthOptions(options.health),
     tracing,
+    adminQueryTimeoutMs,
   };
 }
 

@@ -30,6 +30,8 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export const DEFAULT_UNKNOWN_JOB_GRACE_MS = 600_000;
 /** Default bound of every statement of the library, connection acquisition included (ms). */
 export const DEFAULT_QUERY_TIMEOUT_MS = 5000;
+/** Default `statement_timeout` of the job management API's queries and bulk batches (ms). */
+export const DEFAULT_ADMIN_QUERY_TIMEOUT_MS = 3000;
 /** Default size of the worker's own pool: a claim, both outcome statements, a heartbeat and a rescue at once. */
 export const DEFAULT_WORKER_POOL_SIZE = 5;
 

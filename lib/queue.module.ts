@@ -9,6 +9,7 @@ import { ProcessorMetadataAccessor } from './discovery/processor-metadata.access
 import { ProcessorExplorer } from './discovery/processor.explorer';
 import { HandlerRegistry } from './discovery/handler.registry';
 import { QueueService } from './producer/queue.service';
+import { JobAdmin } from './producer/job-admin.service';
 import { QueueWakeups } from './worker/queue-wakeups';
 import { JobLifecycle } from './worker/job-lifecycle';
 import { QueueWorker } from './worker/worker.service';
@@ -76,6 +77,7 @@ export class QueueModule {
         JobWaiter,
         JobEventsService,
         QueueService,
+        JobAdmin,
         QueueWorker,
         ScheduleRegistry,
         ScheduleService,

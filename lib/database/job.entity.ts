@@ -70,6 +70,9 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
       { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
       { name: `${naming.prefix}_parent_idx`, columns: ['parentId'], where: `"parent_id" IS NOT NULL` },
+      // Schema step 5 (job management API): failed and cancelled jobs by queue, and by id.
+      { name: `${naming.prefix}_dead_idx`, columns: ['queue', 'id'], where: `"state" IN ('failed', 'cancelled')` },
+      { name: `${naming.prefix}_dead_id_idx`, columns: ['id'], where: `"state" IN ('failed', 'cancelled')` },
     ],
     checks: [{ name: `${naming.prefix}_state_check`, expression: JOB_STATES_CHECK }],
     name: naming.schema === 'public' && naming.table === 'queue_jobs' ? 'QueueJob' : `QueueJob_${naming.schema}_${naming.table}`,

@@ -768,8 +768,11 @@ export class JobRepository {
     );
   }
 
-  /** Runs `work` in a transaction on a client of its own (committed if it returns, else rolled back). */
-  private inTransaction<T>(operation: string, work: (client: PoolClient) => Promise<T>, pool = this.pool): Promise<T> {
+  /**
+   * Runs `work` in a transaction on a client of its own (committed if it returns, else rolled back).
+   * Also for other parts of the database layer (the job management API's statement-timeout transactions).
+   */
+  inTransaction<T>(operation: string, work: (client: PoolClient) => Promise<T>, pool = this.pool): Promise<T> {
     const { queryTimeoutMs } = this.settings;
     return this.withClient(operation, async (client) => {
       await queryOnClient(client, queryTimeoutMs, 'BEGIN');

@@ -27,3 +27,5 @@ export * from './duplicate-schedule.error';
 export * from './schedule-not-found.error';
 export * from './missing-peer-dependency.error';
 export * from './job-dependency.error';
+export * from './invalid-job-filter.error';
+export * from './admin-query-timeout.error';

@@ -100,6 +100,13 @@ export interface QueueModuleOptions {
    * attempt in the producer's trace. Without an SDK the spans are no-ops. Default false.
    */
   tracing?: boolean;
+  /**
+   * `statement_timeout` of the job management API's queries (`listJobs()`, the single and bulk
+   * actions: each bulk batch): set with `SET LOCAL` in the query's own transaction, so the
+   * database cancels a listing or batch that runs longer (`AdminQueryTimeoutError`) instead of a
+   * dashboard keeping a backend busy. Default 3000.
+   */
+  adminQueryTimeoutMs?: number;
 }
 
 /** A class that builds the options, for `forRootAsync({ useClass })`. */

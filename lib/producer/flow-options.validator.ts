@@ -1,16 +1,11 @@
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import type { JobOptions } from '../interfaces/job-options.interface';
 
-const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
-/** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
-const MAX_BIGINT = 9223372036854775807n;
+import { isJobId } from './job-id';
+
+export { isJobId };
 /** Most dependencies one `add()` may name. */
 export const MAX_DEPENDENCIES = 1000;
-
-/** Whether `id` is a job id: a string of digits from 1 to PostgreSQL's largest bigint (getJob, cancel, retry, dependsOn). */
-export function isJobId(id: unknown): id is string {
-  return typeof id === 'string' && BIGINT_ID.test(id) && BigInt(id) <= MAX_BIGINT;
-}
 
 /** `onChildFailure` of a flow job or of `add()`. */
 export function assertOnChildFailure(option: string, value: unknown): void {

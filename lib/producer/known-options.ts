@@ -11,7 +11,7 @@ export const KNOWN_OPTIONS = {
   runDefaults: ['maxAttempts', 'backoff', 'timeoutMs'],
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
   processor: ['concurrency', 'defaultJobOptions', 'globalConcurrency', 'rateLimit', 'groupConcurrency', 'groupRateLimit'],
-  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements', 'stats', 'metrics', 'health', 'tracing'],
+  module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements', 'stats', 'metrics', 'health', 'tracing', 'adminQueryTimeoutMs'],
   limits: ['globalConcurrency', 'rateLimit', 'groupConcurrency', 'groupRateLimit'],
   rateLimit: ['max', 'perMs'],
   schedule: ['queue', 'name', 'cron', 'tz', 'data', 'options', 'catchUp', 'catchUpLimit', 'overlap'],
@@ -20,6 +20,11 @@ export const KNOWN_OPTIONS = {
   worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
   onQueueEvent: ['queue', 'scope'],
   waitForJob: ['timeoutMs'],
+  // The job management API (listJobs, updateJob, the bulk actions).
+  jobFilter: ['queue', 'state', 'name', 'search', 'data'],
+  listJobs: ['queue', 'state', 'name', 'search', 'data', 'sort', 'limit', 'after', 'scanLimit'],
+  jobUpdate: ['data', 'priority', 'runAt'],
+  bulkAction: ['batchSize', 'pace', 'signal', 'onProgress'],
 } as const;
 
 /** Names other queues use, and ours for the same thing. */

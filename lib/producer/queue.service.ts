@@ -6,6 +6,8 @@ import { InsertBatcher, chunkRows } from './insert-batcher';
 import { serializeJson } from './job-data.validator';
 import { assertInteger, assertKnownKeys, assertName, validateJobOptions } from './job-options.validator';
 import { KNOWN_OPTIONS } from './known-options';
+import { isJobId } from './job-id';
+import { JobAdmin } from './job-admin.service';
 import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
@@ -26,14 +28,11 @@ import type { QueueStatsFilter, QueueStatsRow, WorkerInfo } from '../interfaces/
 import type { FlowJob } from '../interfaces/job-options.interface';
 import { JobLifecycle } from '../worker/job-lifecycle';
 import { FlowProducer, type AddFlowOptions, type AddedFlow } from './flow-producer';
-import { isJobId } from './flow-options.validator';
 import { JobDependencyError } from '../errors/job-dependency.error';
+import type { BulkActionOptions, JobPage, JobSelection, JobUpdate, ListJobsOptions } from '../interfaces/job-admin.interface';
 
-const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 /** `waitForJob()` gives up after this long unless told otherwise. */
 const DEFAULT_WAIT_TIMEOUT_MS = 30_000;
-/** Largest PostgreSQL `bigint`: 19-digit strings above it would make the query itself fail. */
-const MAX_BIGINT = 9223372036854775807n;
 
 /**
  * Enqueues and inspects jobs. Inject it anywhere once `QueueModule.forRoot()` is imported.
@@ -52,6 +51,7 @@ export class QueueService {
     private readonly schedules: ScheduleService,
     private readonly observability: QueueObservability,
     private readonly tracing: QueueTracing,
+    private readonly admin: JobAdmin,
     lifecycle: JobLifecycle,
   ) {
     this.flows = new FlowProducer(database, wakeups, lifecycle, (queue, name, data, options, dataPath) => this.toRow(queue, name, data, options, dataPath));
@@ -446,6 +446,100 @@ export class QueueService {
    */
   async getStats(filter: QueueStatsFilter = {}): Promise<QueueStatsRow[]> {
     return this.observability.getStats(filter);
+  }
+
+  // ---- Job management API (docs/job-admin.md) ----
+
+  /**
+   * One page of the jobs that match a filter, in a keyset order (`sort`, default newest first):
+   * pass the page's `next` as `after` for the page after it. Pages stay stable while jobs are
+   * added (a cursor is a position, never an offset). A text `search` or a `data` filter examines
+   * at most `scanLimit` jobs per page (`scanLimited: true` when it stopped there). Runs under
+   * `adminQueryTimeoutMs`.
+   *
+   * @throws InvalidJobFilterError for a malformed filter, sort, limit or cursor
+   * @throws AdminQueryTimeoutError when the database cancelled the query (narrow the filter)
+   */
+  async listJobs<T = unknown, R = unknown>(options: ListJobsOptions = {}): Promise<JobPage<T, R>> {
+    return this.admin.listJobs<T, R>(options);
+  }
+
+  /**
+   * Deletes a job that is not active (cancel an active job first: its worker is told to stop);
+   * returns it as it was. Its unique key, if any, is free at once.
+   *
+   * @throws JobNotFoundError, InvalidJobStateError (active)
+   */
+  async deleteJob(id: string): Promise<Job> {
+    this.assertId(id);
+    return this.admin.deleteJob(id);
+  }
+
+  /**
+   * Makes a pending job (delayed, or waiting for its retry) due now and wakes its queue's workers.
+   * A pending job already due is returned unchanged.
+   *
+   * @throws JobNotFoundError, InvalidJobStateError (not pending)
+   */
+  async promote(id: string): Promise<Job> {
+    this.assertId(id);
+    return this.admin.promote(id);
+  }
+
+  /**
+   * Changes the data, priority or run time of a pending job, validated as `add()` validates them.
+   * Fenced against a worker claiming it meanwhile: applied only if the job is still pending, in
+   * one statement; a job claimed first makes it throw `InvalidJobStateError` (active), and nothing
+   * is changed.
+   *
+   * @throws InvalidJobDataError, InvalidJobOptionError for bad values
+   * @throws JobNotFoundError, InvalidJobStateError (not pending)
+   */
+  async updateJob<T = unknown>(id: string, update: JobUpdate<T>): Promise<Job<T>> {
+    this.assertId(id);
+    return this.admin.updateJob<T>(id, update);
+  }
+
+  /**
+   * Puts the failed and cancelled jobs of a selection (ids, a filter, or `{ all: true }`) back to
+   * pending with a fresh attempt budget, as `retry()` does; returns how many. In batches of
+   * `batchSize` (default 1,000), one transaction each. Jobs whose unique key another job holds
+   * stay as they are.
+   *
+   * @throws InvalidJobFilterError for a malformed selection or option
+   */
+  async retryJobs(selection: JobSelection, options?: BulkActionOptions): Promise<number> {
+    return this.admin.bulk('retry', selection, options);
+  }
+
+  /**
+   * Cancels the pending and active jobs of a selection, as `cancel()` does (the workers running
+   * active ones abort their handlers); returns how many. In batches, one transaction each.
+   *
+   * @throws InvalidJobFilterError for a malformed selection or option
+   */
+  async cancelJobs(selection: JobSelection, options?: BulkActionOptions): Promise<number> {
+    return this.admin.bulk('cancel', selection, options);
+  }
+
+  /**
+   * Deletes the jobs of a selection that are not active; returns how many. In batches, one
+   * transaction each.
+   *
+   * @throws InvalidJobFilterError for a malformed selection or option
+   */
+  async deleteJobs(selection: JobSelection, options?: BulkActionOptions): Promise<number> {
+    return this.admin.bulk('delete', selection, options);
+  }
+
+  /**
+   * Makes the pending jobs of a selection that are not due yet due now; returns how many. In
+   * batches, one transaction each.
+   *
+   * @throws InvalidJobFilterError for a malformed selection or option
+   */
+  async promoteJobs(selection: JobSelection, options?: BulkActionOptions): Promise<number> {
+    return this.admin.bulk('promote', selection, options);
   }
 
   /** Validates (names and options unless `checked` already) and serialises one job. */

@@ -46,6 +46,8 @@ describe('schema upgrades', () => {
     expect(comment).toBe(schemaVersionComment(SCHEMA_STEPS[SCHEMA_STEPS.length - 1].version));
     expect(await indexes()).toEqual([
       'queue_jobs_claim_hash_idx',
+      'queue_jobs_dead_id_idx',
+      'queue_jobs_dead_idx',
       'queue_jobs_deps_on_idx',
       'queue_jobs_deps_pkey',
       'queue_jobs_finished_idx',

@@ -1,4 +1,5 @@
 import type { TableNaming } from '../table-naming';
+import { adminDdl } from './v5/admin.ddl';
 import { flowsDdl } from './v5/flows.ddl';
 import { limitsDdl } from './v5/limits.ddl';
 import { observabilityDdl } from './v5/observability.ddl';
@@ -165,8 +166,14 @@ export const SCHEMA_STEPS: readonly SchemaStep[] = [
     version: 5,
     migrationTimestamp: 1764806400000,
     // NOTE: four features' schema in one step (see ./v5/README.md), each part in a file of its own.
-    up: (n) => [...limitsDdl.up(n), ...schedulesDdl.up(n), ...flowsDdl.up(n), ...observabilityDdl.up(n)],
-    down: (n) => [...observabilityDdl.down(n), ...flowsDdl.down(n), ...schedulesDdl.down(n), ...limitsDdl.down(n)],
+    up: (n) => [
+      ...limitsDdl.up(n), ...schedulesDdl.up(n), ...flowsDdl.up(n), ...observabilityDdl.up(n),
+      ...adminDdl.up(n),
+    ],
+    down: (n) => [
+      ...adminDdl.down(n),
+      ...observabilityDdl.down(n), ...flowsDdl.down(n), ...schedulesDdl.down(n), ...limitsDdl.down(n),
+    ],
   },
 ];
 

@@ -479,6 +479,11 @@ ${`COPY ${Q} (${columns}) FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS
 
     readSchemaVersion: readSchemaVersionSql,
     migrationLock: `SELECT pg_advisory_xact_lock(hashtext($1))`,
+
+    /** For other statement files (the job management API's): every job column, of alias `p`, as `RawJobRow` reads it. */
+    jobColumns,
+    /** For other statement files: the SELECT that wakes listeners once per queue of the rows `rows` (with queue and run_at). */
+    notifyJobs,
   };
 }
 
