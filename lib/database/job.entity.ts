@@ -29,6 +29,8 @@ export interface JobRow {
   uniqueHold: 'finish' | 'start' | 'window' | null;
   uniqueSlot: string | null;
   groupKey: string | null;
+  /** Set by the claim of a queue with limits: while active, the job counts against them. */
+  limitsHeld: boolean | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -50,6 +52,9 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       { name: `${naming.prefix}_claim_hash_idx`, synchronize: false },
       // Unique on an expression, with a predicate on states: left alone too.
       { name: `${naming.prefix}_unique_idx`, synchronize: false },
+      // The limits' expression indexes (hashtext(queue), ...): left alone too.
+      { name: `${naming.prefix}_group_pending_idx`, synchronize: false },
+      { name: `${naming.prefix}_limits_active_idx`, synchronize: false },
       { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
       { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
     ],
@@ -81,6 +86,7 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       uniqueHold: { name: 'unique_hold', type: 'text', nullable: true },
       uniqueSlot: { name: 'unique_slot', type: 'bigint', nullable: true },
       groupKey: { name: 'group_key', type: 'text', nullable: true },
+      limitsHeld: { name: 'limits_held', type: 'boolean', nullable: true },
     },
   });
 }

@@ -79,6 +79,11 @@ export interface AttemptOutcome {
   delayMs: number;
   /** Hand back without counting the attempt (graceful shutdown). */
   refund: boolean;
+  /**
+   * Handed back by a RateLimitedError: 'keepPlace' once its block is written (a grouped job then
+   * keeps its run time, so it stays its group's next job), 'delayed' when only the job waits.
+   */
+  rateLimited?: 'keepPlace' | 'delayed';
 }
 
 /** Defaults fixed into a job when it is first claimed. */
@@ -86,6 +91,17 @@ export interface ClaimDefaults {
   maxAttempts: number;
   backoff: BackoffOptions;
   timeoutMs: number | null;
+}
+
+/** The result of a limited claim (see `JobRepository.claimLimited`). */
+export interface LimitedClaim {
+  jobs: Job[];
+  /** When a limit lets more jobs start (ms from now), or null when no limit said. */
+  waitMs: number | null;
+  /** More jobs may be claimable now, or as soon as a job of this process ends. */
+  more: boolean;
+  /** Whether the queue still has limits (false: claim with the plain `claim` again). */
+  limited: boolean;
 }
 
 /** How the repository talks to the database (module options `queryTimeoutMs`, `preparedStatements`). */
@@ -443,15 +459,36 @@ export class JobRepository {
   }
 
   async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {
-    const result = await this.execute(
-      'claim',
-      this.statements.claim,
-      [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs],
-      true,
-      'array',
-      this.ownPool,
-    );
+    const result = await this.runClaim(this.statements.claim, queue, limit, workerId, lockDurationMs, defaults);
     if (result.rows.length === 0) return [];
+    return this.toClaimedJobs(result.rows as unknown[][], queue, workerId, lockDurationMs, defaults);
+  }
+
+  /**
+   * `claim` for a queue with limits (see `claimLimited` in the statements): the jobs, and what the
+   * limits say about the next claim.
+   */
+  async claimLimited(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<LimitedClaim> {
+    const result = await this.runClaim(this.statements.claimLimited, queue, limit, workerId, lockDurationMs, defaults);
+    const rows = result.rows as unknown[][];
+    // The last row carries no job: the hints (its last three columns).
+    const hints = rows.pop()!;
+    const width = hints.length;
+    return {
+      jobs: rows.length === 0 ? [] : this.toClaimedJobs(rows, queue, workerId, lockDurationMs, defaults),
+      waitMs: hints[width - 3] as number | null,
+      more: hints[width - 2] as boolean,
+      limited: hints[width - 1] as boolean,
+    };
+  }
+
+  /** Runs one of the claim statements (same parameters, rows as arrays) on the worker's pool. */
+  private runClaim(text: string, queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<QueryResult> {
+    const values = [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs];
+    return this.execute('claim', text, values, true, 'array', this.ownPool);
+  }
+
+  private toClaimedJobs(rows: unknown[][], queue: string, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Job[] {
     const context: ClaimContext = {
       queue,
       workerId,
@@ -460,7 +497,7 @@ export class JobRepository {
       backoff: JSON.parse(JSON.stringify(defaults.backoff)) as BackoffOptions,
       timeoutMs: defaults.timeoutMs,
     };
-    return (result.rows as unknown[][]).map((values) => toClaimedJob(values, context));
+    return rows.map((values) => toClaimedJob(values, context));
   }
 
   /**
@@ -489,7 +526,7 @@ export class JobRepository {
             others.map((o) => o.result),
             others.map((o) => o.error),
             others.map((o) => o.delayMs),
-            others.map((o) => (o.refund ? 1 : 0)),
+            others.map((o) => (o.refund ? (o.rateLimited === 'keepPlace' ? 2 : 1) : 0)),
             workerId,
           ],
           manager,
@@ -553,9 +590,9 @@ export class JobRepository {
     return row?.state ?? null;
   }
 
-  /** Which of `queues` have a due pending job (see `dueQueues`). */
-  async findQueuesWithDueJobs(queues: string[]): Promise<string[]> {
-    return (await this.run<{ queue: string }>('poll', this.statements.dueQueues, [queues], undefined, true, this.ownPool)).map((r) => r.queue);
+  /** Which of `queues` have a due pending job, and whether each has limits (see `dueQueues`). */
+  async findQueuesWithDueJobs(queues: string[]): Promise<{ queue: string; limited: boolean }[]> {
+    return this.run<{ queue: string; limited: boolean }>('poll', this.statements.dueQueues, [queues], undefined, true, this.ownPool);
   }
 
   async cancel(id: string): Promise<(Job & { previousState: JobState }) | null> {

@@ -21,3 +21,4 @@ export * from './query-timeout.error';
 export * from './job-expectation.error';
 export * from './drain-timeout.error';
 export * from './job-run-failed.error';
+export * from './rate-limited.error';

@@ -18,6 +18,8 @@ import { JobLeaseLostError } from '../errors/job-lease-lost.error';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS } from '../queue.constants';
 import { JobLifecycle } from './job-lifecycle';
+import { RateLimitedError } from '../errors/rate-limited.error';
+import { LimitsRepository } from '../database/limits.repository';
 
 const ABORTED = Symbol('aborted');
 /** How long after its abort a handler still running is reported as ignoring its signal. */
@@ -63,6 +65,7 @@ export class JobExecutor {
   private readonly logger = new Logger('QueueWorker');
   /** `queue` NUL `name` of the unknown job names already logged at warn level by this process. */
   private readonly unknownLogged = new Set<string>();
+  private limitsRepository?: LimitsRepository;
 
   constructor(
     private readonly registry: HandlerRegistry,
@@ -193,6 +196,7 @@ export class JobExecutor {
     } catch (error) {
       if (committedInTransaction) return undefined;
       if (abort.aborted) return this.fromAbort(job, abort.reason);
+      if (error instanceof RateLimitedError) return this.rateLimited(job, error);
       return this.failure(job, error, true);
     } finally {
       clearTimeout(timer);
@@ -242,13 +246,36 @@ export class JobExecutor {
     }
   }
 
+  /**
+   * A handler's RateLimitedError: its queue's (or group's) block is written first, so no node
+   * starts another job of it before `retryAfterMs`; then the job goes back to pending, the attempt
+   * refunded. If the block cannot be written, only this job waits (and the failure is logged).
+   */
+  private async rateLimited(job: Job, error: RateLimitedError): Promise<AttemptOutcome> {
+    const { retryAfterMs: delayMs, scope } = error;
+    this.limitsRepository ??= new LimitsRepository(this.repository);
+    let rateLimited: AttemptOutcome['rateLimited'] = 'delayed';
+    try {
+      if (scope === 'queue') {
+        await this.limitsRepository.blockQueue(job.queue, delayMs);
+        rateLimited = 'keepPlace';
+      } else if (await this.limitsRepository.blockGroup(job.id, delayMs)) {
+        rateLimited = 'keepPlace';
+      }
+    } catch (failure) {
+      this.logger.warn(`${describeJob(job)} is rate limited, but its ${scope}'s block could not be written (${(failure as Error)?.message ?? failure}): only this job waits ${delayMs} ms`);
+    }
+    this.logger.debug(`${describeJob(job)} is rate limited: no job of its ${scope} starts for ${delayMs} ms; handed back (attempt not counted)`);
+    return { id: job.id, claim: job.claims, state: 'pending', result: null, error: null, delayMs, refund: true, rateLimited };
+  }
+
   /** Tells the lifecycle hub what the written outcome was. */
   private tellOutcome(job: Job, outcome: AttemptOutcome, abortReason: unknown): void {
     const at = Date.now();
     if (outcome.state === 'completed') this.lifecycle.emit({ type: 'completed', job, at, result: outcome.result ?? 'null' });
     else if (outcome.state === 'failed') this.lifecycle.emit({ type: 'failed', job, at, error: outcome.error ?? 'null' });
     else if (outcome.refund) {
-      const reason = abortReason instanceof WorkerShutdownError ? 'shutdown' : 'snooze';
+      const reason = abortReason instanceof WorkerShutdownError ? 'shutdown' : outcome.rateLimited ? 'rate-limited' : 'snooze';
       this.lifecycle.emit({ type: 'requeued', job, at, delayMs: outcome.delayMs, reason });
     } else this.lifecycle.emit({ type: 'retrying', job, at, error: outcome.error ?? 'null', delayMs: outcome.delayMs });
   }

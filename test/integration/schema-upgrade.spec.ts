@@ -44,7 +44,7 @@ describe('schema upgrades', () => {
       [naming.qualified],
     );
     expect(comment).toBe(schemaVersionComment(SCHEMA_STEPS[SCHEMA_STEPS.length - 1].version));
-    expect(await indexes()).toEqual(['queue_jobs_claim_hash_idx', 'queue_jobs_finished_idx', 'queue_jobs_lease_idx', 'queue_jobs_pkey', 'queue_jobs_queues_pkey', 'queue_jobs_unique_idx']);
+    expect(await indexes()).toEqual(['queue_jobs_claim_hash_idx', 'queue_jobs_finished_idx', 'queue_jobs_group_pending_idx', 'queue_jobs_groups_pkey', 'queue_jobs_lease_idx', 'queue_jobs_limits_active_idx', 'queue_jobs_pkey', 'queue_jobs_queues_pkey', 'queue_jobs_unique_idx']);
     const queue = app.get(QueueService);
     const ids = (await sql<{ id: string }>(`SELECT id::text FROM ${naming.qualified}`)).map((r) => r.id);
     for (const id of ids) await waitForJobState(queue, id, JobState.Completed);
