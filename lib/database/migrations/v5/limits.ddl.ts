@@ -90,8 +90,8 @@ export const limitsDdl = {
  * Order of the checks, all under the registry row's lock (so claims of one queue take turns on
  * every node): pause, the queue's RateLimitedError block, global concurrency (active jobs counted
  * through the limits index), the queue's sliding window (the log of recent claims: time and count,
- * one clock for the log and `started_at`: `clock_timestamp()` read after the lock, so serialised
- * claims see increasing times), then, with group limits, a round-robin walk over the groups with
+ * one clock for the log and `started_at`: `clock_timestamp()` read under the lock after every
+ * count, so serialised claims see increasing times), then, with group limits, a round-robin walk over the groups with
  * pending jobs starting after the group the previous claim ended on, each group given at most its
  * free slots (group concurrency, group window, group block), in claim order within the group.
  */
@@ -102,13 +102,15 @@ function limitedClaimFunction(n: TableNaming): string {
   const int = (e: string) => `(${e} #>> '{}')::int`;
   const field = (e: string, f: string) => `(${e} ->> '${f}')::int`;
   const ms = (interval: string) => `GREATEST(1, ceil(extract(epoch FROM ${interval}) * 1000))::int`;
+  // Entries of a rate log newer than this are still in the window of `per` ms.
+  const kept = (per: string) => `v_now - ${per} * interval '1 millisecond'`;
   // The pruned sliding-window log of `src` (arrays `src.rate_log_at`, `src.rate_log_n`) into
   // `<into>_at`/`<into>_n`, its sum into v_used and its oldest entry into v_oldest.
   const pruneLog = (src: string, per: string, into: string) => `
       SELECT COALESCE(array_agg(l.a ORDER BY l.i), '{}'), COALESCE(array_agg(l.c ORDER BY l.i), '{}'), COALESCE(sum(l.c), 0)::int, min(l.a)
         INTO ${into}_at, ${into}_n, v_used, v_oldest
         FROM unnest(${src}.rate_log_at, ${src}.rate_log_n) WITH ORDINALITY AS l(a, c, i)
-        WHERE l.a > v_now - ${per} * interval '1 millisecond';`;
+        WHERE l.a > ${kept(per)};`;
   return `CREATE OR REPLACE FUNCTION ${limitedClaimFunctionName(n)}(
     p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer)
   RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean)
@@ -123,6 +125,8 @@ function limitedClaimFunction(n: TableNaming): string {
     v_grouped boolean;
     v_active integer; v_used integer; v_oldest timestamptz;
     v_log_at timestamptz[]; v_log_n integer[]; v_qlog_at timestamptz[]; v_qlog_n integer[];
+    v_gkeys text[] := '{}'; v_gn integer[] := '{}';
+    v_start timestamptz;
     v_wait integer;
     v_more boolean := false;
     v_ids bigint[] := '{}';
@@ -237,11 +241,8 @@ function limitedClaimFunction(n: TableNaming): string {
             FOR UPDATE);
           IF cardinality(v_take) > 0 THEN
             v_ids := v_ids || v_take;
-            IF v_grmax IS NOT NULL THEN
-              INSERT INTO ${G} AS x (queue, group_key, rate_log_at, rate_log_n, updated_at)
-              VALUES (p_queue, v_next, v_log_at || v_now, v_log_n || cardinality(v_take), now())
-              ON CONFLICT (queue, group_key) DO UPDATE SET rate_log_at = EXCLUDED.rate_log_at, rate_log_n = EXCLUDED.rate_log_n, updated_at = now();
-            END IF;
+            v_gkeys := v_gkeys || v_next;
+            v_gn := v_gn || cardinality(v_take);
           END IF;
         END IF;
       END LOOP;
@@ -262,13 +263,26 @@ function limitedClaimFunction(n: TableNaming): string {
       UPDATE ${R} SET group_cursor = v_key WHERE name = p_queue AND group_cursor IS DISTINCT FROM v_key;
     END IF;
 
+    -- NOTE: the start time of this claim's jobs and of its entries in the rate logs, read after
+    -- every count: a job that ended (committed) before a count ended before this time, so a serial
+    -- group's recorded attempts never overlap. Windows were computed at v_now, a little earlier:
+    -- that only keeps entries longer (never lets more start).
+    v_start := clock_timestamp();
     IF v_rmax IS NOT NULL AND cardinality(v_ids) > 0 THEN
-      UPDATE ${R} SET rate_log_at = v_qlog_at || v_now, rate_log_n = v_qlog_n || cardinality(v_ids) WHERE name = p_queue;
+      UPDATE ${R} SET rate_log_at = v_qlog_at || v_start, rate_log_n = v_qlog_n || cardinality(v_ids) WHERE name = p_queue;
+    END IF;
+    IF v_grmax IS NOT NULL AND cardinality(v_gkeys) > 0 THEN
+      INSERT INTO ${G} AS x (queue, group_key, rate_log_at, rate_log_n)
+      SELECT p_queue, t.k, ARRAY[v_start], ARRAY[t.c] FROM unnest(v_gkeys, v_gn) AS t(k, c)
+      ON CONFLICT (queue, group_key) DO UPDATE SET
+        rate_log_at = ARRAY(SELECT l.a FROM unnest(x.rate_log_at, x.rate_log_n) WITH ORDINALITY AS l(a, c, i) WHERE l.a > ${kept('v_grper')} ORDER BY l.i) || v_start,
+        rate_log_n = ARRAY(SELECT l.c FROM unnest(x.rate_log_at, x.rate_log_n) WITH ORDINALITY AS l(a, c, i) WHERE l.a > ${kept('v_grper')} ORDER BY l.i) || EXCLUDED.rate_log_n[1],
+        updated_at = now();
     END IF;
     RETURN QUERY WITH claimed AS (
       UPDATE ${T} AS j SET
         state = 'active', attempts = j.attempts + 1, claims = j.claims + 1, locked_by = p_worker,
-        locked_until = v_now + p_lock_ms * interval '1 millisecond', started_at = v_now, limits_held = true,
+        locked_until = v_start + p_lock_ms * interval '1 millisecond', started_at = v_start, limits_held = true,
         max_attempts = COALESCE(j.max_attempts, p_max_attempts), backoff = COALESCE(j.backoff, p_backoff),
         timeout_ms = COALESCE(j.timeout_ms, p_timeout_ms)
       WHERE j.id = ANY(v_ids)
