@@ -7,6 +7,7 @@
 //                      [--concurrency 1000] [--rss-jobs 100000] [--no-raw]
 //   node bench/run.mjs --only sweep [--sweep 50,100,200,500,1000]   # drain vs processor concurrency
 //   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
+//   node bench/run.mjs --only drain,limits                             # limits and groups (bench/limits.mjs)
 //
 // stdout: one JSON line per figure (ours, then the raw reference's, then the ratios); progress on stderr.
 // The reference runs one repetition at a time, right after the same group of ours.
@@ -15,6 +16,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, summarize } from './common.mjs';
 import { children, cleanup, drain, enqueue, latencyCrossProcess, latencyInProcess, log } from './measure.mjs';
+import { limitsGroup, limitsRatios } from './limits.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -39,7 +41,7 @@ for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: C
   if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
 }
 if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
-const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat'];
+const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat', 'limits'];
 const unknown = ONLY.filter((g) => !KNOWN.includes(g));
 if (unknown.length) usage(`--only: unknown group(s) ${unknown.join(',')}; known: ${KNOWN.join(',')}`);
 
@@ -105,6 +107,7 @@ async function main() {
       record('rss_peak_mb', 'MB', result.peakRssMb);
       record(RSS_JOBS === 100000 ? 'drain_100k' : `drain_${RSS_JOBS}`, 'jobs/s', result.jobsPerSec);
     }
+    if (ONLY.includes('limits')) await limitsGroup(record, { jobs: N });
     if (ONLY.includes('sweep')) {
       for (const c of SWEEP) record(`drain_c${c}`, 'jobs/s', (await drain({ jobs: N, concurrency: c })).jobsPerSec);
     }
@@ -116,6 +119,7 @@ async function main() {
   }
 
   printOwnRatios(ours);
+  for (const line of limitsRatios(ours)) console.log(JSON.stringify(line));
   if (rawRuns.size === 0) return;
   const raw = {};
   for (const [metric, { unit, values }] of rawRuns) {

@@ -136,13 +136,13 @@ export class QueuePoller {
         const { queue, workerId, lockDurationMs, defaults } = this.settings;
         if (this.limitedClaims) {
           const claim = await this.repository.claimLimited(queue, limit, workerId, lockDurationMs, defaults);
-          ({ jobs, waitMs } = claim);
-          // NOTE: a queue whose limits were removed is claimed again at once, the plain way.
+          ({ jobs, waitMs, more } = claim);
+          // NOTE: a queue without limits (any more) was claimed as the plain claim would; the
+          // next claims are plain.
           this.limitedClaims = claim.limited;
-          more = claim.limited ? claim.more : true;
           // NOTE: a limited claim may say "more" with no job (global concurrency is full): then
           // claim again when a job of this process ends, not now.
-          if (more && (jobs.length > 0 || !claim.limited)) this.again = true;
+          if (more && jobs.length > 0) this.again = true;
         } else {
           jobs = await this.repository.claim(queue, limit, workerId, lockDurationMs, defaults);
           more = jobs.length === limit;

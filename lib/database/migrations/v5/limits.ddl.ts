@@ -123,6 +123,7 @@ function limitedClaimFunction(n: TableNaming): string {
     v_free integer := p_limit;
     v_gc integer; v_rmax integer; v_rper integer; v_grc integer; v_grmax integer; v_grper integer;
     v_grouped boolean;
+    v_unlimited boolean;
     v_active integer; v_used integer; v_oldest timestamptz;
     v_log_at timestamptz[]; v_log_n integer[]; v_qlog_at timestamptz[]; v_qlog_n integer[];
     v_gkeys text[] := '{}'; v_gn integer[] := '{}';
@@ -138,16 +139,15 @@ function limitedClaimFunction(n: TableNaming): string {
   BEGIN
     SELECT * INTO r FROM ${R} WHERE name = p_queue FOR UPDATE;
     v_now := clock_timestamp();
-    IF NOT FOUND OR NOT (r.limited OR COALESCE(r.group_blocked_until > v_now, false)) THEN
-      RETURN QUERY SELECT NULL::${T}, NULL::integer, true, false;
-      RETURN;
-    END IF;
+    -- NOTE: a queue without limits (the caller's belief was stale, or it is the first claim) is
+    -- claimed here as the plain claim would, so the answer is not wasted; the caller switches.
+    v_unlimited := NOT FOUND OR NOT (r.limited OR COALESCE(r.group_blocked_until > v_now, false));
     IF r.paused THEN
-      RETURN QUERY SELECT NULL::${T}, NULL::integer, false, true;
+      RETURN QUERY SELECT NULL::${T}, NULL::integer, false, NOT v_unlimited;
       RETURN;
     END IF;
     IF r.rate_limited_until > v_now THEN
-      RETURN QUERY SELECT NULL::${T}, ${ms('r.rate_limited_until - v_now')}, false, true;
+      RETURN QUERY SELECT NULL::${T}, ${ms('r.rate_limited_until - v_now')}, false, NOT v_unlimited;
       RETURN;
     END IF;
     v_gc := ${int(effectiveLimit('r', 'globalConcurrency'))};
@@ -176,7 +176,7 @@ function limitedClaimFunction(n: TableNaming): string {
       END IF;
     END IF;
 
-    IF v_free > 0 AND NOT v_grouped THEN
+    IF v_free > 0 AND (v_unlimited OR NOT v_grouped) THEN
       v_ids := ARRAY(
         SELECT id FROM ${T}
         WHERE state = 'pending' AND hashtext(queue) = v_hash AND queue = p_queue AND run_at <= v_now
@@ -282,14 +282,14 @@ function limitedClaimFunction(n: TableNaming): string {
     RETURN QUERY WITH claimed AS (
       UPDATE ${T} AS j SET
         state = 'active', attempts = j.attempts + 1, claims = j.claims + 1, locked_by = p_worker,
-        locked_until = v_start + p_lock_ms * interval '1 millisecond', started_at = v_start, limits_held = true,
+        locked_until = v_start + p_lock_ms * interval '1 millisecond', started_at = v_start, limits_held = NOT v_unlimited,
         max_attempts = COALESCE(j.max_attempts, p_max_attempts), backoff = COALESCE(j.backoff, p_backoff),
         timeout_ms = COALESCE(j.timeout_ms, p_timeout_ms)
       WHERE j.id = ANY(v_ids)
       RETURNING j
     )
     SELECT c.j, NULL::integer, NULL::boolean, NULL::boolean FROM claimed AS c;
-    RETURN QUERY SELECT NULL::${T}, v_wait, v_more OR cardinality(v_ids) >= p_limit, true;
+    RETURN QUERY SELECT NULL::${T}, v_wait, v_more OR cardinality(v_ids) >= p_limit, NOT v_unlimited;
   END
   $pgq$`;
 }
