@@ -172,7 +172,9 @@ export class QueuePoller {
       this.active--;
       this.settling++;
       if (retryInMs !== undefined) this.wake(retryInMs);
-      if (this.mayHaveMore) this.scheduleSlotWake();
+      // NOTE: under limits a job counts until its outcome is written: a claim now would find its
+      // slot still taken (and hold the queue's lock for nothing). It claims once settled.
+      if (this.mayHaveMore && !this.limitedClaims) this.scheduleSlotWake();
     },
     settled: () => {
       this.settling--;

@@ -19,8 +19,9 @@ export const limitedClaimFunctionName = (n: TableNaming) => `"${n.schema}"."${n.
 /** How many groups one limited claim examines at most (it goes on from there next time). */
 export const GROUP_WALK_CAP = 256;
 /**
- * In a queue with group limits, jobs without a group are looked for among the first this many
- * pending jobs in claim order (a bounded scan: see docs/limits-and-groups.md).
+ * In a queue with group limits, jobs without a group are looked for among the first pending jobs
+ * in claim order: twice the slots left plus 16, at most this many (a bounded scan: see
+ * docs/limits-and-groups.md).
  */
 export const UNGROUPED_SCAN_ROWS = 1000;
 
@@ -134,6 +135,8 @@ function limitedClaimFunction(n: TableNaming): string {
     v_take bigint[];
     v_slots integer;
     v_key text; v_next text; v_cursor text;
+    v_head bigint; v_head_due boolean;
+    v_group_blocks boolean;
     v_wrapped boolean := false;
     v_examined integer := 0;
   BEGIN
@@ -156,7 +159,8 @@ function limitedClaimFunction(n: TableNaming): string {
     v_grc := ${int(effectiveLimit('r', 'groupConcurrency'))};
     v_grmax := ${field(effectiveLimit('r', 'groupRateLimit'), 'max')};
     v_grper := ${field(effectiveLimit('r', 'groupRateLimit'), 'perMs')};
-    v_grouped := v_grc IS NOT NULL OR v_grmax IS NOT NULL OR COALESCE(r.group_blocked_until > v_now, false);
+    v_group_blocks := COALESCE(r.group_blocked_until > v_now, false);
+    v_grouped := v_grc IS NOT NULL OR v_grmax IS NOT NULL OR v_group_blocks;
 
     IF v_gc IS NOT NULL THEN
       SELECT count(*)::int INTO v_active FROM ${T}
@@ -192,11 +196,20 @@ function limitedClaimFunction(n: TableNaming): string {
           v_more := true;
           EXIT;
         END IF;
-        SELECT j.group_key INTO v_next FROM ${T} AS j
-          WHERE j.state = 'pending' AND j.group_key IS NOT NULL AND hashtext(j.queue) = v_hash AND j.queue = p_queue
-            AND (v_key IS NULL OR j.group_key > v_key)
-          ORDER BY j.group_key
-          LIMIT 1;
+        -- NOTE: two statements, not one with "v_key IS NULL OR group_key > v_key": that OR
+        -- cannot bound the index scan, which then reads every entry of the groups before v_key
+        -- (measured: 55 ms a claim with 10 groups of 2,000 jobs, against under 1 ms).
+        IF v_key IS NULL THEN
+          SELECT j.group_key, j.id, j.run_at <= v_now INTO v_next, v_head, v_head_due FROM ${T} AS j
+            WHERE j.state = 'pending' AND j.group_key IS NOT NULL AND hashtext(j.queue) = v_hash AND j.queue = p_queue
+            ORDER BY j.group_key, j.priority DESC, j.run_at, j.id
+            LIMIT 1;
+        ELSE
+          SELECT j.group_key, j.id, j.run_at <= v_now INTO v_next, v_head, v_head_due FROM ${T} AS j
+            WHERE j.state = 'pending' AND j.group_key > v_key AND hashtext(j.queue) = v_hash AND j.queue = p_queue
+            ORDER BY j.group_key, j.priority DESC, j.run_at, j.id
+            LIMIT 1;
+        END IF;
         IF NOT FOUND THEN
           -- The end of the groups: once round to the start, up to where this walk began.
           EXIT WHEN v_wrapped OR v_cursor IS NULL;
@@ -213,7 +226,8 @@ function limitedClaimFunction(n: TableNaming): string {
             WHERE state = 'active' AND limits_held AND hashtext(queue) = v_hash AND queue = p_queue AND group_key = v_next;
           v_slots := LEAST(v_slots, v_grc - v_active);
         END IF;
-        IF v_slots > 0 THEN
+        -- NOTE: a group has a row only once rate limited (its window, a RateLimitedError block).
+        IF v_slots > 0 AND (v_grmax IS NOT NULL OR v_group_blocks) THEN
           SELECT * INTO g FROM ${G} WHERE queue = p_queue AND group_key = v_next FOR UPDATE;
           IF FOUND AND g.rate_limited_until > v_now THEN
             v_slots := 0;
@@ -230,7 +244,13 @@ function limitedClaimFunction(n: TableNaming): string {
             v_slots := LEAST(v_slots, v_grmax - v_used);
           END IF;
         END IF;
-        IF v_slots > 0 THEN
+        v_take := '{}';
+        IF v_slots = 1 AND v_head_due THEN
+          -- The common case of serial groups: the group's first job in claim order (found by the
+          -- walk) is due; locked by primary key. Waited for if locked (see below).
+          v_take := ARRAY(SELECT id FROM ${T} WHERE id = v_head AND state = 'pending' FOR UPDATE);
+        END IF;
+        IF v_slots > 0 AND cardinality(v_take) = 0 THEN
           -- NOTE: FOR UPDATE without SKIP LOCKED: the group's next job is waited for (a cancel
           -- holding it), never skipped, so a serial group keeps its order.
           v_take := ARRAY(
@@ -239,11 +259,11 @@ function limitedClaimFunction(n: TableNaming): string {
             ORDER BY priority DESC, run_at, id
             LIMIT v_slots
             FOR UPDATE);
-          IF cardinality(v_take) > 0 THEN
-            v_ids := v_ids || v_take;
-            v_gkeys := v_gkeys || v_next;
-            v_gn := v_gn || cardinality(v_take);
-          END IF;
+        END IF;
+        IF cardinality(v_take) > 0 THEN
+          v_ids := v_ids || v_take;
+          v_gkeys := v_gkeys || v_next;
+          v_gn := v_gn || cardinality(v_take);
         END IF;
       END LOOP;
       -- Jobs without a group (group limits do not apply to them) take the slots the groups left,
@@ -254,7 +274,7 @@ function limitedClaimFunction(n: TableNaming): string {
             SELECT id FROM ${T}
             WHERE state = 'pending' AND hashtext(queue) = v_hash AND queue = p_queue AND run_at <= v_now
             ORDER BY priority DESC, run_at, id
-            LIMIT ${UNGROUPED_SCAN_ROWS})
+            LIMIT LEAST(${UNGROUPED_SCAN_ROWS}, 2 * (v_free - cardinality(v_ids)) + 16))
           AND h.group_key IS NULL AND h.state = 'pending'
           ORDER BY h.priority DESC, h.run_at, h.id
           LIMIT v_free - cardinality(v_ids)
