@@ -1,8 +1,9 @@
 // The bench group `limits` (node bench/run.mjs --only limits): what limits cost, against the plain
 // path measured in the same run. See docs/limits-and-groups.md for the figures.
 //
-//   limits_drain_plain_2p     20,000 no-op jobs drained by 2 worker processes, no limit (the base)
-//   limits_drain_global50_2p  the same with globalConcurrency 50            (bar: >= 0.6 of the base)
+//   limits_drain_plain_2p     20,000 no-op jobs drained by 2 worker processes of concurrency 50, no limit
+//   limits_drain_plain_2p_c25 the same with concurrency 25 each: the 50 jobs in flight of the next one
+//   limits_drain_global50_2p  concurrency 50 each with globalConcurrency 50 (bar: >= 0.6 of either base)
 //   limits_drain_groups200_2p the same in 200 groups with groupConcurrency 1 (bar: >= 0.5 of the base)
 //   limits_rate2000           rateLimit 2000/1000 ms with 20,000 pending: achieved rate over whole
 //                             windows from started_at (bar: 90-100 % of the limit), and the busiest
@@ -41,7 +42,7 @@ async function prepare(schema, { jobs, limits, groups }) {
  * the resume (every worker booted and idle) until the database has no job left that is not
  * completed. Returns jobs/s.
  */
-async function sharedDrain({ jobs, processes = 2, concurrency = 50, limits, groups, handlerMs = 0 }) {
+export async function sharedDrain({ jobs, processes = 2, concurrency = 50, limits, groups, handlerMs = 0 }) {
   return withSchema('lim', async (schema) => {
     await prepare(schema, { jobs, limits, groups });
     const workers = Array.from({ length: processes }, () => startChild({ mode: 'shared', schema, concurrency, handlerMs }));
@@ -131,6 +132,10 @@ async function claimTimes(groups, { reps = 30 } = {}) {
 export async function limitsGroup(record, { jobs = 20_000 } = {}) {
   const plain = await sharedDrain({ jobs });
   record('limits_drain_plain_2p', 'jobs/s', plain.jobsPerSec);
+  // NOTE: the same 50 jobs in flight as under globalConcurrency 50, without the limit: what the
+  // enforcement costs, apart from the cap on parallelism itself.
+  const plain50 = await sharedDrain({ jobs, concurrency: 25 });
+  record('limits_drain_plain_2p_c25', 'jobs/s', plain50.jobsPerSec);
   const global = await sharedDrain({ jobs, limits: { globalConcurrency: 50 } });
   record('limits_drain_global50_2p', 'jobs/s', global.jobsPerSec);
   const grouped = await sharedDrain({ jobs, limits: { groupConcurrency: 1 }, groups: 200 });
@@ -155,6 +160,7 @@ export function limitsRatios(ours) {
     const r = Math.round((ours[metric].median / ours[base].median) * 1000) / 1000;
     lines.push({ metric, base, ratio: r, bar: `ratio >= ${min}`, pass: r >= min });
   };
+  ratio('limits_drain_global50_2p', 'limits_drain_plain_2p_c25', 0.6);
   ratio('limits_drain_global50_2p', 'limits_drain_plain_2p', 0.6);
   ratio('limits_drain_groups200_2p', 'limits_drain_plain_2p', 0.5);
   ratio('limits_drain_global50_2p', 'drain', 0.6);
