@@ -15,6 +15,7 @@ import { IdleQueueProbe } from './idle-queue-probe';
 import { RunningJobs } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
+import { GroupJanitor } from './maintenance/group-janitor';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -156,6 +157,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     rescuer.start();
     void rescuer.runOnce();
     this.stoppables.push(keeper, rescuer, probe);
+    // Limits: forgets group rate-limit rows that no longer matter.
+    const janitor = new GroupJanitor(repository);
+    janitor.start();
+    this.stoppables.push(janitor);
 
     this.unsubscribe = this.wakeups.subscribe((queue, inMs) => this.pollers.get(queue)?.wake(inMs));
     if (settings.listen) {

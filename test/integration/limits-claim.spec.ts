@@ -5,6 +5,9 @@ import { dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitForJobState } from './helpers/jobs';
 import { busiestWindow, insertGrouped, sampleLimits, setLimits } from './helpers/limits';
 import { waitFor } from './helpers/wait-for';
+import { QueueDatabase } from '../../lib/database/queue-database';
+import { LimitsRepository } from '../../lib/database/limits.repository';
+import { STALE_GROUP_AGE_MS } from '../../lib/worker/maintenance/group-janitor';
 
 // Limits enforced by the claim, with two worker apps on one database (two "nodes" in this process;
 // the child-process version with kills is chaos/limits-kill.spec.ts). Limits are written into the
@@ -203,6 +206,20 @@ describe('limits enforced by the claim, across two workers', () => {
     const rows = await startedAt([first, second]);
     expect(rows.get(first)!.s.getTime()).toBeGreaterThanOrEqual(until.getTime());
     expect(rows.get(second)!.s.getTime()).toBeGreaterThanOrEqual(rows.get(first)!.f!.getTime());
+  });
+
+  it('the group janitor forgets group rows whose window and block ended a day ago, and keeps the others', async () => {
+    await sql(
+      `INSERT INTO "${schema}".queue_jobs_groups (queue, group_key, rate_limited_until, updated_at) VALUES
+        ('janitor', 'stale', now() - interval '2 days', now() - interval '2 days'),
+        ('janitor', 'stale-no-block', NULL, now() - interval '2 days'),
+        ('janitor', 'blocked', now() + interval '1 hour', now() - interval '2 days'),
+        ('janitor', 'fresh', NULL, now())`,
+    );
+    const limits = new LimitsRepository(apps[0].get(QueueDatabase).repository);
+    expect(await limits.deleteStaleGroups(STALE_GROUP_AGE_MS, 1000)).toBe(2);
+    const left = await sql<{ group_key: string }>(`SELECT group_key FROM "${schema}".queue_jobs_groups WHERE queue = 'janitor' ORDER BY group_key`);
+    expect(left.map((r) => r.group_key)).toEqual(['blocked', 'fresh']);
   });
 
   it('RateLimitedError refuses bad arguments with an error naming them', () => {
