@@ -8,6 +8,7 @@ import { waitFor } from './helpers/wait-for';
 import { QueueDatabase } from '../../lib/database/queue-database';
 import { LimitsRepository } from '../../lib/database/limits.repository';
 import { STALE_GROUP_AGE_MS } from '../../lib/worker/maintenance/group-janitor';
+import { createQueueTester } from '../../lib/testing';
 
 // Limits enforced by the claim, with two worker apps on one database (two "nodes" in this process;
 // the child-process version with kills is chaos/limits-kill.spec.ts). Limits are written into the
@@ -220,6 +221,15 @@ describe('limits enforced by the claim, across two workers', () => {
     expect(await limits.deleteStaleGroups(STALE_GROUP_AGE_MS, 1000)).toBe(2);
     const left = await sql<{ group_key: string }>(`SELECT group_key FROM "${schema}".queue_jobs_groups WHERE queue = 'janitor' ORDER BY group_key`);
     expect(left.map((r) => r.group_key)).toEqual(['blocked', 'fresh']);
+  });
+
+  it('the testing helpers run the jobs of a queue with limits (QueueTester.drain)', async () => {
+    await setLimits(schema, 'lim-tester', { globalConcurrency: 1, groupConcurrency: 1 });
+    const app = await createTestApp({ schema, providers: [processor('lim-tester', 2)], queue: { worker: false } });
+    apps.push(app);
+    await queue.addBulk(Array.from({ length: 3 }, (_, i) => ({ queue: 'lim-tester', name: 'x', data: { i } })));
+    await insertGrouped(schema, 'lim-tester', [{ name: 'x', group: 'a' }, { name: 'x', group: 'a' }]);
+    expect(await createQueueTester(app).drain('lim-tester')).toEqual({ completed: 5, failed: 0, retried: 0 });
   });
 
   it('RateLimitedError refuses bad arguments with an error naming them', () => {
