@@ -10,6 +10,7 @@
 //   node bench/run.mjs --only events                                  # drain with and without a global completed listener
 //   node bench/run.mjs --only schedules                               # 10,000 cron schedules due at once; idle cost
 //   node bench/run.mjs --only observability                            # drain with rollups + metrics off, then on
+//   node bench/run.mjs --only drain,limits                             # limits and groups (bench/limits.mjs)
 //
 // stdout: one JSON line per figure (ours, then the raw reference's, then the ratios); progress on stderr.
 // The reference runs one repetition at a time, right after the same group of ours.
@@ -19,6 +20,7 @@ import path from 'node:path';
 import { ROOT, summarize } from './common.mjs';
 import { children, cleanup, drain, enqueue, latencyCrossProcess, latencyInProcess, log } from './measure.mjs';
 import { schedules } from './schedules.mjs';
+import { limitsGroup, limitsRatios } from './limits.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -43,7 +45,7 @@ for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: C
   if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
 }
 if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
-const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat', 'events', 'schedules', 'observability'];
+const KNOWN = ['enqueue', 'unique', 'drain', 'latency', 'rss', 'sweep', 'bloat', 'events', 'schedules', 'observability', 'limits'];
 const unknown = ONLY.filter((g) => !KNOWN.includes(g));
 if (unknown.length) usage(`--only: unknown group(s) ${unknown.join(',')}; known: ${KNOWN.join(',')}`);
 
@@ -124,6 +126,7 @@ async function main() {
       const units = { schedules_enqueue_lag_ms: 'ms', schedules_ticks: 'ticks', schedules_db_ms_per_tick: 'ms', schedules_idle_queries_per_s: 'queries/s' };
       for (const [metric, value] of Object.entries(await schedules())) record(metric, units[metric], value);
     }
+    if (ONLY.includes('limits')) await limitsGroup(record, { jobs: N });
     if (ONLY.includes('sweep')) {
       for (const c of SWEEP) record(`drain_c${c}`, 'jobs/s', (await drain({ jobs: N, concurrency: c })).jobsPerSec);
     }
@@ -135,6 +138,7 @@ async function main() {
   }
 
   printOwnRatios(ours);
+  for (const line of limitsRatios(ours)) console.log(JSON.stringify(line));
   if (rawRuns.size === 0) return;
   const raw = {};
   for (const [metric, { unit, values }] of rawRuns) {

@@ -177,9 +177,27 @@ async function latency() {
   await app.close();
 }
 
+/**
+ * mode "shared" (bench/limits.mjs): one of several workers of one queue: boots, says 'ready', runs
+ * jobs (handler: `cfg.handlerMs` of sleep, 0 for none) until told to stop. The parent times the drain.
+ */
+async function shared() {
+  const { app } = await createBenchApp({
+    schema: cfg.schema,
+    worker: { listen: true },
+    processor: { concurrency: cfg.concurrency, handler: cfg.handlerMs ? () => sleep(cfg.handlerMs) : () => undefined },
+    poolSize: cfg.poolSize ?? 10,
+  });
+  const stopped = new Promise((resolve) => process.on('message', (m) => m?.type === 'stop' && resolve()));
+  await send({ type: 'ready' });
+  await stopped;
+  await app.close();
+}
+
 try {
   if (cfg.mode === 'drain') await drain();
   else if (cfg.mode === 'latency') await latency();
+  else if (cfg.mode === 'shared') await shared();
   else throw new Error(`unknown mode ${cfg.mode}`);
   process.disconnect();
 } catch (error) {

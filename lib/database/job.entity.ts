@@ -44,6 +44,8 @@ export interface JobRow {
   depsPending: number | null;
   hasDependents: boolean | null;
   onChildFailure: 'continue' | 'fail' | null;
+  /** Set by the claim of a queue with limits: while active, the job counts against them. */
+  limitsHeld: boolean | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -67,6 +69,9 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       { name: `${naming.prefix}_unique_idx`, synchronize: false },
       // One job per schedule slot (schema step 5): a partial unique index, left alone too.
       { name: `${naming.prefix}_schedule_slot_idx`, synchronize: false },
+      // The limits' expression indexes (hashtext(queue), ...): left alone too.
+      { name: `${naming.prefix}_group_pending_idx`, synchronize: false },
+      { name: `${naming.prefix}_limits_active_idx`, synchronize: false },
       { name: `${naming.prefix}_lease_idx`, columns: ['lockedUntil'], where: `"state" = 'active'` },
       { name: `${naming.prefix}_finished_idx`, columns: ['finishedAt'], where: `"state" IN ('completed', 'failed', 'cancelled')` },
       { name: `${naming.prefix}_parent_idx`, columns: ['parentId'], where: `"parent_id" IS NOT NULL` },
@@ -110,6 +115,7 @@ export function createJobEntity(options: { schema?: string; tableName?: string }
       depsPending: { name: 'deps_pending', type: 'integer', nullable: true },
       hasDependents: { name: 'has_dependents', type: 'boolean', nullable: true },
       onChildFailure: { name: 'on_child_failure', type: 'text', nullable: true },
+      limitsHeld: { name: 'limits_held', type: 'boolean', nullable: true },
     },
   });
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, PoolConfig, QueryConfig, QueryResult } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
-import { buildJobStatements, type JobStatements } from './sql/job.statements';
+import { CLAIMED_COLUMN_COUNT, buildJobStatements, type JobStatements } from './sql/job.statements';
 import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
 import { claimedTraceContexts } from './trace-context';
 import { isConnectionError, isDeadlock, isUniqueViolation, translateDatabaseError } from './database-errors';
@@ -97,6 +97,11 @@ export interface AttemptOutcome {
   delayMs: number;
   /** Hand back without counting the attempt (graceful shutdown). */
   refund: boolean;
+  /**
+   * Handed back by a RateLimitedError: 'keepPlace' once its block is written (a grouped job then
+   * keeps its run time, so it stays its group's next job), 'delayed' when only the job waits.
+   */
+  rateLimited?: 'keepPlace' | 'delayed';
 }
 
 /** A job the rescuer put back (state `pending`) or failed (attempts spent). */
@@ -105,6 +110,17 @@ export interface ClaimDefaults {
   maxAttempts: number;
   backoff: BackoffOptions;
   timeoutMs: number | null;
+}
+
+/** The result of a limited claim (see `JobRepository.claimLimited`). */
+export interface LimitedClaim {
+  jobs: Job[];
+  /** When a limit lets more jobs start (ms from now), or null when no limit said. */
+  waitMs: number | null;
+  /** More jobs may be claimable now, or as soon as a job of this process ends. */
+  more: boolean;
+  /** Whether the queue still has limits (false: claim with the plain `claim` again). */
+  limited: boolean;
 }
 
 /** How the repository talks to the database (module options `queryTimeoutMs`, `preparedStatements`). */
@@ -484,15 +500,37 @@ export class JobRepository {
 
   async claim(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<Job[]> {
     const traced = this.settings.traceContext === true;
-    const result = await this.execute(
-      'claim',
-      traced ? this.statements.claimTraced : this.statements.claim,
-      [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs],
-      true,
-      'array',
-      this.ownPool,
-    );
+    const result = await this.runClaim(traced ? this.statements.claimTraced : this.statements.claim, queue, limit, workerId, lockDurationMs, defaults);
     if (result.rows.length === 0) return [];
+    return this.toClaimedJobs(result.rows as unknown[][], queue, workerId, lockDurationMs, defaults, traced);
+  }
+
+  /**
+   * `claim` for a queue with limits (see `claimLimited` in the statements): the jobs, and what the
+   * limits say about the next claim.
+   */
+  async claimLimited(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<LimitedClaim> {
+    const traced = this.settings.traceContext === true;
+    const result = await this.runClaim(traced ? this.statements.claimLimitedTraced : this.statements.claimLimited, queue, limit, workerId, lockDurationMs, defaults);
+    const rows = result.rows as unknown[][];
+    // The last row carries no job: the hints (its last three columns).
+    const hints = rows.pop()!;
+    const width = hints.length;
+    return {
+      jobs: rows.length === 0 ? [] : this.toClaimedJobs(rows, queue, workerId, lockDurationMs, defaults, traced),
+      waitMs: hints[width - 3] as number | null,
+      more: hints[width - 2] as boolean,
+      limited: hints[width - 1] as boolean,
+    };
+  }
+
+  /** Runs one of the claim statements (same parameters, rows as arrays) on the worker's pool. */
+  private runClaim(text: string, queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<QueryResult> {
+    const values = [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs];
+    return this.execute('claim', text, values, true, 'array', this.ownPool);
+  }
+
+  private toClaimedJobs(rows: unknown[][], queue: string, workerId: string, lockDurationMs: number, defaults: ClaimDefaults, traced: boolean): Job[] {
     const context: ClaimContext = {
       queue,
       workerId,
@@ -501,12 +539,12 @@ export class JobRepository {
       backoff: JSON.parse(JSON.stringify(defaults.backoff)) as BackoffOptions,
       timeoutMs: defaults.timeoutMs,
     };
-    const jobs = (result.rows as unknown[][]).map((values) => toClaimedJob(values, context));
+    const jobs = rows.map((values) => toClaimedJob(values, context));
     if (traced) {
-      (result.rows as unknown[][]).forEach((values, i) => {
-        // NOTE: the trace context is the last column of `claimTraced`, after the claimed columns.
-        const context = values[values.length - 1];
-        if (context !== null) claimedTraceContexts.set(jobs[i], context as Record<string, string>);
+      rows.forEach((values, i) => {
+        // NOTE: the trace context follows the claimed columns (`claimTraced`, `claimLimitedTraced`).
+        const trace = values[CLAIMED_COLUMN_COUNT];
+        if (trace !== null) claimedTraceContexts.set(jobs[i], trace as Record<string, string>);
       });
     }
     return jobs;
@@ -538,7 +576,7 @@ export class JobRepository {
             others.map((o) => o.result),
             others.map((o) => o.error),
             others.map((o) => o.delayMs),
-            others.map((o) => (o.refund ? 1 : 0)),
+            others.map((o) => (o.refund ? (o.rateLimited === 'keepPlace' ? 2 : 1) : 0)),
             workerId,
           ],
           manager,
@@ -602,9 +640,9 @@ export class JobRepository {
     return row?.state ?? null;
   }
 
-  /** Which of `queues` have a due pending job (see `dueQueues`). */
-  async findQueuesWithDueJobs(queues: string[]): Promise<string[]> {
-    return (await this.run<{ queue: string }>('poll', this.statements.dueQueues, [queues], undefined, true, this.ownPool)).map((r) => r.queue);
+  /** Which of `queues` have a due pending job, and whether each has limits (see `dueQueues`). */
+  async findQueuesWithDueJobs(queues: string[]): Promise<{ queue: string; limited: boolean }[]> {
+    return this.run<{ queue: string; limited: boolean }>('poll', this.statements.dueQueues, [queues], undefined, true, this.ownPool);
   }
 
   /**

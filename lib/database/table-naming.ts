@@ -32,6 +32,8 @@ export interface TableNaming {
   workersQualified: string;
   /** `"schema"."<table>_stats"`: the per-minute rollups of outcomes and timings (schema step 5). */
   statsQualified: string;
+  /** `"schema"."<table>_groups"`: per (queue, group) rate-limit state of the limited claim (schema step 5). */
+  groupsQualified: string;
 }
 
 /** Longest prefix: the longest suffix (`_claim_hash_idx`) still fits PostgreSQL's 63-byte names. */
@@ -58,6 +60,7 @@ export function createTableNaming(schema: string = DEFAULT_SCHEMA, table: string
     logsQualified: side('logs'),
     workersQualified: side('workers'),
     statsQualified: side('stats'),
+    groupsQualified: side('groups'),
   };
   if (table.length <= MAX_PREFIX_LENGTH) return { schema, table, qualified, channel, prefix: table, ...sideTables };
   // NOTE: index names share the schema's namespace, so a prefix cut from a long table name must stay

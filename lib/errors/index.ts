@@ -29,3 +29,4 @@ export * from './missing-peer-dependency.error';
 export * from './job-dependency.error';
 export * from './invalid-job-filter.error';
 export * from './admin-query-timeout.error';
+export * from './rate-limited.error';

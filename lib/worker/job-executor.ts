@@ -21,6 +21,8 @@ import { JobLifecycle } from './job-lifecycle';
 import { JobActivity } from './job-activity';
 import type { QueueTracing } from '../observability/tracing/queue-tracing.service';
 import { FlowRepository } from '../database/flow.repository';
+import { RateLimitedError } from '../errors/rate-limited.error';
+import { LimitsRepository } from '../database/limits.repository';
 
 const ABORTED = Symbol('aborted');
 /** How long after its abort a handler still running is reported as ignoring its signal. */
@@ -68,6 +70,7 @@ export class JobExecutor {
   private readonly unknownLogged = new Set<string>();
   /** What `job.getChildren()` reads (one object for every job). */
   private readonly flows: FlowRepository;
+  private limitsRepository?: LimitsRepository;
 
   constructor(
     private readonly registry: HandlerRegistry,
@@ -204,6 +207,7 @@ export class JobExecutor {
     } catch (error) {
       if (committedInTransaction) return undefined;
       if (abort.aborted) return this.fromAbort(job, abort.reason);
+      if (error instanceof RateLimitedError) return this.rateLimited(job, error);
       return this.failure(job, error, true);
     } finally {
       clearTimeout(timer);
@@ -253,13 +257,36 @@ export class JobExecutor {
     }
   }
 
+  /**
+   * A handler's RateLimitedError: its queue's (or group's) block is written first, so no node
+   * starts another job of it before `retryAfterMs`; then the job goes back to pending, the attempt
+   * refunded. If the block cannot be written, only this job waits (and the failure is logged).
+   */
+  private async rateLimited(job: Job, error: RateLimitedError): Promise<AttemptOutcome> {
+    const { retryAfterMs: delayMs, scope } = error;
+    this.limitsRepository ??= new LimitsRepository(this.repository);
+    let rateLimited: AttemptOutcome['rateLimited'] = 'delayed';
+    try {
+      if (scope === 'queue') {
+        await this.limitsRepository.blockQueue(job.queue, delayMs);
+        rateLimited = 'keepPlace';
+      } else if (await this.limitsRepository.blockGroup(job.id, delayMs)) {
+        rateLimited = 'keepPlace';
+      }
+    } catch (failure) {
+      this.logger.warn(`${describeJob(job)} is rate limited, but its ${scope}'s block could not be written (${(failure as Error)?.message ?? failure}): only this job waits ${delayMs} ms`);
+    }
+    this.logger.debug(`${describeJob(job)} is rate limited: no job of its ${scope} starts for ${delayMs} ms; handed back (attempt not counted)`);
+    return { id: job.id, claim: job.claims, state: 'pending', result: null, error: null, delayMs, refund: true, rateLimited };
+  }
+
   /** Tells the lifecycle hub what the written outcome was. */
   private tellOutcome(job: Job, outcome: AttemptOutcome, abortReason: unknown): void {
     const at = Date.now();
     if (outcome.state === 'completed') this.lifecycle.emit({ type: 'completed', job, at, result: outcome.result ?? 'null' });
     else if (outcome.state === 'failed') this.lifecycle.emit({ type: 'failed', job, at, error: outcome.error ?? 'null' });
     else if (outcome.refund) {
-      const reason = abortReason instanceof WorkerShutdownError ? 'shutdown' : 'snooze';
+      const reason = abortReason instanceof WorkerShutdownError ? 'shutdown' : outcome.rateLimited ? 'rate-limited' : 'snooze';
       this.lifecycle.emit({ type: 'requeued', job, at, delayMs: outcome.delayMs, reason });
     } else this.lifecycle.emit({ type: 'retrying', job, at, error: outcome.error ?? 'null', delayMs: outcome.delayMs });
   }

@@ -18,8 +18,9 @@ export type JobLifecycleEvent =
   | { type: 'failed'; job: Job; at: number; error: string }
   /** Failed this attempt; due again in `delayMs`. */
   | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number }
-  /** Back to pending without counting the attempt: snoozed by its handler, or handed back at shutdown. */
-  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' }
+  /** Back to pending without counting the attempt: snoozed by its handler, handed back at shutdown,
+   * or rate limited (its handler threw a RateLimitedError). */
+  | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' | 'rate-limited' }
   /** Its handler's `job.progress(value)` was stored; `progress` is the value. */
   | { type: 'progress'; job: Job; at: number; progress: JobProgress }
   /** Cancelled by this process's `QueueService.cancel()` (the job as it was cancelled). */

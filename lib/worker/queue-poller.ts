@@ -38,6 +38,13 @@ export class QueuePoller {
   private slotWake?: NodeJS.Immediate;
   private failures = 0;
   private retryAt = 0;
+  /**
+   * Whether the queue has limits, as last heard (from a limited claim or the idle probe): then it
+   * is claimed with `claimLimited`, else with the plain claim, which takes nothing from a queue
+   * with limits (so a stale belief here never breaks a limit; it only delays the switch until the
+   * probe's next answer). Believed at first, so the first claim tells.
+   */
+  private limitedClaims = true;
 
   constructor(
     private readonly settings: QueuePollerSettings,
@@ -48,6 +55,16 @@ export class QueuePoller {
 
   get queue(): string {
     return this.settings.queue;
+  }
+
+  /** Whether this poller claims with the limited claim (see `limitedClaims`). */
+  get limited(): boolean {
+    return this.limitedClaims;
+  }
+
+  /** What the idle probe found about the queue's limits. */
+  learnLimited(limited: boolean): void {
+    this.limitedClaims = limited;
   }
 
   start(): void {
@@ -87,11 +104,13 @@ export class QueuePoller {
     this.claiming = this.claimLoop().finally(() => (this.claiming = undefined));
   }
 
-  private wakeAt(at: number): void {
+  private wakeAt(at: number, beyondPoll = false): void {
     // NOTE: one timer per queue, armed for the earliest known due time; later ones are found by
     // the claim that this one triggers or by the poll. Anything due after the next poll is left to
-    // the poll (this also keeps far-future times away from setTimeout's 24.8-day limit).
-    if (at >= this.dueAt || at - Date.now() >= this.settings.pollIntervalMs) return;
+    // the poll (this also keeps far-future times away from setTimeout's 24.8-day limit), except
+    // when a limit said when it lets jobs start (`beyondPoll`: the poll does not look at limited
+    // queues whose jobs are due, it only wakes them).
+    if (at >= this.dueAt || (!beyondPoll && at - Date.now() >= this.settings.pollIntervalMs)) return;
     clearTimeout(this.dueTimer);
     this.dueAt = at;
     this.dueTimer = setTimeout(() => {
@@ -110,10 +129,25 @@ export class QueuePoller {
       }
       const limit = Math.min(free, MAX_CLAIM_BATCH);
       let jobs: Job[];
+      let more: boolean;
+      let waitMs: number | null = null;
       const claimedAt = Date.now();
       try {
         const { queue, workerId, lockDurationMs, defaults } = this.settings;
-        jobs = await this.repository.claim(queue, limit, workerId, lockDurationMs, defaults);
+        if (this.limitedClaims) {
+          const claim = await this.repository.claimLimited(queue, limit, workerId, lockDurationMs, defaults);
+          ({ jobs, waitMs, more } = claim);
+          // NOTE: a queue without limits (any more) was claimed as the plain claim would; the
+          // next claims are plain.
+          this.limitedClaims = claim.limited;
+          // NOTE: a limited claim may say "more" with no job (global concurrency is full): then
+          // claim again when a job of this process ends, not now.
+          if (more && jobs.length > 0) this.again = true;
+        } else {
+          jobs = await this.repository.claim(queue, limit, workerId, lockDurationMs, defaults);
+          more = jobs.length === limit;
+          if (more) this.again = true;
+        }
       } catch (error) {
         this.onClaimError(error);
         return;
@@ -121,8 +155,8 @@ export class QueuePoller {
       if (this.failures > 0) this.logger.log(`Queue "${this.queue}": claiming again after ${this.failures} failed attempt(s)`);
       this.failures = 0;
       this.retryAt = 0;
-      this.mayHaveMore = jobs.length === limit;
-      if (jobs.length === limit) this.again = true;
+      this.mayHaveMore = more;
+      if (waitMs !== null) this.wakeAt(Date.now() + waitMs, true);
       for (const job of jobs) this.dispatch(job, claimedAt);
     } while (this.again && !this.stopped);
   }
@@ -138,7 +172,9 @@ export class QueuePoller {
       this.active--;
       this.settling++;
       if (retryInMs !== undefined) this.wake(retryInMs);
-      if (this.mayHaveMore) this.scheduleSlotWake();
+      // NOTE: under limits a job counts until its outcome is written: a claim now would find its
+      // slot still taken (and hold the queue's lock for nothing). It claims once settled.
+      if (this.mayHaveMore && !this.limitedClaims) this.scheduleSlotWake();
     },
     settled: () => {
       this.settling--;

@@ -27,6 +27,7 @@ import { startObservabilityTasks } from './observability-tasks';
 import { withTimeout } from './with-timeout';
 import { OutcomeTally } from '../observability/outcome-tally';
 import { QueueTracing } from '../observability/tracing/queue-tracing.service';
+import { GroupJanitor } from './maintenance/group-janitor';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
 import { DEFAULT_CONCURRENCY, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
 import type { ResolvedQueueOptions, ResolvedWorkerOptions } from '../queue-options.resolver';
@@ -204,6 +205,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     rescuer.start();
     void rescuer.runOnce();
     this.stoppables.push(keeper, rescuer, probe);
+    // Limits: forgets group rate-limit rows that no longer matter.
+    const janitor = new GroupJanitor(repository);
+    janitor.start();
+    this.stoppables.push(janitor);
 
     this.unsubscribe = this.wakeups.subscribe((queue, inMs) => this.pollers.get(queue)?.wake(inMs));
     this.flowEvents = new FlowEventRelay(this.workerId, this.lifecycle, repository);

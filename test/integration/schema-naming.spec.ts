@@ -46,7 +46,7 @@ describe('index and constraint names of long table names', () => {
     for (const table of [first, second]) {
       const n = createTableNaming(schema, table);
       expect(await indexesOf(table)).toEqual(
-        [`${n.prefix}_claim_hash_idx`, `${n.prefix}_finished_idx`, `${n.prefix}_lease_idx`, `${n.prefix}_unique_idx`, `${table}_pkey`, `${n.prefix}_schedule_slot_idx`, `${n.prefix}_parent_idx`, `${n.prefix}_dead_id_idx`, `${n.prefix}_dead_idx`].sort(),
+        [`${n.prefix}_claim_hash_idx`, `${n.prefix}_finished_idx`, `${n.prefix}_lease_idx`, `${n.prefix}_unique_idx`, `${table}_pkey`, `${n.prefix}_schedule_slot_idx`, `${n.prefix}_parent_idx`, `${n.prefix}_dead_id_idx`, `${n.prefix}_dead_idx`, `${n.prefix}_group_pending_idx`, `${n.prefix}_limits_active_idx`].sort(),
       );
       expect(await versionOf(n)).toBe(schemaVersionComment(LATEST));
     }
@@ -74,7 +74,7 @@ describe('index and constraint names of long table names', () => {
       const app = await boot(n.table);
       const current = createTableNaming(schema, n.table);
       expect(await indexesOf(n.table)).toEqual(
-        [`${current.prefix}_claim_hash_idx`, `${current.prefix}_finished_idx`, `${current.prefix}_lease_idx`, `${current.prefix}_unique_idx`, `${n.table}_pkey`, `${current.prefix}_schedule_slot_idx`, `${current.prefix}_parent_idx`, `${current.prefix}_dead_id_idx`, `${current.prefix}_dead_idx`].sort(),
+        [`${current.prefix}_claim_hash_idx`, `${current.prefix}_finished_idx`, `${current.prefix}_lease_idx`, `${current.prefix}_unique_idx`, `${n.table}_pkey`, `${current.prefix}_schedule_slot_idx`, `${current.prefix}_parent_idx`, `${current.prefix}_dead_id_idx`, `${current.prefix}_dead_idx`, `${current.prefix}_group_pending_idx`, `${current.prefix}_limits_active_idx`].sort(),
       );
       expect(await versionOf(current)).toBe(schemaVersionComment(LATEST));
       if (n === old1) expect((await app.get(QueueService).getCounts('q')).pending).toBe(1);

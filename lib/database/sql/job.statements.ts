@@ -1,6 +1,7 @@
 import type { TableNaming } from '../table-naming';
 import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
 import { FLOW_LOG_SETTING } from '../migrations/v5/flows.ddl';
+import { limitedClaimFunctionName } from '../migrations/v5/limits.ddl';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
@@ -32,7 +33,7 @@ export function buildJobStatements(n: TableNaming) {
   // row: not the queue (the claim's own), nor the lease end (start + lease), nor a result or
   // finish time (none yet), and the run options only where they differ from the processor's
   // defaults the claim was given ($5-$7), which is rare. The group last: NULL for a job without one,
-  // which node-postgres hands over without parsing anything.
+  // which node-postgres hands over without parsing anything. CLAIMED_COLUMN_COUNT counts them.
   const claimedColumns = (p: string) =>
     `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
      NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
@@ -213,8 +214,11 @@ export function buildJobStatements(n: TableNaming) {
         -- keeps out a queue whose name has the same hash.
         WHERE state = 'pending' AND hashtext(queue) = hashtext($1) AND queue = $1 AND run_at <= now()
           -- NOTE: checked by the claim itself, so a pause holds on every node whatever it knows; an
-          -- uncorrelated sub-select, evaluated once per claim (one primary-key probe).
-          AND NOT EXISTS (SELECT 1 FROM ${n.queuesQualified} WHERE name = $1 AND paused)
+          -- uncorrelated sub-select, evaluated once per claim (one primary-key probe). A queue with
+          -- limits (or blocked by a RateLimitedError) is left to \`claimLimited\`: this claim takes
+          -- nothing from it, whatever this process believes about its limits.
+          AND NOT EXISTS (SELECT 1 FROM ${n.queuesQualified} WHERE name = $1
+            AND (paused OR limited OR rate_limited_until > now() OR group_blocked_until > now()))
         ORDER BY priority DESC, run_at, id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
@@ -227,11 +231,27 @@ export function buildJobStatements(n: TableNaming) {
     },
 
     /**
+     * The claim of a queue with limits (`claim` with the same parameters), through the limited
+     * claim function (see schema step 5, limits part): a row per claimed job in `claim`'s column
+     * order followed by three columns, then one last row whose job columns are NULL and whose last
+     * three say when to claim again (ms, or NULL), whether more may be claimable, and whether the
+     * queue still has limits.
+     */
+    claimLimited: `
+      SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited
+      FROM ${limitedClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7) AS c`,
+
+    /** `claimLimited`, with each job's trace context right after the claimed columns (tracing on). */
+    claimLimitedTraced: `
+      SELECT ${claimedColumns('(c.out_job).')}, (c.out_job).trace_context, c.out_wait_ms, c.out_more, c.out_limited
+      FROM ${limitedClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7) AS c`,
+
+    /**
      * Record the outcomes of many attempts in one statement. Fenced: a row is written only if it is
      * still active, leased to this worker ($8) and on the same claim (`claims` never goes back, so
      * not even a retry() and re-claim by the same worker passes), so a worker that lost its lease
      * cannot overwrite a newer attempt. `refund` = 1 hands a job back without counting the
-     * attempt (graceful shutdown). Returns the ids written, comma-separated (NULL when none).
+     * attempt (graceful shutdown, snooze); 2 as well, keeping a grouped job's run time (RateLimitedError). Returns the ids written, comma-separated (NULL when none).
      */
     finish: `
       WITH written AS (
@@ -239,8 +259,11 @@ export function buildJobStatements(n: TableNaming) {
           state = u.state,
           result = CASE WHEN u.state = 'completed' THEN u.result ELSE j.result END,
           last_error = COALESCE(u.error, j.last_error),
-          attempts = j.attempts - u.refund,
-          run_at = CASE WHEN u.state = 'pending' THEN now() + u.delay_ms * interval '1 millisecond' ELSE j.run_at END,
+          attempts = j.attempts - LEAST(u.refund, 1),
+          -- NOTE: refund 2 (RateLimitedError, its block written first) keeps a grouped job's run
+          -- time, so it stays its group's next job: the block, not run_at, holds it back.
+          run_at = CASE WHEN u.state <> 'pending' OR (u.refund = 2 AND j.group_key IS NOT NULL) THEN j.run_at
+            ELSE now() + u.delay_ms * interval '1 millisecond' END,
           finished_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END,
           locked_by = NULL, locked_until = NULL
         FROM unnest($1::bigint[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[], $6::bigint[], $7::int[])
@@ -308,7 +331,9 @@ export function buildJobStatements(n: TableNaming) {
         UPDATE ${Q} AS j SET
           state = CASE WHEN j.attempts >= COALESCE(j.max_attempts, 1) THEN 'failed' ELSE 'pending' END,
           finished_at = CASE WHEN j.attempts >= COALESCE(j.max_attempts, 1) THEN now() END,
-          run_at = now(),
+          -- NOTE: a grouped job keeps its run time, so it is still its group's next job: a serial
+          -- group reruns a rescued job before the next one.
+          run_at = CASE WHEN j.group_key IS NULL THEN now() ELSE LEAST(j.run_at, now()) END,
           last_error = jsonb_build_object(
             'name', 'JobLeaseExpiredError',
             'message', 'The lease of worker ' || COALESCE(j.locked_by, '?') || ' lapsed at ' || j.locked_until
@@ -391,12 +416,14 @@ export function buildJobStatements(n: TableNaming) {
       SELECT ${jobColumns('revived.')}, (SELECT count(*) FROM woken) AS "_woken" FROM revived`,
 
     /**
-     * Which of the queues $1 have a due pending job: the poll of a process's idle queues in one
-     * statement. Each EXISTS is one descent of the claim index.
+     * Which of the queues $1 have a due pending job, and whether each has limits (then its poller
+     * claims with `claimLimited`): the poll of a process's idle queues in one statement. Each
+     * EXISTS is one descent of the claim index.
      */
     dueQueues: `
-      SELECT q.queue FROM unnest($1::text[]) AS q(queue)
-      WHERE NOT EXISTS (SELECT 1 FROM ${n.queuesQualified} AS r WHERE r.name = q.queue AND r.paused)
+      SELECT q.queue, COALESCE(r.limited OR r.group_blocked_until > now(), false) AS limited
+      FROM unnest($1::text[]) AS q(queue) LEFT JOIN ${n.queuesQualified} AS r ON r.name = q.queue
+      WHERE NOT COALESCE(r.paused OR r.rate_limited_until > now(), false)
       AND EXISTS (
         SELECT 1 FROM ${Q} AS j
         WHERE j.state = 'pending' AND hashtext(j.queue) = hashtext(q.queue) AND j.queue = q.queue AND j.run_at <= now()
@@ -488,3 +515,9 @@ ${`COPY ${Q} (${columns}) FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS
 }
 
 export type JobStatements = ReturnType<typeof buildJobStatements>;
+
+/**
+ * How many columns `claimedColumns` returns (`toClaimedJob` reads them by position); a traced claim's
+ * trace context comes right after them. A test checks it against the statement.
+ */
+export const CLAIMED_COLUMN_COUNT = 18;

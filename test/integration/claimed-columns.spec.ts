@@ -1,0 +1,45 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { Client } from 'pg';
+import { createTableNaming } from '../../lib/database/table-naming';
+import { CLAIMED_COLUMN_COUNT, buildJobStatements } from '../../lib/database/sql/job.statements';
+import { createTestApp } from './helpers/app';
+import { DATABASE_URL, dropSchema, uniqueSchema } from './helpers/database';
+
+const schema = uniqueSchema('claimed_cols');
+
+/** The claim's rows are read by position: the count the reader relies on is the statements' own. */
+describe('claimed columns', () => {
+  let app: INestApplicationContext;
+  let client: Client;
+
+  beforeAll(async () => {
+    app = await createTestApp({ schema, queue: { worker: false } });
+    client = new Client({ connectionString: DATABASE_URL });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client?.end();
+    await app?.close();
+    await dropSchema(schema);
+  });
+
+  it('every claim statement returns CLAIMED_COLUMN_COUNT job columns, the traced ones the trace context right after', async () => {
+    const s = buildJobStatements(createTableNaming(schema));
+    const params = ['nothing-here', 10, 'w', 1000, 1, '{"type":"fixed","delayMs":0}', null];
+    await client.query('BEGIN');
+    try {
+      const plain = await client.query({ text: s.claim, values: params, rowMode: 'array' });
+      const traced = await client.query({ text: s.claimTraced, values: params, rowMode: 'array' });
+      expect(plain.fields).toHaveLength(CLAIMED_COLUMN_COUNT);
+      expect(traced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 1);
+      expect(traced.fields[CLAIMED_COLUMN_COUNT].name).toBe('trace_context');
+      const limited = await client.query({ text: s.claimLimited, values: params, rowMode: 'array' });
+      const limitedTraced = await client.query({ text: s.claimLimitedTraced, values: params, rowMode: 'array' });
+      expect(limited.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 3);
+      expect(limitedTraced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 4);
+      expect(limitedTraced.fields[CLAIMED_COLUMN_COUNT].name).toBe('trace_context');
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  });
+});
