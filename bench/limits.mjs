@@ -16,10 +16,12 @@ import { log, startChild, withSchema } from './measure.mjs';
 
 const registry = (schema) => `"${schema}"."queue_jobs_queues"`;
 
-async function setLimits(schema, declared) {
+// NOTE: as runtime overrides (updateQueue's column): the workers' boot declarations rewrite
+// `declared` (their processors declare no limit here), never `overrides`.
+async function setLimits(schema, limits) {
   await sql(
-    `INSERT INTO ${registry(schema)} (name, declared) VALUES ($1, $2::jsonb) ON CONFLICT (name) DO UPDATE SET declared = EXCLUDED.declared`,
-    [QUEUE, JSON.stringify(declared)],
+    `INSERT INTO ${registry(schema)} (name, overrides) VALUES ($1, $2::jsonb) ON CONFLICT (name) DO UPDATE SET overrides = EXCLUDED.overrides`,
+    [QUEUE, JSON.stringify(limits)],
   );
 }
 
@@ -119,7 +121,7 @@ async function claimTimes(groups, { reps = 30 } = {}) {
     try {
       const limited = await time(statements.claimLimited);
       // The plain claim on the same table: the limits removed (it steps aside for a limited queue).
-      await sql(`UPDATE ${registry(schema)} SET declared = '{}' WHERE name = $1`, [QUEUE]);
+      await sql(`UPDATE ${registry(schema)} SET overrides = '{}' WHERE name = $1`, [QUEUE]);
       const plain = await time(statements.claim);
       return { limited, plain };
     } finally {

@@ -12,7 +12,7 @@ import { createQueueTester } from '../../lib/testing';
 
 // Limits enforced by the claim, with two worker apps on one database (two "nodes" in this process;
 // the child-process version with kills is chaos/limits-kill.spec.ts). Limits are written into the
-// registry as the configuration side does (declared/overrides), groups straight into group_key.
+// registry as runtime overrides (what updateQueue writes), groups straight into group_key.
 const schema = uniqueSchema('limits');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

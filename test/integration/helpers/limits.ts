@@ -2,14 +2,16 @@ import { Client } from 'pg';
 import { DATABASE_URL, sql } from './database';
 
 /**
- * Writes a queue's limits into its registry row, as the configuration side does: `declared` (what
- * code declares) and `overrides` (runtime), each a jsonb object of the limit keys.
+ * Sets a queue's effective limits straight in its registry row, as runtime overrides (what
+ * `updateQueue()` writes): the workers' own declarations at boot (their processors declare none
+ * here) rewrite `declared`, never `overrides`. `limits` is a jsonb object of the limit keys; a
+ * key set to null means no limit.
  */
-export async function setLimits(schema: string, queue: string, declared: object, overrides: object = {}): Promise<void> {
+export async function setLimits(schema: string, queue: string, limits: object, more: object = {}): Promise<void> {
   await sql(
-    `INSERT INTO "${schema}".queue_jobs_queues (name, declared, overrides) VALUES ($1, $2::jsonb, $3::jsonb)
-     ON CONFLICT (name) DO UPDATE SET declared = EXCLUDED.declared, overrides = EXCLUDED.overrides, updated_at = now()`,
-    [queue, JSON.stringify(declared), JSON.stringify(overrides)],
+    `INSERT INTO "${schema}".queue_jobs_queues (name, overrides) VALUES ($1, $2::jsonb)
+     ON CONFLICT (name) DO UPDATE SET overrides = EXCLUDED.overrides, updated_at = now()`,
+    [queue, JSON.stringify({ ...limits, ...more })],
   );
 }
 
