@@ -1029,6 +1029,7 @@ function toNewJob(row: NewJobRow): Job {
     lockedBy: null,
     lockedUntil: null,
     parentId: null,
+    progress: null,
   } as unknown as Job;
 }
 

@@ -64,7 +64,7 @@ describe('job.progress()', () => {
   let queue: QueueService;
 
   beforeAll(async () => {
-    app = await createTestApp({ schema, providers: [ProgressProcessor], queue: { worker: { pollIntervalMs: 50 } } });
+    app = await createTestApp({ schema, providers: [ProgressProcessor], queue: { worker: { pollIntervalMs: 50 }, stats: false } });
     queue = app.get(QueueService);
     // NOTE: counts the progress writes the database actually receives, row by row.
     await sql(`CREATE TABLE "${schema}".progress_writes (job_id bigint NOT NULL, value jsonb)`);
@@ -133,8 +133,9 @@ describe('job.progress()', () => {
   });
 
   it('costs the worker nothing when nobody listens to events: the lifecycle hub has no listener', async () => {
-    // NOTE: no @OnQueueEvent here and no process listening globally: neither the local relay nor the
-    // global publisher subscribed, so the executor builds no event (the hub's `active` check).
+    // NOTE: no @OnQueueEvent here, no process listening globally and no rollups (`stats: false`;
+    // they are on by default and listen to the hub): neither the local relay nor the global
+    // publisher subscribed, so the executor builds no event (the hub's `active` check).
     await app.get(GlobalEventDemand).refresh();
     expect(app.get(GlobalEventDemand).any).toBe(false);
     expect(app.get(JobLifecycle).active).toBe(false);

@@ -151,7 +151,7 @@ describe('sample app over HTTP', () => {
 
     const counts = await request('GET', '/jobs/counts?queue=email');
     expect(counts.status).toBe(200);
-    expect(counts.body).toEqual({ pending: 0, active: 0, completed: 2, failed: 1, cancelled: 1 });
+    expect(counts.body).toEqual({ pending: 0, active: 0, completed: 2, failed: 1, cancelled: 1, blocked: 0 });
 
     expect((await request('POST', '/jobs', { queue: 'email', name: 'welcome', options: { runAt: 'soon' } })).status).toBe(400);
     expect((await request('POST', '/jobs', { queue: 'email', name: 'welcome', options: { priority: 1.5 } })).status).toBe(400);
