@@ -11,7 +11,9 @@ export type JobNotification =
    * An active job may have been cancelled: whoever runs it should check its row. Only a hint (any
    * session that can connect can send one): the row decides, never the notification.
    */
-  | { type: 'cancel'; id: string };
+  | { type: 'cancel'; id: string }
+  /** `queue` was paused: jobs of it claimed ahead and not started are to be handed back. */
+  | { type: 'pause'; queue: string };
 
 export interface NotificationHandlers {
   onNotification(notification: JobNotification): void;
@@ -119,6 +121,8 @@ export class JobNotificationListener {
         this.handlers.onNotification({ type: 'job', queue: body.q, inMs: Number(body.in) || 0 });
       } else if (body.t === 'cancel' && typeof body.id === 'string') {
         this.handlers.onNotification({ type: 'cancel', id: body.id });
+      } else if (body.t === 'pause' && typeof body.q === 'string') {
+        this.handlers.onNotification({ type: 'pause', queue: body.q });
       }
     } catch {
       // NOTE: not the payload itself: anyone who can connect can NOTIFY on this channel.

@@ -11,7 +11,8 @@ export const KNOWN_OPTIONS = {
   moduleDefaults: ['maxAttempts', 'backoff', 'timeoutMs', 'priority'],
   processor: ['concurrency', 'defaultJobOptions'],
   module: ['dataSource', 'schema', 'tableName', 'migrationsRun', 'defaultJobOptions', 'worker', 'retentionMs', 'queryTimeoutMs', 'preparedStatements'],
-  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
+  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize', 'claimAhead'],
+  claimAhead: ['maxWaitMs'],
 } as const;
 
 /** Names other queues use, and ours for the same thing. */

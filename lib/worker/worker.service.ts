@@ -8,11 +8,11 @@ import { claimDefaultsOf } from './claim-defaults';
 import { JobCompleter } from './job-completer';
 import { JobExecutor } from './job-executor';
 import { LeaseKeeper } from './lease-keeper';
-import { QueuePoller } from './queue-poller';
+import { QueuePoller, type ClaimedJobRunner } from './queue-poller';
 import { QueueWakeups } from './queue-wakeups';
 import { JobLifecycle } from './job-lifecycle';
 import { IdleQueueProbe } from './idle-queue-probe';
-import { RunningJobs } from './running-jobs';
+import { RunningJobs, type RunningJob } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
 import { WorkerShutdownError } from '../errors/worker-shutdown.error';
@@ -48,6 +48,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private completer?: JobCompleter;
   private keeper?: LeaseKeeper;
   private unsubscribe?: () => void;
+  private unsubscribePauses?: () => void;
   private started = false;
   private stopping?: Promise<void>;
 
@@ -125,6 +126,19 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       settings.unknownJobGraceMs,
       this.lifecycle,
     );
+    const runner: ClaimedJobRunner = {
+      admit: (job, claimedAt) => executor.admit(job, claimedAt),
+      run: (entry, hooks, claimedAt) => {
+        const attempt = executor.execute(entry.job, hooks, claimedAt, entry);
+        this.inflight++;
+        void attempt.then(() => {
+          this.inflight--;
+          this.notifyWaiters();
+        });
+      },
+      handBack: (entry) => this.handBack(entry),
+      drop: (entry) => this.running.delete(entry),
+    };
     for (const registered of queues) {
       const poller = new QueuePoller(
         {
@@ -134,16 +148,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
           lockDurationMs: settings.lockDurationMs,
           pollIntervalMs: settings.pollIntervalMs,
           defaults: claimDefaultsOf(this.options, registered),
+          claimAhead: settings.claimAhead,
         },
         repository,
-        (job, hooks, claimedAt) => {
-          const attempt = executor.execute(job, hooks, claimedAt);
-          this.inflight++;
-          void attempt.then(() => {
-            this.inflight--;
-            this.notifyWaiters();
-          });
-        },
+        runner,
       );
       this.pollers.set(registered.queue, poller);
     }
@@ -158,6 +166,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.stoppables.push(keeper, rescuer, probe);
 
     this.unsubscribe = this.wakeups.subscribe((queue, inMs) => this.pollers.get(queue)?.wake(inMs));
+    this.unsubscribePauses = this.wakeups.subscribePauses((queue) => this.pollers.get(queue)?.handBackBuffered());
     if (settings.listen) {
       const listener = new JobNotificationListener(repository, {
         onNotification: (n) => this.onNotification(n),
@@ -169,6 +178,28 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     for (const poller of this.pollers.values()) poller.start();
     probe.start();
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);
+  }
+
+  /**
+   * Hands a job claimed ahead and never started back to pending, its attempt refunded, through the
+   * completer (so shutdown's final drain covers it). It stays in the running set, its lease renewed,
+   * until the write is done; fenced out, it was not ours any more (cancelled, rescued).
+   */
+  private handBack(entry: RunningJob): void {
+    // NOTE: it never ran: nothing for shutdown to wait for or abort.
+    entry.handlerDone = true;
+    const { job } = entry;
+    void this.completer!
+      .record({ id: job.id, claim: job.claims, state: 'pending', result: null, error: null, delayMs: 0, refund: true })
+      .then(() => this.running.delete(entry));
+  }
+
+  /**
+   * Per queue, how long jobs claimed ahead waited for a slot, and the figures the buffer is sized by.
+   * @internal diagnostics (the benchmark and tests), not a stable API.
+   */
+  claimAheadStats(): Record<string, QueuePoller['bufferStats']> {
+    return Object.fromEntries([...this.pollers].map(([queue, poller]) => [queue, poller.bufferStats]));
   }
 
   /** Resolves once no attempt is in flight. */
@@ -200,6 +231,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
   private onNotification(notification: JobNotification): void {
     if (notification.type === 'job') this.pollers.get(notification.queue)?.wake(notification.inMs);
+    else if (notification.type === 'pause') this.pollers.get(notification.queue)?.handBackBuffered();
     // NOTE: only a hint (anyone who can connect can NOTIFY): it makes the lease keeper check the
     // rows now, and the row decides; a notice for a job not running here costs nothing.
     else if (this.running.has(notification.id)) void this.keeper?.check();
@@ -221,6 +253,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     if (!this.started || this.options.worker === false) return;
     const { shutdownTimeoutMs } = this.options.worker;
     this.unsubscribe?.();
+    this.unsubscribePauses?.();
     await Promise.all([...this.pollers.values()].map((p) => p.stop()));
     if (this.inflight > 0) {
       this.logger.log(`Shutting down: waiting up to ${shutdownTimeoutMs} ms for ${this.inflight} running job(s)`);
