@@ -135,7 +135,7 @@ export async function enqueue(mode, jobs, { patch } = {}) {
  * reference does, then drains them in a child worker process. Returns the child's result
  * (jobsPerSec, peakRssMb, ...).
  */
-export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0 }) {
+export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0, claimAhead }) {
   return withSchema('drain', async (schema) => {
     const { app, queue } = await createBenchApp({ schema, worker: false });
     try {
@@ -156,12 +156,19 @@ export async function drain({ jobs, concurrency, trace = false, poolSize, analyz
       await app.close();
     }
     if (analyze) await sql(`ANALYZE ${table(schema)}`);
-    const worker = startChild({ mode: 'drain', schema, jobs, concurrency, trace, poolSize, variants }, execArgv);
+    const worker = startChild({ mode: 'drain', schema, jobs, concurrency, trace, poolSize, variants, claimAhead }, execArgv);
     const result = await worker.next('result');
     await worker.exited;
-    log(`drain ${jobs} c=${concurrency}: ${result.jobsPerSec.toFixed(0)} jobs/s (${result.ms.toFixed(0)} ms; all handled at ${result.handledMs.toFixed(0)} ms; worker boot ${result.bootMs.toFixed(0)} ms, not counted; peak RSS ${result.peakRssMb.toFixed(1)} MB)`);
+    log(`drain ${jobs} c=${concurrency}: ${result.jobsPerSec.toFixed(0)} jobs/s (${result.ms.toFixed(0)} ms; all handled at ${result.handledMs.toFixed(0)} ms; worker boot ${result.bootMs.toFixed(0)} ms, not counted; peak RSS ${result.peakRssMb.toFixed(1)} MB)${bufferText(result.buffer)}`);
     return result;
   });
+}
+
+/** The claim-ahead buffer's figures of a drain, for the log line. */
+export function bufferText(b) {
+  if (!b || b.started === 0) return '';
+  const mean = b.totalWaitMs / b.started;
+  return `; buffer: ${b.started} jobs via the buffer, mean wait ${mean.toFixed(2)} ms (max ${b.maxWaitMs.toFixed(0)}), claim round trip ${b.roundTripMs.toFixed(2)} ms, slot ${b.slotMs.toFixed(3)} ms, last size ${b.ahead}`;
 }
 
 /** Collects this process's GC pauses while `work` runs (to explain latency tails); logs the longest. */

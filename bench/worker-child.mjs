@@ -42,7 +42,7 @@ async function drain() {
   const bootStart = now();
   const { app } = await createBenchApp({
     schema: cfg.schema,
-    worker: { listen: true },
+    worker: { listen: true, ...(cfg.claimAhead === false ? { claimAhead: false } : {}) },
     processor: {
       concurrency: cfg.concurrency,
       handler: () => {
@@ -63,6 +63,7 @@ async function drain() {
   }
   const t1 = now();
   clearInterval(sampler);
+  const buffer = app.get(QueueWorker).claimAheadStats?.()[Object.keys(app.get(QueueWorker).claimAheadStats())[0]];
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   await send({
     type: 'result',
@@ -73,6 +74,7 @@ async function drain() {
     confirmPolls: polls,
     peakRssMb: peakRss / 1048576,
     trace: traced,
+    buffer,
   });
   await app.close();
   await confirm.end();
