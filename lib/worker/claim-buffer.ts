@@ -88,6 +88,13 @@ export class ClaimBuffer {
     return left;
   }
 
+  /** Buffered jobs already aborted (cancelled, lease lost), to be dropped when reached (diagnostics). */
+  countAborted(): number {
+    let n = 0;
+    for (let i = this.head; i < this.jobs.length; i++) if (this.jobs[i].entry.abort.aborted) n++;
+    return n;
+  }
+
   /** Stops the stale timer (the poller stops). */
   close(): void {
     clearTimeout(this.timer);

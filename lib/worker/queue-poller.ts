@@ -90,8 +90,8 @@ export class QueuePoller {
   }
 
   /** How long buffered jobs waited, and how many were handed back or dropped. */
-  get bufferStats(): ClaimBufferStats & { buffered: number; roundTripMs: number; slotMs: number; ahead: number } {
-    return { ...this.buffer.stats, buffered: this.buffer.size, roundTripMs: this.sizer.roundTripMs, slotMs: this.sizer.slotMs, ahead: this.ahead };
+  get bufferStats(): ClaimBufferStats & { buffered: number; bufferedAborted: number; roundTripMs: number; slotMs: number; ahead: number } {
+    return { ...this.buffer.stats, buffered: this.buffer.size, bufferedAborted: this.buffer.countAborted(), roundTripMs: this.sizer.roundTripMs, slotMs: this.sizer.slotMs, ahead: this.ahead };
   }
 
   start(): void {
