@@ -4,8 +4,9 @@ import { performance } from 'node:perf_hooks';
 const MIN_COMPLETIONS = 8;
 /** Past this many completions, the measurements are halved, so the estimate follows changes. */
 const DECAY_COMPLETIONS = 256;
-/** Weight of the newest claim round trip in its moving average. */
+/** Weight of the newest claim round trip, and of the newest throughput, in their moving averages. */
 const RTT_WEIGHT = 0.2;
+const RATE_WEIGHT = 0.3;
 
 /**
  * How many jobs one queue's poller may hold claimed ahead of its free slots, from two figures it
@@ -21,6 +22,16 @@ const RTT_WEIGHT = 0.2;
  * it runs dry, and a buffered job waits about one round trip on average. A queue whose handlers
  * take longer than about two round trips per slot (`2 · C · R / H < 1`) gets no buffer at all, and
  * nor does a queue that has not yet seen {@link MIN_COMPLETIONS} jobs finish.
+ *
+ * NOTE: when the process, not the slots, is the bottleneck (quick handlers on a busy CPU), jobs
+ * go through slower than `C / H`: the buffer is also bounded by twice the throughput measured
+ * between claims times `R`. It starts from what the free slots alone achieve and grows by about
+ * a factor of three per claim while the throughput keeps up, like a slow start.
+ *
+ * NOTE: and the figure it was made for is checked: when the jobs that left the buffer since the
+ * last sizing waited longer than `R` on average (a stalling event loop, a burst of GC), the
+ * buffer is scaled down in proportion (by half at most per claim); it grows back by a quarter
+ * per claim while they wait less.
  */
 export class ClaimAheadSizer {
   private busyMs = 0;
@@ -28,6 +39,12 @@ export class ClaimAheadSizer {
   private active = 0;
   private lastAt = performance.now();
   private rttMs = Number.NaN;
+  /** Completions per ms between the last two sizings, a moving average. */
+  private rate = Number.NaN;
+  private ratedAt = performance.now();
+  private ratedCompletions = 0;
+  /** Share of the computed size in use, from the buffered jobs' measured waits (see above). */
+  private scale = 1;
 
   /** A handler took a slot. */
   started(): void {
@@ -58,17 +75,37 @@ export class ClaimAheadSizer {
     return this.completions < MIN_COMPLETIONS ? Number.NaN : this.busyMs / this.completions;
   }
 
-  /** How many jobs to hold ahead of the free slots now (0 to `max`). */
-  target(concurrency: number, max: number): number {
+  /**
+   * How many jobs to hold ahead of the free slots now (0 to `max`). `recentWaitMs` is the mean wait
+   * in the buffer of the jobs that left it since the last call (NaN when none did).
+   */
+  target(concurrency: number, max: number, recentWaitMs = Number.NaN): number {
+    if (recentWaitMs > this.rttMs) this.scale *= Math.max(0.5, this.rttMs / recentWaitMs);
+    else if (recentWaitMs >= 0) this.scale = Math.min(1, this.scale * 1.25);
+    const rate = this.measureRate();
     const slotMs = this.slotMs;
-    if (Number.isNaN(slotMs) || Number.isNaN(this.rttMs)) return 0;
+    if (Number.isNaN(slotMs) || Number.isNaN(this.rttMs) || Number.isNaN(rate)) return 0;
     if (this.completions >= DECAY_COMPLETIONS) {
       this.busyMs /= 2;
       this.completions /= 2;
+      this.ratedCompletions /= 2;
     }
-    // NOTE: a slot time of 0 (timer resolution) means as fast as can be: the cap decides.
-    const wanted = slotMs > 0 ? Math.floor((2 * concurrency * this.rttMs) / slotMs) : max;
-    return Math.max(0, Math.min(wanted, max));
+    // NOTE: a slot time of 0 (timer resolution) means as fast as can be: the other bounds decide.
+    const bySlots = slotMs > 0 ? Math.floor((2 * concurrency * this.rttMs) / slotMs) : max;
+    const byRate = Math.floor(2 * rate * this.rttMs);
+    return Math.max(0, Math.floor(this.scale * Math.min(bySlots, byRate, max)));
+  }
+
+  /** Updates and returns the throughput average (completions per ms since the last sizing). */
+  private measureRate(): number {
+    const now = performance.now();
+    const elapsed = now - this.ratedAt;
+    if (elapsed <= 0) return this.rate;
+    const latest = (this.completions - this.ratedCompletions) / elapsed;
+    this.rate = Number.isNaN(this.rate) ? latest : this.rate + RATE_WEIGHT * (latest - this.rate);
+    this.ratedAt = now;
+    this.ratedCompletions = this.completions;
+    return this.rate;
   }
 
   private accrue(now: number): void {

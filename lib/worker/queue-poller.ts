@@ -36,6 +36,13 @@ export interface ClaimedJobRunner {
 }
 
 const MAX_ERROR_BACKOFF_MS = 5000;
+/**
+ * Jobs started from the buffer in one turn of the event loop before the rest wait for the next
+ * turn. Quick handlers free their slots in microtasks, so without a bound a full buffer would run
+ * in one go and hold up everything else in the process (other queues' notifications and claims,
+ * heartbeats) for as long as its jobs take.
+ */
+const BUFFER_BURST = 64;
 
 /**
  * Claims the due jobs of one queue, as many as it has free slots, in one statement, and hands each
@@ -75,6 +82,11 @@ export class QueuePoller {
   private handBacks = 0;
   /** The buffer was handed back because no slot freed: no claiming ahead until one does. */
   private stalled = false;
+  /** The buffer's wait counters at the last sizing. */
+  private waitSeen = { started: 0, totalWaitMs: 0 };
+  /** Jobs started from the buffer in this turn of the event loop (see BUFFER_BURST). */
+  private burst = 0;
+  private burstEnd?: NodeJS.Immediate;
 
   constructor(
     private readonly settings: QueuePollerSettings,
@@ -115,6 +127,7 @@ export class QueuePoller {
     this.stopped = true;
     clearTimeout(this.dueTimer);
     if (this.slotWake) clearImmediate(this.slotWake);
+    if (this.burstEnd) clearImmediate(this.burstEnd);
     await this.claiming;
     this.handBackBuffered();
   }
@@ -161,7 +174,7 @@ export class QueuePoller {
     do {
       this.again = false;
       if (this.stopped) return;
-      if (this.settings.claimAhead) this.ahead = this.stalled ? 0 : this.sizer.target(this.settings.concurrency, MAX_CLAIM_BATCH - this.settings.concurrency);
+      if (this.settings.claimAhead) this.ahead = this.stalled ? 0 : this.sizer.target(this.settings.concurrency, MAX_CLAIM_BATCH - this.settings.concurrency, this.recentWaitMs());
       const wanted = this.wanted();
       if (wanted <= 0) {
         this.mayHaveMore = true;
@@ -187,6 +200,14 @@ export class QueuePoller {
       if (jobs.length === limit) this.again = true;
       this.accept(jobs, claimedAt, handBacks !== this.handBacks);
     } while (this.again && !this.stopped);
+  }
+
+  /** Mean wait in the buffer of the jobs that left it since the last call (NaN when none did). */
+  private recentWaitMs(): number {
+    const { started, totalWaitMs } = this.buffer.stats;
+    const mean = started > this.waitSeen.started ? (totalWaitMs - this.waitSeen.totalWaitMs) / (started - this.waitSeen.started) : Number.NaN;
+    this.waitSeen = { started, totalWaitMs };
+    return mean;
   }
 
   /** Runs what the free slots take; buffers the rest, or hands it back at once if `handBack`. */
@@ -236,13 +257,22 @@ export class QueuePoller {
     },
   };
 
-  /** Moves buffered jobs into the slots that are free. */
+  /** Moves buffered jobs into the slots that are free, at most BUFFER_BURST per event-loop turn. */
   private fillSlots(): void {
     if (this.buffer.size === 0 || this.stopped) return;
     const now = Date.now();
-    while (this.freeSlots() > 0) {
+    while (this.freeSlots() > 0 && this.burst < BUFFER_BURST) {
       const next = this.buffer.take(now);
       if (!next) return;
+      // NOTE: the burst ends with this turn; the next turn, after I/O (and so other queues) had
+      // its share, goes on with the buffer.
+      if (this.burst++ === 0) {
+        this.burstEnd = setImmediate(() => {
+          this.burstEnd = undefined;
+          this.burst = 0;
+          this.fillSlots();
+        });
+      }
       this.dispatch(next.entry, next.claimedAt);
     }
   }

@@ -139,7 +139,8 @@ describe('claim-ahead buffer', () => {
 
   it('a queue whose handlers are slow never claims ahead: no claim takes more than its free slots', async () => {
     const rig = await boot('slow', 2);
-    const jobs = await producer.addBulk(Array.from({ length: 30 }, (_, i) => ({ queue: 'slow', name: 'slow', data: { ms: 40, i } })));
+    // NOTE: slow next to a claim's round trip even on a loaded machine (where one takes tens of ms).
+    const jobs = await producer.addBulk(Array.from({ length: 20 }, (_, i) => ({ queue: 'slow', name: 'slow', data: { ms: 250, i } })));
     await waitCompleted(jobs.map((j) => j.id));
     // The jobs of one claim share its transaction's now() as started_at: no claim took more than
     // the two slots.
@@ -148,7 +149,7 @@ describe('claim-ahead buffer', () => {
     );
     expect(largest).toBeLessThanOrEqual(2);
     expect(rig.stats()).toMatchObject({ started: 0, handedBack: 0, ahead: 0 });
-    expect(rig.stats().slotMs).toBeGreaterThanOrEqual(30);
+    expect(rig.stats().slotMs).toBeGreaterThanOrEqual(200);
   });
 
   it('a pause from another process hands the buffered jobs back (attempt refunded): they do not run until resumed', async () => {
