@@ -133,3 +133,9 @@ export function postgresCpuMs() {
   }
   return (ticks / TICKS_PER_SECOND) * 1000;
 }
+
+/** `--name value` from the command line, or `dflt`. */
+export function cliArg(name, dflt, args = process.argv.slice(2)) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
+}

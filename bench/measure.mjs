@@ -176,7 +176,7 @@ export async function drain({ jobs, concurrency, trace = false, poolSize, analyz
 export function bufferText(b) {
   if (!b || b.started === 0) return '';
   const mean = b.totalWaitMs / b.started;
-  return `; buffer: ${b.started} jobs via the buffer, mean wait ${mean.toFixed(2)} ms (max ${b.maxWaitMs.toFixed(0)}), claim round trip ${b.roundTripMs.toFixed(2)} ms, slot ${b.slotMs.toFixed(3)} ms, last size ${b.ahead}`;
+  return `; buffer: ${b.started} jobs via the buffer, mean wait ${mean.toFixed(2)} ms (max ${b.maxWaitMs.toFixed(0)}), claim round trip ${b.roundTripMs.toFixed(2)} ms, slot ${b.slotMs.toFixed(3)} ms, last size ${b.ahead}, handed back ${b.handedBack}`;
 }
 
 /** Collects this process's GC pauses while `work` runs (to explain latency tails); logs the longest. */
