@@ -132,9 +132,25 @@ describe('claim-ahead buffer', () => {
     const stats = rig.stats();
     expect(stats.started).toBeGreaterThan(1000);
     const meanWaitMs = stats.totalWaitMs / stats.started;
-    // NOTE: printed for the report; bounded loosely (a loaded machine stretches both figures).
+    // NOTE: printed for the report. Bounded loosely: this drain is short (its first claims, before
+    // the buffer's size settles, weigh a lot) and runs next to other test files, which stretch
+    // both figures; 20,000-job bench drains measure 0.35-0.93 of a round trip.
     process.stdout.write(`claim-ahead: ${stats.started} of 3000 jobs via the buffer, mean wait ${meanWaitMs.toFixed(2)} ms, claim round trip ${stats.roundTripMs.toFixed(2)} ms\n`);
-    expect(meanWaitMs).toBeLessThanOrEqual(2 * stats.roundTripMs + 5);
+    expect(meanWaitMs).toBeLessThanOrEqual(3 * stats.roundTripMs + 10);
+  });
+
+  it('a queue of handlers of a few ms buffers only what its slots run in about a round trip', async () => {
+    const rig = await boot('medium', 4);
+    const jobs = await producer.addBulk(Array.from({ length: 400 }, (_, i) => ({ queue: 'medium', name: 'slow', data: { ms: 2, i } })));
+    await waitCompleted(jobs.map((j) => j.id), 30_000);
+    const stats = rig.stats();
+    expect(stats.started).toBeGreaterThan(0);
+    const meanWaitMs = stats.totalWaitMs / stats.started;
+    process.stdout.write(`claim-ahead (2 ms handlers): ${stats.started} of 400 jobs via the buffer, mean wait ${meanWaitMs.toFixed(2)} ms, claim round trip ${stats.roundTripMs.toFixed(2)} ms, slot ${stats.slotMs.toFixed(2)} ms\n`);
+    // NOTE: a buffer as large as for no-op jobs (996) would hold these jobs for up to a quarter of
+    // a second each (4 slots, 2-3 ms a job), until handed back as stalled.
+    expect(meanWaitMs).toBeLessThanOrEqual(3 * stats.roundTripMs + 10);
+    expect(stats.handedBack).toBe(0);
   });
 
   it('a queue whose handlers are slow never claims ahead: no claim takes more than its free slots', async () => {
