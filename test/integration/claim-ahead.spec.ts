@@ -198,6 +198,28 @@ describe('claim-ahead buffer', () => {
     await waitCompleted(behind);
   });
 
+  it('buffered jobs keep their leases: renewed by heartbeats while they wait, never rescued', async () => {
+    // A short lease (renewed every 200 ms, rescued 600 ms after its last renewal).
+    const rig = await boot('lease', 1, { claimAhead: { maxWaitMs: NO_POLL }, lockDurationMs: 600 });
+    const { gateId, behind } = await fillBuffer(rig, 'lease');
+    const leases = () =>
+      sql<{ until: number; by: string | null; state: string }>(
+        `SELECT floor(date_part('epoch', locked_until) * 1000) AS until, locked_by AS by, state FROM "${schema}".queue_jobs WHERE id = ANY($1::bigint[])`,
+        [behind],
+      );
+    const first = Math.max(...(await leases()).map((l) => Number(l.until)));
+    // Three lease lengths later than the first lease's end, every buffered row is still ours.
+    await waitFor('the buffered leases renewed past three lease lengths', async () => {
+      const now = await leases();
+      return now.every((l) => l.state === 'active' && l.by !== null && Number(l.until) > first + 1800);
+    }, 15_000);
+    expect(rig.stats()).toMatchObject({ buffered: BEHIND, handedBack: 0, dropped: 0 });
+    rig.gate.release();
+    await waitCompleted([gateId, ...behind]);
+    expect((await rowsOf(behind)).map((r) => [r.attempts, r.claims])).toEqual(behind.map(() => [1, 1]));
+    expect(rig.ran.filter((id) => behind.includes(id)).sort()).toEqual([...behind].sort());
+  });
+
   it('a cancelled buffered job is dropped, never run; the others run', async () => {
     const rig = await boot('cancel', 1, { claimAhead: { maxWaitMs: NO_POLL } });
     const { gateId, behind } = await fillBuffer(rig, 'cancel');
