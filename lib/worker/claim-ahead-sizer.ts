@@ -4,9 +4,8 @@ import { performance } from 'node:perf_hooks';
 const MIN_COMPLETIONS = 8;
 /** Past this many completions, the measurements are halved, so the estimate follows changes. */
 const DECAY_COMPLETIONS = 256;
-/** Weight of the newest claim round trip, and of the newest throughput, in their moving averages. */
+/** Weight of the newest claim round trip in its moving average. */
 const RTT_WEIGHT = 0.2;
-const RATE_WEIGHT = 0.3;
 
 /**
  * How many jobs one queue's poller may hold claimed ahead of its free slots, from two figures it
@@ -26,12 +25,15 @@ const RATE_WEIGHT = 0.3;
  * NOTE: when the process, not the slots, is the bottleneck (quick handlers on a busy CPU), jobs
  * go through slower than `C / H`: the buffer is also bounded by twice the throughput measured
  * between claims times `R`. It starts from what the free slots alone achieve and grows by about
- * a factor of three per claim while the throughput keeps up, like a slow start.
+ * a factor of three per claim while the throughput keeps up, like a slow start. The throughput's
+ * average weighs each new figure by how long it was measured over (`1 - e^(-t / 2R)`), so after a
+ * pause in the work (an idle queue) it starts again from what the slots alone achieve: a queue that
+ * was quick yesterday does not claim a full buffer of today's slow jobs.
  *
  * NOTE: and the figure it was made for is checked: when the jobs that left the buffer since the
  * last sizing waited longer than `R` on average (a stalling event loop, a burst of GC), the
  * buffer is scaled down in proportion (by half at most per claim); it grows back by a quarter
- * per claim while they wait less.
+ * per claim while they wait less (or none went through it).
  */
 export class ClaimAheadSizer {
   private busyMs = 0;
@@ -80,8 +82,10 @@ export class ClaimAheadSizer {
    * in the buffer of the jobs that left it since the last call (NaN when none did).
    */
   target(concurrency: number, max: number, recentWaitMs = Number.NaN): number {
+    // NOTE: it also grows back when no buffered job started (NaN), or a buffer scaled to nothing
+    // would never get the measurement that lets it grow.
     if (recentWaitMs > this.rttMs) this.scale *= Math.max(0.5, this.rttMs / recentWaitMs);
-    else if (recentWaitMs >= 0) this.scale = Math.min(1, this.scale * 1.25);
+    else this.scale = Math.min(1, this.scale * 1.25);
     const rate = this.measureRate();
     const slotMs = this.slotMs;
     if (Number.isNaN(slotMs) || Number.isNaN(this.rttMs) || Number.isNaN(rate)) return 0;
@@ -102,7 +106,8 @@ export class ClaimAheadSizer {
     const elapsed = now - this.ratedAt;
     if (elapsed <= 0) return this.rate;
     const latest = (this.completions - this.ratedCompletions) / elapsed;
-    this.rate = Number.isNaN(this.rate) ? latest : this.rate + RATE_WEIGHT * (latest - this.rate);
+    const weight = Number.isNaN(this.rttMs) ? 1 : 1 - Math.exp(-elapsed / Math.max(1, 2 * this.rttMs));
+    this.rate = Number.isNaN(this.rate) ? latest : this.rate + weight * (latest - this.rate);
     this.ratedAt = now;
     this.ratedCompletions = this.completions;
     return this.rate;
