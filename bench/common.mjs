@@ -5,12 +5,15 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(BENCH_DIR, '..');
 export const require = createRequire(path.join(ROOT, 'package.json'));
 export const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 export const QUEUE = 'bench';
+/** The queue that drains while pickup latency is measured on QUEUE (the `latency_busy` figures). */
+export const BUSY_QUEUE = 'bench_busy';
 
 require('reflect-metadata');
 export const pg = require('pg');
@@ -50,22 +53,25 @@ export const table = (schema) => `"${schema}"."queue_jobs"`;
 
 /**
  * Boots a Nest application context with TypeORM and QueueModule in `schema`. With `processor`, a
- * provider `@Processor(QUEUE, { concurrency })` whose `@Handle('noop')` calls `processor.handler`.
+ * provider `@Processor(QUEUE, { concurrency })` whose `@Handle('noop')` calls `processor.handler`;
+ * with `busy` too, a second one on BUSY_QUEUE (`{ concurrency, handler }`).
  * Decorators are applied as functions, since this is plain JavaScript.
  */
-export async function createBenchApp({ schema, worker = false, processor, poolSize = 10, providers: extra = [], url = DATABASE_URL, queueOptions = {} }) {
+export async function createBenchApp({ schema, worker = false, processor, busy, poolSize = 10, providers: extra = [], url = DATABASE_URL, queueOptions = {} }) {
   const { QueueModule, Processor, Handle } = lib;
   const providers = [...extra];
-  if (processor) {
+  const addProcessor = (queue, { concurrency, handler }) => {
     class BenchProcessor {
       noop(job) {
-        return processor.handler(job);
+        return handler(job);
       }
     }
-    Processor(QUEUE, { concurrency: processor.concurrency })(BenchProcessor);
+    Processor(queue, { concurrency })(BenchProcessor);
     Handle('noop')(BenchProcessor.prototype, 'noop', Object.getOwnPropertyDescriptor(BenchProcessor.prototype, 'noop'));
     providers.push(BenchProcessor);
-  }
+  };
+  if (processor) addProcessor(QUEUE, processor);
+  if (busy) addProcessor(BUSY_QUEUE, busy);
   class BenchAppModule {}
   Module({
     imports: [
@@ -121,4 +127,30 @@ export function globalCompletionCounter() {
   }
   lib.OnQueueEvent('completed', { scope: 'global' })(GlobalCompletionCounter.prototype, 'on', Object.getOwnPropertyDescriptor(GlobalCompletionCounter.prototype, 'on'));
   return GlobalCompletionCounter;
+}
+
+const TICKS_PER_SECOND = 100;
+
+/** CPU ms used so far by every PostgreSQL process on this machine. */
+export function postgresCpuMs() {
+  let ticks = 0;
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (!stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('postgres')) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks / TICKS_PER_SECOND) * 1000;
+}
+
+/** `--name value` from the command line, or `dflt`. */
+export function cliArg(name, dflt, args = process.argv.slice(2)) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : dflt;
 }

@@ -9,8 +9,7 @@
 // server CPU is the utime+stime of every process whose name starts with "postgres" (backends,
 // WAL writer, checkpointer, autovacuum) read from /proc, so it needs the database on this machine.
 // /proc counts in ticks of 10 ms: run enough jobs that a variant takes a few hundred ms.
-import fs from 'node:fs';
-import { DATABASE_URL, QUEUE, createBenchApp, dropSchema, newSchema, now, pg, sql } from './common.mjs';
+import { DATABASE_URL, QUEUE, createBenchApp, dropSchema, newSchema, now, pg, postgresCpuMs, sql } from './common.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -20,26 +19,6 @@ const arg = (name, dflt) => {
 const JOBS = Number(arg('jobs', 4000));
 const BULK_JOBS = Number(arg('bulk-jobs', 40000));
 const REPS = Number(arg('reps', 7));
-const TICKS_PER_SECOND = 100;
-
-/** CPU ms used so far by every PostgreSQL process on this machine. */
-function postgresCpuMs() {
-  let ticks = 0;
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat;
-    try {
-      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    if (!stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('postgres')) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return (ticks / TICKS_PER_SECOND) * 1000;
-}
-
 const RAW_TABLE = (schema) => `CREATE TABLE "${schema}".raw_jobs (
   id bigserial PRIMARY KEY, payload jsonb NOT NULL, status text NOT NULL DEFAULT 'pending',
   attempts int NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now(),

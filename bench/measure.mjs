@@ -5,6 +5,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import path from 'node:path';
 import {
   BENCH_DIR,
+  BUSY_QUEUE,
   QUEUE,
   createBenchApp,
   dropSchema,
@@ -13,6 +14,9 @@ import {
   latencies,
   newSchema,
   percentile,
+  postgresCpuMs,
+  pg,
+  DATABASE_URL,
   now,
   sleep,
   sql,
@@ -136,7 +140,7 @@ export async function enqueue(mode, jobs, { patch } = {}) {
  * reference does, then drains them in a child worker process. Returns the child's result
  * (jobsPerSec, peakRssMb, ...).
  */
-export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0, globalListener = false, queueOptions }) {
+export async function drain({ jobs, concurrency, trace = false, poolSize, analyze = true, variants, execArgv, finishedRows = 0, globalListener = false, queueOptions, claimAhead }) {
   return withSchema('drain', async (schema) => {
     // NOTE: another process (this one) listens globally to `completed` during the whole drain, so
     // the worker sends every completion by NOTIFY: the cost of a global listener on the drain.
@@ -173,12 +177,23 @@ async function drainInto(schema, { jobs, concurrency, trace, poolSize, analyze, 
       await app.close();
     }
     if (analyze) await sql(`ANALYZE ${table(schema)}`);
-    const worker = startChild({ mode: 'drain', schema, jobs, concurrency, trace, poolSize, variants, queueOptions }, execArgv);
+    const worker = startChild({ mode: 'drain', schema, jobs, concurrency, trace, poolSize, variants, queueOptions, claimAhead }, execArgv);
+    // NOTE: every postgres process of the machine, from the child's start (its boot included) to
+    // its result: approximate on a shared server, exact on a quiet one.
+    const pg0 = postgresCpuMs();
     const result = await worker.next('result');
+    result.postgresCpuUsPerJob = ((postgresCpuMs() - pg0) * 1000) / jobs;
     await worker.exited;
-    log(`drain ${jobs} c=${concurrency}: ${result.jobsPerSec.toFixed(0)} jobs/s (${result.ms.toFixed(0)} ms; all handled at ${result.handledMs.toFixed(0)} ms; worker boot ${result.bootMs.toFixed(0)} ms, not counted; peak RSS ${result.peakRssMb.toFixed(1)} MB)`);
+    log(`drain ${jobs} c=${concurrency}: ${result.jobsPerSec.toFixed(0)} jobs/s (${result.ms.toFixed(0)} ms; all handled at ${result.handledMs.toFixed(0)} ms; worker boot ${result.bootMs.toFixed(0)} ms, not counted; peak RSS ${result.peakRssMb.toFixed(1)} MB)${bufferText(result.buffer)}`);
     return result;
   }
+}
+
+/** The claim-ahead buffer's figures of a drain, for the log line. */
+export function bufferText(b) {
+  if (!b || b.started === 0) return '';
+  const mean = b.totalWaitMs / b.started;
+  return `; buffer: ${b.started} jobs via the buffer, mean wait ${mean.toFixed(2)} ms (max ${b.maxWaitMs.toFixed(0)}), claim round trip ${b.roundTripMs.toFixed(2)} ms, slot ${b.slotMs.toFixed(3)} ms, last size ${b.ahead}, handed back ${b.handedBack}`;
 }
 
 /** Collects this process's GC pauses while `work` runs (to explain latency tails); logs the longest. */
@@ -210,20 +225,58 @@ async function produceSpaced(queue) {
   return sent;
 }
 
-/** Producer in this process, idle worker (LISTEN on) in a child: the wake-up must come by NOTIFY. */
-export async function latencyCrossProcess({ concurrency, trace = false, variants }) {
-  return withSchema('lat', async (schema) => {
+/**
+ * Keeps BUSY_QUEUE of `schema` draining: tops it up by SQL (server-side rows, no JavaScript in this
+ * process) whenever fewer than `low` of its jobs are pending. Resolves with the rows added once
+ * `stop()` was called.
+ */
+function feedBusyQueue(schema, { low = 10_000, chunk = 20_000 } = {}) {
+  let stopped = false;
+  const done = (async () => {
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    let added = 0;
+    try {
+      while (!stopped) {
+        const { rows } = await client.query(`SELECT count(*)::int AS n FROM ${table(schema)} WHERE queue = $1 AND state = 'pending'`, [BUSY_QUEUE]);
+        if (rows[0].n < low) {
+          await client.query(`INSERT INTO ${table(schema)} (queue, name, data) SELECT $1, 'noop', jsonb_build_object('i', g) FROM generate_series(1, $2) AS g`, [BUSY_QUEUE, chunk]);
+          added += chunk;
+        } else await sleep(20);
+      }
+    } finally {
+      await client.end();
+    }
+    return added;
+  })();
+  return { stop: () => ((stopped = true), done) };
+}
+
+/**
+ * Producer in this process, idle worker (LISTEN on) in a child: the wake-up must come by NOTIFY.
+ * With `busy` ({ concurrency }), the child also runs BUSY_QUEUE's no-op jobs, kept draining the
+ * whole time (`latency_busy`): pickup latency of one queue while another drains.
+ */
+export async function latencyCrossProcess({ concurrency, trace = false, variants, busy, claimAhead }) {
+  return withSchema(busy ? 'latbusy' : 'lat', async (schema) => {
     const { app, queue } = await createBenchApp({ schema, worker: false });
-    const worker = startChild({ mode: 'latency', schema, jobs: LATENCY_JOBS, concurrency, trace, variants });
+    const feeder = busy ? feedBusyQueue(schema) : undefined;
+    const worker = startChild({ mode: 'latency', schema, jobs: LATENCY_JOBS, concurrency, trace, variants, busy, claimAhead });
     try {
       await worker.next('ready', 60_000);
       await sleep(200);
+      const t0 = now();
       const sent = await watchGc('latency producer', () => produceSpaced(queue));
-      const { seen, stages } = await worker.next('seen', 10_000);
+      const { seen, stages, busyHandled } = await worker.next('seen', 10_000);
       const result = latencies(sent, seen.map((t) => (t === null ? NaN : t)));
       if (stages) result.stages = stageBreakdown(sent, seen, stages);
+      if (busy) {
+        result.busyJobsPerSec = (busyHandled / (now() - t0)) * 1000;
+        log(`latency while ${BUSY_QUEUE} drains: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms; ${BUSY_QUEUE} drained ${busyHandled} jobs meanwhile (${result.busyJobsPerSec.toFixed(0)} jobs/s, concurrency ${busy.concurrency})`);
+      }
       return result;
     } finally {
+      await feeder?.stop();
       if (worker.child.connected) worker.child.send({ type: 'stop' });
       await worker.exited;
       await app.close();

@@ -4,8 +4,8 @@
 //
 //   npm run bench                                   # builds dist/lib first
 //   node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss]
-//                      [--concurrency 1000] [--rss-jobs 100000] [--no-raw]
-//   node bench/run.mjs --only sweep [--sweep 50,100,200,500,1000]   # drain vs processor concurrency
+//                      [--concurrency 50] [--rss-jobs 100000] [--no-raw]
+//   node bench/run.mjs --only sweep [--sweep 10,50,100,1000]   # drain vs processor concurrency, each against the raw drain run right after it
 //   node bench/run.mjs --only bloat [--finished-rows 1000000]         # drain with finished rows present
 //   node bench/run.mjs --only events                                  # drain with and without a global completed listener
 //   node bench/run.mjs --only schedules                               # 10,000 cron schedules due at once; idle cost
@@ -29,19 +29,21 @@ const arg = (name, dflt) => {
 };
 const N = Number(arg('jobs', 20000));
 const REPS = Number(arg('reps', 3));
-const ONLY = String(arg('only', 'enqueue,unique,drain,observability,bloat,latency,rss')).split(',');
-const CONCURRENCY = Number(arg('concurrency', 1000));
+const ONLY = String(arg('only', 'enqueue,unique,drain,sweep,observability,bloat,latency,rss')).split(',');
+// NOTE: 50, what users set (until 2026-12-02 the default was 1000); 1000 is a point of the sweep.
+const CONCURRENCY = Number(arg('concurrency', 50));
 const RSS_JOBS = Number(arg('rss-jobs', 100000));
 const FINISHED_ROWS = Number(arg('finished-rows', 1000000));
-const SWEEP = String(arg('sweep', '50,100,200,500,1000')).split(',').map(Number);
+const SWEEP = String(arg('sweep', '10,50,100,1000')).split(',').map(Number);
+const BUSY_CONCURRENCY = Number(arg('busy-concurrency', 50));
 const RAW = !args.includes('--no-raw');
 // NOTE: resolved from this file, not the working directory: <project>/../shared/bench.
 const RAW_SCRIPT = path.resolve(ROOT, '..', 'shared', 'bench', 'raw-reference.mjs');
 const usage = (message) => {
-  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss,sweep,bloat,events,schedules,observability] [--finished-rows 1000000] [--concurrency 1000] [--rss-jobs 100000] [--sweep 50,100,200] [--no-raw]`);
+  log(`${message}\nusage: node bench/run.mjs [--jobs 20000] [--reps 3] [--only enqueue,unique,drain,latency,rss,sweep,bloat,events,schedules,observability,limits] [--finished-rows 1000000] [--concurrency 50] [--rss-jobs 100000] [--sweep 10,50,100,1000] [--busy-concurrency 50] [--no-raw]`);
   process.exit(2);
 };
-for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS, 'finished-rows': FINISHED_ROWS })) {
+for (const [name, value] of Object.entries({ jobs: N, reps: REPS, concurrency: CONCURRENCY, 'rss-jobs': RSS_JOBS, 'finished-rows': FINISHED_ROWS, 'busy-concurrency': BUSY_CONCURRENCY })) {
   if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got ${value}`);
 }
 if (SWEEP.some((c) => !Number.isInteger(c) || c < 1)) usage(`--sweep must list positive integers`);
@@ -62,13 +64,15 @@ const record = (metric, unit, value) => {
 // runs, measured 0.65 and 1.01).
 const RAW_GROUPS = ['enqueue', 'drain', 'latency'];
 const rawRuns = new Map();
-async function rawGroup(group) {
+/** Runs one repetition of the reference's `group`; its metrics are recorded as `<metric><suffix>`. */
+async function rawGroup(group, suffix = '') {
   if (!RAW || !RAW_GROUPS.includes(group)) return;
-  log(`raw reference: ${group}`);
+  log(`raw reference: ${group}${suffix}`);
   for (const line of await runRawReference(['--jobs', String(N), '--reps', '1', '--only', group])) {
-    if (!rawRuns.has(line.metric)) rawRuns.set(line.metric, { unit: line.unit, values: [] });
-    rawRuns.get(line.metric).values.push(line.median);
-    log(`raw ${line.metric}: ${line.median} ${line.unit}`);
+    const metric = `${line.metric}${suffix}`;
+    if (!rawRuns.has(metric)) rawRuns.set(metric, { unit: line.unit, values: [] });
+    rawRuns.get(metric).values.push(line.median);
+    log(`raw ${metric}: ${line.median} ${line.unit}`);
   }
 }
 
@@ -111,6 +115,12 @@ async function main() {
       record('latency_p50', 'ms', cross.p50);
       record('latency_p95', 'ms', cross.p95);
       record('latency_p99', 'ms', cross.p99);
+      // NOTE: the same pickup while another queue of the same worker drains no-op jobs nonstop.
+      const busy = await latencyCrossProcess({ concurrency: CONCURRENCY, busy: { concurrency: BUSY_CONCURRENCY } });
+      record('latency_busy_p50', 'ms', busy.p50);
+      record('latency_busy_p95', 'ms', busy.p95);
+      record('latency_busy_p99', 'ms', busy.p99);
+      record('latency_busy_drain', 'jobs/s', busy.busyJobsPerSec);
       const inproc = await latencyInProcess({ concurrency: CONCURRENCY });
       record('latency_inproc_p50', 'ms', inproc.p50);
       record('latency_inproc_p95', 'ms', inproc.p95);
@@ -128,7 +138,11 @@ async function main() {
     }
     if (ONLY.includes('limits')) await limitsGroup(record, { jobs: N });
     if (ONLY.includes('sweep')) {
-      for (const c of SWEEP) record(`drain_c${c}`, 'jobs/s', (await drain({ jobs: N, concurrency: c })).jobsPerSec);
+      // NOTE: each point right next to a raw drain of its own, so drift hits both alike.
+      for (const c of SWEEP) {
+        record(`drain_c${c}`, 'jobs/s', (await drain({ jobs: N, concurrency: c })).jobsPerSec);
+        await rawGroup('drain', `_next_to_c${c}`);
+      }
     }
   }
   const ours = {};
@@ -173,6 +187,10 @@ const COUNTERPARTS = {
   latency_p50: { raw: 'latency_p50', bar: (r) => r.ours <= 3, barText: 'ours <= 3 ms' },
   latency_p95: { raw: 'latency_p95' },
   latency_p99: { raw: 'latency_p99', bar: (r) => r.ours <= 15, barText: 'ours <= 15 ms' },
+  latency_busy_p50: { raw: 'latency_p50', bar: (r) => r.ours <= 3, barText: 'ours <= 3 ms' },
+  latency_busy_p95: { raw: 'latency_p95' },
+  latency_busy_p99: { raw: 'latency_p99', bar: (r) => r.ours <= 15, barText: 'ours <= 15 ms' },
+  ...Object.fromEntries(SWEEP.map((c) => [`drain_c${c}`, { raw: `drain_next_to_c${c}`, bar: (r) => r.ratio >= 0.8, barText: 'ratio >= 0.8' }])),
 };
 
 // Ours against ours, in the same run: what an option costs over the plain path.

@@ -27,9 +27,11 @@ async function drain() {
   // NOTE: the clock starts when the worker starts (after Nest's DI, TypeORM's connection and the
   // migration check), the moment the raw reference's loops start, so boot time is not counted.
   let t0;
+  let cpu0;
   const original = QueueWorker.prototype.onApplicationBootstrap;
   QueueWorker.prototype.onApplicationBootstrap = function () {
     t0 ??= now();
+    cpu0 ??= process.cpuUsage();
     trace?.mark();
     if (cfg.variants?.length) applyStatementVariants(this.database.repository, cfg.variants);
     return original.call(this);
@@ -42,7 +44,7 @@ async function drain() {
   const bootStart = now();
   const { app } = await createBenchApp({
     schema: cfg.schema,
-    worker: { listen: true },
+    worker: { listen: true, ...(cfg.claimAhead === false ? { claimAhead: false } : {}) },
     processor: {
       concurrency: cfg.concurrency,
       handler: () => {
@@ -67,7 +69,9 @@ async function drain() {
     await sleep(1);
   }
   const t1 = now();
+  const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
+  const buffer = app.get(QueueWorker).claimAheadStats?.()[Object.keys(app.get(QueueWorker).claimAheadStats())[0]];
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   await send({
     type: 'result',
@@ -78,6 +82,9 @@ async function drain() {
     confirmPolls: polls,
     peakRssMb: peakRss / 1048576,
     trace: traced,
+    buffer,
+    // The worker process's CPU (every thread) from its start to the confirmation, µs per job.
+    workerCpuUsPerJob: (cpu.user + cpu.system) / cfg.jobs,
   });
   await app.close();
   await confirm.end();
@@ -159,15 +166,17 @@ async function latency() {
   const seen = new Array(cfg.jobs).fill(null);
   const stages = cfg.trace ? traceWakeups(cfg.jobs) : undefined;
   let count = 0;
+  let busyHandled = 0;
   const { app } = await createBenchApp({
     schema: cfg.schema,
-    worker: { listen: true },
+    worker: { listen: true, ...(cfg.claimAhead === false ? { claimAhead: false } : {}) },
+    busy: cfg.busy ? { concurrency: cfg.busy.concurrency, handler: () => void busyHandled++ } : undefined,
     processor: {
       concurrency: cfg.concurrency,
       handler: (job) => {
         const t = now();
         seen[job.data.i] = t;
-        if (++count === cfg.jobs) void send({ type: 'seen', seen, stages });
+        if (++count === cfg.jobs) void send({ type: 'seen', seen, stages, busyHandled });
       },
     },
   });

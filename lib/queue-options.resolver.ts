@@ -5,6 +5,7 @@ import { KNOWN_OPTIONS } from './producer/known-options';
 import type { DefaultJobOptions } from './interfaces/job-options.interface';
 import type { QueueModuleOptions } from './interfaces/queue-module-options.interface';
 import {
+  DEFAULT_CLAIM_AHEAD_MAX_WAIT_MS,
   DEFAULT_LOCK_DURATION_MS,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_QUERY_TIMEOUT_MS,
@@ -39,6 +40,8 @@ export interface ResolvedWorkerOptions {
   rescueIntervalMs: number;
   /** See `WorkerOptions.unknownJobGraceMs`. */
   unknownJobGraceMs: number;
+  /** See `WorkerOptions.claimAhead`. */
+  claimAhead: false | { maxWaitMs: number };
 }
 
 /** The module options after validation, with defaults filled in. */
@@ -132,5 +135,16 @@ function resolveWorkerOptions(worker: Exclude<QueueModuleOptions['worker'], fals
     heartbeatIntervalMs: listen ? third : Math.min(third, 1000),
     rescueIntervalMs: Math.floor(lockDurationMs / 2),
     unknownJobGraceMs,
+    claimAhead: resolveClaimAhead(worker.claimAhead),
   };
+}
+
+function resolveClaimAhead(claimAhead: unknown): false | { maxWaitMs: number } {
+  if (claimAhead === false) return false;
+  if (claimAhead === undefined) return { maxWaitMs: DEFAULT_CLAIM_AHEAD_MAX_WAIT_MS };
+  if (typeof claimAhead !== 'object' || claimAhead === null) throw moduleOptionError('worker.claimAhead', claimAhead, 'false or an object');
+  assertKnownKeys(claimAhead, KNOWN_OPTIONS.claimAhead, 'worker.claimAhead.', moduleOptionError);
+  const maxWaitMs = (claimAhead as { maxWaitMs?: unknown }).maxWaitMs ?? DEFAULT_CLAIM_AHEAD_MAX_WAIT_MS;
+  assertInteger('worker.claimAhead.maxWaitMs', maxWaitMs, 1, MAX_INT32, moduleOptionError);
+  return { maxWaitMs: maxWaitMs as number };
 }

@@ -28,6 +28,8 @@ export const DEFAULT_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 export const DEFAULT_UNKNOWN_JOB_GRACE_MS = 600_000;
+/** How long a job claimed ahead may wait for a slot before the buffer is handed back (ms). */
+export const DEFAULT_CLAIM_AHEAD_MAX_WAIT_MS = 250;
 /** Default bound of every statement of the library, connection acquisition included (ms). */
 export const DEFAULT_QUERY_TIMEOUT_MS = 5000;
 /** Default `statement_timeout` of the job management API's queries and bulk batches (ms). */

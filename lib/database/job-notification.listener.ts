@@ -21,7 +21,9 @@ export type JobNotification =
    * by the flow trigger, in a transaction of worker `by` (null when no worker's write caused it).
    * Sent at commit.
    */
-  | { type: 'flow'; event: 'blocked' | 'unblocked' | 'failed'; id: string; queue: string; name: string; by: string | null };
+  | { type: 'flow'; event: 'blocked' | 'unblocked' | 'failed'; id: string; queue: string; name: string; by: string | null }
+  /** `queue` was paused: jobs of it claimed ahead and not started are to be handed back. */
+  | { type: 'pause'; queue: string };
 
 /**
  * One job event as a global-event notification carries it (`{t:'ev', e:[...]}`): the event type's
@@ -168,6 +170,8 @@ export class JobNotificationListener {
         this.handlers.onNotification({ type: 'schedule', inMs: Number(body.in) || 0 });
       } else if (body.t === 'flow' && (body.e === 'blocked' || body.e === 'unblocked' || body.e === 'failed') && typeof body.id === 'string' && typeof body.q === 'string') {
         this.handlers.onNotification({ type: 'flow', event: body.e, id: body.id, queue: body.q, name: String(body.n ?? ''), by: typeof body.w === 'string' ? body.w : null });
+      } else if (body.t === 'pause' && typeof body.q === 'string') {
+        this.handlers.onNotification({ type: 'pause', queue: body.q });
       }
     } catch {
       // NOTE: not the payload itself: anyone who can connect can NOTIFY on this channel.

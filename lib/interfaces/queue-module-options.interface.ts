@@ -41,6 +41,17 @@ export interface WorkerOptions {
    * claim, both outcome statements, a heartbeat and a rescue can all be in flight at once.
    */
   poolSize?: number;
+  /**
+   * Claim ahead: a queue whose handlers are quick next to a claim's round trip claims a few jobs
+   * beyond its free slots into a small local buffer, so the next claim is in flight while its slots
+   * run them. Sized per queue from measurement, so that a buffered job waits about one claim round
+   * trip; a queue whose handlers are slow gets no buffer. Buffered jobs are claimed rows (active,
+   * leased to this worker, renewed by heartbeats); they are handed back to pending with the attempt
+   * refunded at shutdown, when the queue is paused, or when the oldest has waited `maxWaitMs` for a
+   * slot, and dropped unrun when cancelled. `concurrency` still bounds the handlers running at once.
+   * `false` claims only for free slots. Default `{ maxWaitMs: 250 }`.
+   */
+  claimAhead?: false | { maxWaitMs?: number };
 }
 
 /** Options of `QueueModule.forRoot()`. */

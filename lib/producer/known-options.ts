@@ -17,7 +17,8 @@ export const KNOWN_OPTIONS = {
   schedule: ['queue', 'name', 'cron', 'tz', 'data', 'options', 'catchUp', 'catchUpLimit', 'overlap'],
   scheduleDecorator: ['key', 'tz', 'data', 'options', 'catchUp', 'catchUpLimit', 'overlap'],
   scheduleJob: ['priority', 'maxAttempts', 'backoff', 'timeoutMs'],
-  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize'],
+  worker: ['pollIntervalMs', 'lockDurationMs', 'shutdownTimeoutMs', 'listen', 'unknownJobGraceMs', 'poolSize', 'claimAhead'],
+  claimAhead: ['maxWaitMs'],
   onQueueEvent: ['queue', 'scope'],
   waitForJob: ['timeoutMs'],
   // The job management API (listJobs, updateJob, the bulk actions).

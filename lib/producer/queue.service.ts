@@ -271,7 +271,9 @@ export class QueueService {
    */
   async pause(queue: string): Promise<QueueInfo> {
     assertName('queue', queue);
-    return (await this.database.getRegistry()).pause(queue);
+    const paused = await (await this.database.getRegistry()).pause(queue);
+    this.wakeups.paused(queue);
+    return paused;
   }
 
   /** Resumes a paused queue and wakes its workers at once. Resuming a queue that is not paused is a no-op. */

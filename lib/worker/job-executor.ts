@@ -91,9 +91,8 @@ export class JobExecutor {
    * Runs one claimed attempt. `claimedAt` is when the claim statement was sent: the lease the
    * database granted cannot end before `claimedAt` + the lease length.
    */
-  async execute(job: Job, hooks: AttemptHooks, claimedAt = Date.now()): Promise<void> {
-    const abort = new AttemptAbort();
-    const entry = this.running.add(job, abort, claimedAt + this.lockDurationMs);
+  async execute(job: Job, hooks: AttemptHooks, claimedAt = Date.now(), entry = this.admit(job, claimedAt)): Promise<void> {
+    const abort = entry.abort;
     try {
       // NOTE: an older attempt of this job still runs here (cancelled and retried, or requeued by
       // our own rescuer while frozen): the database gave us a newer claim, so its lease is surely
@@ -141,6 +140,14 @@ export class JobExecutor {
       if (!entry.handlerDone) hooks.handlerDone(undefined);
       hooks.settled();
     }
+  }
+
+  /**
+   * Adds a claimed job to the running set before it runs (or while it waits in a claim-ahead
+   * buffer): from here on its lease is renewed and a cancellation aborts it.
+   */
+  admit(job: Job, claimedAt: number): RunningJob {
+    return this.running.add(job, new AttemptAbort(), claimedAt + this.lockDurationMs);
   }
 
   /** Aborts an older attempt of the same job and waits until its handler has returned. */

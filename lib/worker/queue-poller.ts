@@ -1,8 +1,12 @@
 import { Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import type { ClaimDefaults, JobRepository } from '../database/job.repository';
 import type { Job } from '../interfaces/job.interface';
 import { MAX_CLAIM_BATCH } from '../queue.constants';
 import type { AttemptHooks } from './job-executor';
+import type { RunningJob } from './running-jobs';
+import { ClaimBuffer, type ClaimBufferStats } from './claim-buffer';
+import { ClaimAheadSizer } from './claim-ahead-sizer';
 
 export interface QueuePollerSettings {
   queue: string;
@@ -11,26 +15,58 @@ export interface QueuePollerSettings {
   lockDurationMs: number;
   pollIntervalMs: number;
   defaults: ClaimDefaults;
+  /** Claim ahead of free slots into a local buffer (see {@link ClaimAheadSizer}); false: never. */
+  claimAhead: false | { maxWaitMs: number };
+}
+
+/**
+ * What the poller does with the jobs it claims. Every claimed job is first admitted (it joins the
+ * running set: leases renewed, cancellations heard), then either run or, if it was claimed ahead
+ * and never started, handed back.
+ */
+export interface ClaimedJobRunner {
+  /** Registers a claimed job (lease renewals, cancel notices) before it runs or waits. */
+  admit(job: Job, claimedAt: number): RunningJob;
+  /** Runs an admitted job in a slot. */
+  run(entry: RunningJob, hooks: AttemptHooks, claimedAt: number): void;
+  /** Hands an admitted job that never started back to pending, its attempt refunded. */
+  handBack(entry: RunningJob): void;
+  /** Forgets an admitted job that never started and is no longer ours (cancelled, lease lost). */
+  drop(entry: RunningJob): void;
 }
 
 const MAX_ERROR_BACKOFF_MS = 5000;
+/**
+ * Jobs started from the buffer in one turn of the event loop before the rest wait for the next
+ * turn. Quick handlers free their slots in microtasks, so without a bound a full buffer would run
+ * in one go and hold up everything else in the process (other queues' notifications and claims,
+ * heartbeats) for as long as its jobs take.
+ */
+const BUFFER_BURST = 64;
 
 /**
  * Claims the due jobs of one queue, as many as it has free slots, in one statement, and hands each
- * to `run`. It claims when woken (notification, in-process add, a finished job freeing a slot, a
- * timer for a delayed job, or the worker's {@link IdleQueueProbe} finding due jobs). One claim is in
- * flight at a time; wakes that arrive meanwhile fold into one more claim.
+ * to the runner. It claims when woken (notification, in-process add, a finished job freeing a slot,
+ * a timer for a delayed job, or the worker's {@link IdleQueueProbe} finding due jobs). One claim is
+ * in flight at a time; wakes that arrive meanwhile fold into one more claim.
+ *
+ * Claiming ahead: when its handlers are quick next to a claim's round trip, the poller also claims
+ * a few jobs beyond its free slots into a {@link ClaimBuffer}, sized by {@link ClaimAheadSizer}, and
+ * claims again when the buffer is half empty, so the next claim is in flight while the slots run
+ * the buffered jobs. `concurrency` still bounds the handlers running at once; buffered jobs are
+ * claimed rows (they count against any limit on active jobs, and their leases are renewed), and
+ * are handed back refunded at shutdown, on a pause notice, or when the buffer stalls.
  */
 export class QueuePoller {
   private readonly logger = new Logger('QueueWorker');
   /** Handlers running now: at most `concurrency`. */
   private active = 0;
-  /** Attempts whose handler is done but whose outcome is not written yet: at most `concurrency`,
-   * so a slow database applies back-pressure to claiming. */
+  /** Attempts whose handler is done but whose outcome is not written yet: bounded (see
+   * `freeSlots`), so a slow database applies back-pressure to claiming. */
   private settling = 0;
   private claiming?: Promise<void>;
   private again = false;
-  /** The last claim filled every free slot, so more jobs may be due: claim when a slot frees. */
+  /** The last claim took all it asked for, so more jobs may be due: claim when room frees. */
   private mayHaveMore = false;
   private stopped = true;
   private dueTimer?: NodeJS.Timeout;
@@ -45,13 +81,28 @@ export class QueuePoller {
    * probe's next answer). Believed at first, so the first claim tells.
    */
   private limitedClaims = true;
+  private readonly sizer = new ClaimAheadSizer();
+  private readonly buffer: ClaimBuffer;
+  /** Jobs to hold ahead of the free slots, as last sized (0: no buffer). */
+  private ahead = 0;
+  /** Bumped by every hand-back of the buffer: a claim in flight across one buffers nothing. */
+  private handBacks = 0;
+  /** The buffer was handed back because no slot freed: no claiming ahead until one does. */
+  private stalled = false;
+  /** The buffer's wait counters at the last sizing. */
+  private waitSeen = { started: 0, totalWaitMs: 0 };
+  /** Jobs started from the buffer in this turn of the event loop (see BUFFER_BURST). */
+  private burst = 0;
+  private burstEnd?: NodeJS.Immediate;
 
   constructor(
     private readonly settings: QueuePollerSettings,
     private readonly repository: JobRepository,
-    /** Runs one claimed job; `claimedAt` is when its claim statement was sent (its lease's lower bound). */
-    private readonly run: (job: Job, hooks: AttemptHooks, claimedAt: number) => void,
-  ) {}
+    private readonly runner: ClaimedJobRunner,
+  ) {
+    const maxWaitMs = settings.claimAhead ? settings.claimAhead.maxWaitMs : 0;
+    this.buffer = new ClaimBuffer(maxWaitMs, (entry) => runner.drop(entry), () => this.onStale());
+  }
 
   get queue(): string {
     return this.settings.queue;
@@ -67,6 +118,11 @@ export class QueuePoller {
     this.limitedClaims = limited;
   }
 
+  /** How long buffered jobs waited, and how many were handed back or dropped. */
+  get bufferStats(): ClaimBufferStats & { buffered: number; bufferedAborted: number; roundTripMs: number; slotMs: number; ahead: number } {
+    return { ...this.buffer.stats, buffered: this.buffer.size, bufferedAborted: this.buffer.countAborted(), roundTripMs: this.sizer.roundTripMs, slotMs: this.sizer.slotMs, ahead: this.ahead };
+  }
+
   start(): void {
     this.stopped = false;
     this.wake();
@@ -80,12 +136,26 @@ export class QueuePoller {
     return !this.stopped && !this.claiming && this.freeSlots() > 0 && Date.now() >= this.retryAt;
   }
 
-  /** Stops claiming; resolves once no claim is in flight. Running jobs are not touched. */
+  /**
+   * Stops claiming; resolves once no claim is in flight, and hands the buffered jobs back (their
+   * writes go through the completer, which shutdown drains). Running jobs are not touched.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.dueTimer);
     if (this.slotWake) clearImmediate(this.slotWake);
+    if (this.burstEnd) clearImmediate(this.burstEnd);
     await this.claiming;
+    this.handBackBuffered();
+  }
+
+  /**
+   * Hands every buffered job back to pending (attempt refunded): the queue was paused (its jobs
+   * must not start), or the poller stops. A claim in flight meanwhile buffers nothing either.
+   */
+  handBackBuffered(): void {
+    this.handBacks++;
+    for (const { entry } of this.buffer.takeAll()) this.runner.handBack(entry);
   }
 
   /** Look for due jobs now, or in `inMs` (a delayed job or a retry). */
@@ -93,7 +163,7 @@ export class QueuePoller {
     if (this.stopped) return;
     if (inMs > 0) return this.wakeAt(Date.now() + inMs);
     if (Date.now() < this.retryAt) return; // backing off after a database error
-    if (this.freeSlots() <= 0) {
+    if (this.wanted() <= 0) {
       this.mayHaveMore = true;
       return;
     }
@@ -122,16 +192,25 @@ export class QueuePoller {
   private async claimLoop(): Promise<void> {
     do {
       this.again = false;
-      const free = this.freeSlots();
-      if (free <= 0 || this.stopped) {
+      if (this.stopped) return;
+      // NOTE: no claiming ahead under limits: a buffered job is active and counts against the
+      // queue's (or its group's) limit, so a buffer would hold capacity that another node's free
+      // slot could use now.
+      if (this.settings.claimAhead) {
+        this.ahead = this.stalled || this.limitedClaims ? 0 : this.sizer.target(this.settings.concurrency, MAX_CLAIM_BATCH - this.settings.concurrency, this.recentWaitMs());
+      }
+      const wanted = this.wanted();
+      if (wanted <= 0) {
         this.mayHaveMore = true;
         return;
       }
-      const limit = Math.min(free, MAX_CLAIM_BATCH);
+      const limit = Math.min(wanted, MAX_CLAIM_BATCH);
       let jobs: Job[];
       let more: boolean;
       let waitMs: number | null = null;
       const claimedAt = Date.now();
+      const sentAt = performance.now();
+      const handBacks = this.handBacks;
       try {
         const { queue, workerId, lockDurationMs, defaults } = this.settings;
         if (this.limitedClaims) {
@@ -152,18 +231,51 @@ export class QueuePoller {
         this.onClaimError(error);
         return;
       }
+      this.sizer.claimed(performance.now() - sentAt);
       if (this.failures > 0) this.logger.log(`Queue "${this.queue}": claiming again after ${this.failures} failed attempt(s)`);
       this.failures = 0;
       this.retryAt = 0;
       this.mayHaveMore = more;
       if (waitMs !== null) this.wakeAt(Date.now() + waitMs, true);
-      for (const job of jobs) this.dispatch(job, claimedAt);
+      this.accept(jobs, claimedAt, handBacks !== this.handBacks);
     } while (this.again && !this.stopped);
+  }
+
+  /** Mean wait in the buffer of the jobs that left it since the last call (NaN when none did). */
+  private recentWaitMs(): number {
+    const { started, totalWaitMs } = this.buffer.stats;
+    const mean = started > this.waitSeen.started ? (totalWaitMs - this.waitSeen.totalWaitMs) / (started - this.waitSeen.started) : Number.NaN;
+    this.waitSeen = { started, totalWaitMs };
+    return mean;
+  }
+
+  /** Runs what the free slots take; buffers the rest, or hands it back at once if `handBack`. */
+  private accept(jobs: Job[], claimedAt: number, handBack: boolean): void {
+    const now = Date.now();
+    for (const job of jobs) {
+      const entry = this.runner.admit(job, claimedAt);
+      if (this.buffer.size === 0 && this.freeSlots() > 0) this.dispatch(entry, claimedAt);
+      else if (handBack || this.stopped) this.runner.handBack(entry);
+      else this.buffer.push(entry, claimedAt, now);
+    }
+    this.fillSlots();
+  }
+
+  /**
+   * How many jobs to claim now: the free slots plus the room in the buffer, or 0 while the buffer
+   * is more than half full (so a claim ahead is a batch, not a job at a time).
+   */
+  private wanted(): number {
+    const buffered = this.buffer.size;
+    if (buffered > 0 && buffered * 2 > this.ahead) return 0;
+    return Math.max(0, this.freeSlots() - buffered) + Math.max(0, this.ahead - buffered);
   }
 
   private freeSlots(): number {
     const { concurrency } = this.settings;
-    return Math.min(concurrency - this.active, 2 * concurrency - this.active - this.settling);
+    // NOTE: outcomes not yet written may pile up to the concurrency plus the buffer's size: a
+    // buffer refills the slots faster than one write per claim empties them.
+    return Math.min(concurrency - this.active, 2 * concurrency + this.ahead - this.active - this.settling);
   }
 
   /** One hooks object for all of this queue's attempts (nothing in it is per job). */
@@ -171,20 +283,54 @@ export class QueuePoller {
     handlerDone: (retryInMs) => {
       this.active--;
       this.settling++;
+      this.sizer.finished();
+      this.stalled = false;
       if (retryInMs !== undefined) this.wake(retryInMs);
+      this.fillSlots();
       // NOTE: under limits a job counts until its outcome is written: a claim now would find its
       // slot still taken (and hold the queue's lock for nothing). It claims once settled.
       if (this.mayHaveMore && !this.limitedClaims) this.scheduleSlotWake();
     },
     settled: () => {
       this.settling--;
+      this.fillSlots();
       if (this.mayHaveMore) this.scheduleSlotWake();
     },
   };
 
-  private dispatch(job: Job, claimedAt: number): void {
+  /** Moves buffered jobs into the slots that are free, at most BUFFER_BURST per event-loop turn. */
+  private fillSlots(): void {
+    if (this.buffer.size === 0 || this.stopped) return;
+    const now = Date.now();
+    while (this.freeSlots() > 0 && this.burst < BUFFER_BURST) {
+      const next = this.buffer.take(now);
+      if (!next) return;
+      // NOTE: the burst ends with this turn; the next turn, after I/O (and so other queues) had
+      // its share, goes on with the buffer.
+      if (this.burst++ === 0) {
+        this.burstEnd = setImmediate(() => {
+          this.burstEnd = undefined;
+          this.burst = 0;
+          this.fillSlots();
+        });
+      }
+      this.dispatch(next.entry, next.claimedAt);
+    }
+  }
+
+  private dispatch(entry: RunningJob, claimedAt: number): void {
     this.active++;
-    this.run(job, this.hooks, claimedAt);
+    this.sizer.started();
+    this.runner.run(entry, this.hooks, claimedAt);
+  }
+
+  /** The oldest buffered job waited `maxWaitMs`: the slots stalled, so let other workers have them. */
+  private onStale(): void {
+    const count = this.buffer.size;
+    this.stalled = true;
+    this.ahead = 0;
+    this.handBackBuffered();
+    this.logger.debug(`Queue "${this.queue}": handed back ${count} buffered job(s) that waited over ${this.settings.claimAhead ? this.settings.claimAhead.maxWaitMs : 0} ms for a slot`);
   }
 
   /** Coalesces the slots freed by one batch of completions into one claim. */

@@ -20,4 +20,19 @@ export class QueueWakeups {
   wake(queue: string, inMs = 0): void {
     this.listener?.(queue, inMs);
   }
+
+  private pauseListener?: (queue: string) => void;
+
+  /** Hears `QueueService.pause()` of this process (other processes' pauses arrive as notices). */
+  subscribePauses(listener: (queue: string) => void): () => void {
+    this.pauseListener = listener;
+    return () => {
+      if (this.pauseListener === listener) this.pauseListener = undefined;
+    };
+  }
+
+  /** `queue` was paused (committed): the worker hands back what it claimed ahead of it. */
+  paused(queue: string): void {
+    this.pauseListener?.(queue);
+  }
 }

@@ -9,13 +9,13 @@ import { JobCompleter } from './job-completer';
 import { JobExecutor } from './job-executor';
 import { JobActivity } from './job-activity';
 import { LeaseKeeper } from './lease-keeper';
-import { QueuePoller } from './queue-poller';
+import { QueuePoller, type ClaimedJobRunner } from './queue-poller';
 import { QueueWakeups } from './queue-wakeups';
 import { JobLifecycle } from './job-lifecycle';
 import { GlobalEventDemand } from '../events/global-event-demand';
 import { IdleQueueProbe } from './idle-queue-probe';
 import { FlowEventRelay } from './flow-event-relay';
-import { RunningJobs } from './running-jobs';
+import { RunningJobs, type RunningJob } from './running-jobs';
 import { LeaseRescuer } from './maintenance/lease-rescuer';
 import { RetentionCleaner } from './maintenance/retention-cleaner';
 import { LimitsDeclarer } from './maintenance/limits-declarer';
@@ -71,6 +71,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
   private scheduler?: ScheduleEnqueuer;
   private unsubscribe?: () => void;
   private listener?: JobNotificationListener;
+  private unsubscribePauses?: () => void;
   private started = false;
   private stopping?: Promise<void>;
 
@@ -174,6 +175,19 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       activity,
       this.tracing,
     );
+    const runner: ClaimedJobRunner = {
+      admit: (job, claimedAt) => executor.admit(job, claimedAt),
+      run: (entry, hooks, claimedAt) => {
+        const attempt = executor.execute(entry.job, hooks, claimedAt, entry);
+        this.inflight++;
+        void attempt.then(() => {
+          this.inflight--;
+          this.notifyWaiters();
+        });
+      },
+      handBack: (entry) => this.handBack(entry),
+      drop: (entry) => this.running.delete(entry),
+    };
     for (const registered of queues) {
       const poller = new QueuePoller(
         {
@@ -183,16 +197,10 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
           lockDurationMs: settings.lockDurationMs,
           pollIntervalMs: settings.pollIntervalMs,
           defaults: claimDefaultsOf(this.options, registered),
+          claimAhead: settings.claimAhead,
         },
         repository,
-        (job, hooks, claimedAt) => {
-          const attempt = executor.execute(job, hooks, claimedAt);
-          this.inflight++;
-          void attempt.then(() => {
-            this.inflight--;
-            this.notifyWaiters();
-          });
-        },
+        runner,
       );
       this.pollers.set(registered.queue, poller);
     }
@@ -212,6 +220,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
 
     this.unsubscribe = this.wakeups.subscribe((queue, inMs) => this.pollers.get(queue)?.wake(inMs));
     this.flowEvents = new FlowEventRelay(this.workerId, this.lifecycle, repository);
+    this.unsubscribePauses = this.wakeups.subscribePauses((queue) => this.pollers.get(queue)?.handBackBuffered());
     if (settings.listen) {
       const listener = new JobNotificationListener(repository, {
         onNotification: (n) => this.onNotification(n),
@@ -250,6 +259,28 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     return { enabled: true, running, listening: listens ? running && this.listener?.listening === true : null };
   }
 
+  /**
+   * Hands a job claimed ahead and never started back to pending, its attempt refunded, through the
+   * completer (so shutdown's final drain covers it). It stays in the running set, its lease renewed,
+   * until the write is done; fenced out, it was not ours any more (cancelled, rescued).
+   */
+  private handBack(entry: RunningJob): void {
+    // NOTE: it never ran: nothing for shutdown to wait for or abort.
+    entry.handlerDone = true;
+    const { job } = entry;
+    void this.completer!
+      .record({ id: job.id, claim: job.claims, state: 'pending', result: null, error: null, delayMs: 0, refund: true })
+      .then(() => this.running.delete(entry));
+  }
+
+  /**
+   * Per queue, how long jobs claimed ahead waited for a slot, and the figures the buffer is sized by.
+   * @internal diagnostics (the benchmark and tests), not a stable API.
+   */
+  claimAheadStats(): Record<string, QueuePoller['bufferStats']> {
+    return Object.fromEntries([...this.pollers].map(([queue, poller]) => [queue, poller.bufferStats]));
+  }
+
   /** Resolves once no attempt is in flight. */
   private whenIdle(): Promise<void> {
     return this.waitUntil(() => this.inflight === 0);
@@ -283,6 +314,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     else if (notification.type === 'listeners') this.eventDemand.refreshSoon();
     else if (notification.type === 'schedule') this.scheduler?.wake(notification.inMs);
     else if (notification.type === 'flow') this.flowEvents?.tell(notification);
+    else if (notification.type === 'pause') this.pollers.get(notification.queue)?.handBackBuffered();
     // NOTE: only a hint (anyone who can connect can NOTIFY): it makes the lease keeper check the
     // rows now, and the row decides; a notice for a job not running here costs nothing.
     else if (this.running.has(notification.id)) void this.keeper?.check();
@@ -304,6 +336,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     if (!this.started || this.options.worker === false) return;
     const { shutdownTimeoutMs } = this.options.worker;
     this.unsubscribe?.();
+    this.unsubscribePauses?.();
     await Promise.all([...this.pollers.values()].map((p) => p.stop()));
     if (this.inflight > 0) {
       this.logger.log(`Shutting down: waiting up to ${shutdownTimeoutMs} ms for ${this.inflight} running job(s)`);

@@ -12,11 +12,17 @@ export function buildQueueStatements(n: TableNaming) {
     /** Make sure the queues $1 have a row (a worker's, at boot). */
     register: `INSERT INTO ${R} (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
 
-    /** Pause queue $1 (creating its row); `paused_at` keeps the first pause's time. */
+    /**
+     * Pause queue $1 (creating its row); `paused_at` keeps the first pause's time. Tells the workers
+     * (a 'pause' notice), so they hand back the jobs they claimed ahead and have not started.
+     */
     pause: `
-      INSERT INTO ${R} AS r (name, paused, paused_at) VALUES ($1, true, now())
-      ON CONFLICT (name) DO UPDATE SET paused = true, paused_at = COALESCE(r.paused_at, now()), updated_at = now()
-      RETURNING ${queueColumns}`,
+      WITH paused AS (
+        INSERT INTO ${R} AS r (name, paused, paused_at) VALUES ($1, true, now())
+        ON CONFLICT (name) DO UPDATE SET paused = true, paused_at = COALESCE(r.paused_at, now()), updated_at = now()
+        RETURNING *
+      )
+      SELECT ${queueColumns}, pg_notify('${n.channel}', json_build_object('t', 'pause', 'q', name)::text) AS "_woken" FROM paused`,
 
     /** Resume queue $1 and wake every worker of it (as a new job would). */
     resume: `
