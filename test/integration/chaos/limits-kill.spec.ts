@@ -136,7 +136,7 @@ describe('chaos: limits across worker processes killed with SIGKILL', () => {
   it('limits changed again and again while 3 workers run (and one is killed) never deadlock nor strand a job', async () => {
     const q = 'limits-churn';
     const settings = { queue: q, concurrency: 6, maxAttempts: 10, worker: { lockDurationMs: 1500, pollIntervalMs: 50 } };
-    const ids = await insertGrouped(schema, q, Array.from({ length: 400 }, (_, i) => ({ name: 'sleep', group: i % 3 === 0 ? null : `c${i % 20}`, data: { ms: 10 } })));
+    const ids = await insertGrouped(schema, q, Array.from({ length: 600 }, (_, i) => ({ name: 'sleep', group: i % 3 === 0 ? null : `c${i % 20}`, data: { ms: 20 } })));
     const live = await Promise.all([workers.start(settings), workers.start(settings), workers.start(settings)]);
     const shapes: object[] = [
       { globalConcurrency: 3 },
@@ -158,8 +158,14 @@ describe('chaos: limits across worker processes killed with SIGKILL', () => {
         // NOTE: killed while the queue is open, so the victim surely holds jobs (under a global
         // limit of 1 the other processes may hold the only slot for a long time).
         await setLimits(schema, q, {}, {});
-        await killMidRun(q, live[1]);
-        live[1] = await workers.start(settings);
+        // NOTE: whichever child holds jobs now is killed (a process that claimed ahead may hold
+        // the rest of the queue, leaving the others idle).
+        const victim = (await waitFor('a child to have jobs in flight', async () => {
+          for (let i = 0; i < live.length; i++) if ((await activeOn(q, live[i].pid)).length > 0) return i + 1;
+          return undefined;
+        })) - 1;
+        await killMidRun(q, live[victim]);
+        live[victim] = await workers.start(settings);
       }
       await new Promise((resolve) => setTimeout(resolve, 120));
     }
