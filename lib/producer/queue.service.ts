@@ -12,7 +12,7 @@ import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
 import { COPY_MIN_ROWS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
-import { JobState, type Job, type JobCounts, type JobLogEntry } from '../interfaces/job.interface';
+import { JobState, type Job, type JobChild, type JobCounts, type JobLogEntry } from '../interfaces/job.interface';
 import { JobEventsService } from '../events/job-events.service';
 import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
@@ -195,6 +195,17 @@ export class QueueService {
    */
   async addFlow<T = unknown>(flow: FlowJob<T>, options: AddFlowOptions = {}): Promise<AddedFlow<T>> {
     return this.flows.addFlow(flow, options);
+  }
+
+  /**
+   * The children (`addFlow`) or dependencies (`dependsOn`) of a job, in id order, as they are now;
+   * empty for a job that waits for nothing (or does not exist). What the dashboard's job page lists.
+   *
+   * @throws InvalidJobOptionError for a bad id
+   */
+  async getChildren(id: string): Promise<JobChild[]> {
+    this.assertId(id);
+    return (await this.database.getFlows()).children(id);
   }
 
   /** The job with this id, or null. */
