@@ -7,7 +7,8 @@ import { dashboardFolder } from './dashboard-files';
 export interface DashboardAsset {
   name: string;
   contentType: string;
-  body: Buffer;
+  /** The file's text (all of them are UTF-8 text: served as a string, which every platform sends as it is). */
+  body: string;
 }
 
 const FILES: { file: string; contentType: string }[] = [
@@ -25,7 +26,7 @@ export class DashboardAssets {
 
   constructor(directory = dashboardFolder('static')) {
     for (const { file, contentType } of FILES) {
-      const body = readFileSync(join(directory, file));
+      const body = readFileSync(join(directory, file), 'utf8');
       const hash = createHash('sha256').update(body).digest('hex').slice(0, 12);
       const dot = file.lastIndexOf('.');
       const name = `${file.slice(0, dot)}.${hash}${file.slice(dot)}`;

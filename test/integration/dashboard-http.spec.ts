@@ -244,7 +244,10 @@ describe.each<Platform>(['express', 'fastify'])('dashboard over HTTP (%s)', (pla
         const res = await http().get(path).expect(200);
         expect(res.headers['cache-control']).toBe('public, max-age=31536000, immutable');
       }
-      expect((await http().get(css)).headers['content-type']).toMatch(/^text\/css/);
+      const stylesheet = await http().get(css);
+      expect(stylesheet.headers['content-type']).toMatch(/^text\/css/);
+      expect(stylesheet.text).toContain('/* nestjs-pg-queue dashboard');
+      expect((await http().get(js)).text).toContain("'use strict'");
       await http().get('/api/queues/static/dashboard.css').expect(404);
     });
   });

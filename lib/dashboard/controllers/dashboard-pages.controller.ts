@@ -114,7 +114,7 @@ export class DashboardPagesController {
   }
 
   @Get('static/:file')
-  asset(@Param('file') file: string, @Res({ passthrough: true }) res: unknown): Buffer {
+  asset(@Param('file') file: string, @Res({ passthrough: true }) res: unknown): string {
     const asset = this.renderer.assets.get(file);
     if (!asset) throw new DashboardNotFoundException('No such file');
     const adapter = this.adapterHost.httpAdapter;
