@@ -225,6 +225,29 @@ describe.each<Platform>(['express', 'fastify'])('dashboard over HTTP (%s)', (pla
       await queue.deleteJobs({ queue: 'dash-paged' });
     });
 
+    it('links a flow\'s parent and children, and a schedule\'s runs', async () => {
+      const flow = await queue.addFlow({ queue: 'dash-idle', name: 'parent', data: {}, children: [{ queue: 'dash-idle', name: 'child', data: {}, options: { runAt: new Date(Date.now() + 3_600_000) } }] });
+      const child = flow.children[0];
+      const parentPage = await http().get(`/api/queues/jobs/${flow.id}`).expect(200);
+      expect(parentPage.text).toContain(`href="/api/queues/jobs/${child.id}">job ${child.id}</a>`);
+      expect(parentPage.text).toContain('blocked');
+      const childPage = await http().get(`/api/queues/jobs/${child.id}`).expect(200);
+      expect(childPage.text).toContain(`href="/api/queues/jobs/${flow.id}">job ${flow.id}</a>`);
+      await queue.schedule('dash-nightly', { queue: 'dash-idle', name: 'report', cron: '0 3 * * *' });
+      const schedules = await http().get('/api/queues/schedules').expect(200);
+      expect(schedules.text).toContain('dash-nightly');
+      const triggered = await http().post('/api/queues/schedules/dash-nightly/trigger').set(SAME_ORIGIN).expect(303);
+      expect(triggered.headers.location).toBe('/api/queues/schedules?notice=schedule-triggered');
+      const run = (await queue.getSchedules()).find((x) => x.key === 'dash-nightly')!;
+      const runPage = await http().get(`/api/queues/jobs/${run.lastJobId}`).expect(200);
+      expect(runPage.text).toContain('href="/api/queues/schedules#schedule-dash-nightly"');
+      await http().post('/api/queues/schedules/dash-nightly/pause').set(SAME_ORIGIN).expect(303);
+      expect((await queue.getSchedules()).find((x) => x.key === 'dash-nightly')!.paused).toBe(true);
+      await http().post('/api/queues/schedules/nope/pause').set(SAME_ORIGIN).expect(404);
+      await queue.unschedule('dash-nightly');
+      await queue.deleteJobs({ queue: 'dash-idle', state: [JobState.Pending, JobState.Blocked] });
+    });
+
     it('shows the overview, schedules, workers and failures pages', async () => {
       const overview = await http().get('/api/queues').expect(200);
       expect(overview.text).toMatch(/<svg class="chart completed"/);
