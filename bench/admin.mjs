@@ -19,23 +19,10 @@ import path from 'node:path';
 import { QUEUE, ROOT, createBenchApp, dropSchema, enqueueBulk, newSchema, percentile, require, sql, table } from './common.mjs';
 import { cleanup, log, startChild } from './measure.mjs';
 import { fillBigTable } from './big-table.mjs';
+import { positiveIntegerArgs } from './cli-args.mjs';
 
-const args = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
-};
-const ROWS = arg('rows', 1_000_000);
-const REPS = arg('reps', 20);
-const DRAIN_JOBS = arg('drain-jobs', 20_000);
-const CONCURRENCY = arg('concurrency', 100);
-const EXPLAIN = args.includes('--explain');
-for (const [name, value] of Object.entries({ rows: ROWS, reps: REPS, 'drain-jobs': DRAIN_JOBS, concurrency: CONCURRENCY })) {
-  if (!Number.isInteger(value) || value < 1) {
-    log(`--${name} must be a positive integer, got ${value}`);
-    process.exit(2);
-  }
-}
+const { rows: ROWS, reps: REPS, 'drain-jobs': DRAIN_JOBS, concurrency: CONCURRENCY } = positiveIntegerArgs({ rows: 1_000_000, reps: 20, 'drain-jobs': 20_000, concurrency: 100 });
+const EXPLAIN = process.argv.slice(2).includes('--explain');
 
 const emit = (metric, unit, value, extra = {}) => {
   const digits = unit === 'ratio' ? 3 : 1;

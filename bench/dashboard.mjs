@@ -16,20 +16,9 @@ import path from 'node:path';
 import { DATABASE_URL, ROOT, dropSchema, lib, newSchema, percentile, require, sql, table } from './common.mjs';
 import { log } from './measure.mjs';
 import { fillBigTable } from './big-table.mjs';
+import { positiveIntegerArgs } from './cli-args.mjs';
 
-const args = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
-};
-const ROWS = arg('rows', 1_000_000);
-const REPS = arg('reps', 20);
-for (const [name, value] of Object.entries({ rows: ROWS, reps: REPS })) {
-  if (!Number.isInteger(value) || value < 1) {
-    log(`--${name} must be a positive integer, got ${value}`);
-    process.exit(2);
-  }
-}
+const { rows: ROWS, reps: REPS } = positiveIntegerArgs({ rows: 1_000_000, reps: 20 });
 
 const emit = (metric, value) => {
   process.stdout.write(`${JSON.stringify({ metric, unit: 'ms', value: Number(value.toFixed(1)) })}\n`);
