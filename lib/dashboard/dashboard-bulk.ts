@@ -2,6 +2,8 @@ import type { JobFilter, JobSelection } from '../interfaces/job-admin.interface'
 import { DashboardBadRequestException } from './dashboard-http.errors';
 import { field, many, parseJobId } from './dashboard-input';
 import { parseJobListQuery } from './dashboard-query';
+import { JobState } from '../interfaces/job.interface';
+import { firstLine } from './dashboard-data.service';
 
 /** The bulk actions the dashboard offers, with what the API calls them. */
 export const BULK_ACTIONS = ['retry', 'cancel', 'delete', 'promote'] as const;
@@ -41,4 +43,21 @@ export function describeBulk(input: Record<string, unknown>): BulkRequest {
   if (ids.length > MAX_SELECTED_IDS) throw new DashboardBadRequestException(`Select at most ${MAX_SELECTED_IDS} jobs, or use "all matching"`);
   for (const id of ids) fields.push(['ids', id]);
   return { action, selection: { ids }, byFilter: false, fields, list: listParts };
+}
+
+/** A group of the failures page: the failed jobs of a queue and name whose last error contains `message`. */
+export interface FailureGroupSelection {
+  queue: string;
+  name: string;
+  message: string;
+  selection: JobFilter;
+}
+
+/** Reads a failure group from the form (GET to confirm, POST to retry); a 400 without its queue and name. */
+export function readFailureGroup(input: Record<string, unknown>): FailureGroupSelection {
+  const queue = field(input, 'queue');
+  const name = field(input, 'name');
+  const message = firstLine(field(input, 'message'));
+  if (!queue || !name) throw new DashboardBadRequestException('A failure group needs its queue and name');
+  return { queue, name, message, selection: { queue, name, state: JobState.Failed, ...(message ? { search: message } : {}) } };
 }

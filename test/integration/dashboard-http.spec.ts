@@ -335,6 +335,24 @@ describe.each<Platform>(['express', 'fastify'])('dashboard over HTTP (%s)', (pla
       await http().post(`/api/queues/jobs/${hostile.id}/explode`).set(SAME_ORIGIN).expect(404);
     });
 
+    it('failures: retries a group after a confirmation, as a task', async () => {
+      const claimsBefore = (await queue.getJob(failed.id))!.claims;
+      const page = await http().get('/api/queues/failures?queue=dash').expect(200);
+      const form = /<form method="get" action="\/api\/queues\/failures\/confirm">([\s\S]*?)<\/form>/.exec(page.text.slice(page.text.indexOf('bad &lt;script')))![1];
+      const fields = [...form.matchAll(/name="([^"]+)" value="([^"]*)"/g)].map((m): [string, string] => [m[1], m[2].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&')]);
+      const query = new URLSearchParams(fields).toString();
+      const confirm = await http().get(`/api/queues/failures/confirm?${query}`).expect(200);
+      expect(confirm.text).toContain('whose last error contains');
+      expect(confirm.text).not.toMatch(/<script>window/);
+      expect((await queue.getJob(failed.id))!.claims).toBe(claimsBefore); // nothing changed yet
+      const started = await http().post('/api/queues/failures/retry').set(SAME_ORIGIN).type('form').send(query).expect(303);
+      await waitFor('the group retry to finish', async () => (await http().get(started.headers.location)).text.includes('data-done="true"'));
+      expect((await http().get(started.headers.location)).text).toContain('<dd id="task-affected">1</dd>');
+      await waitFor('the retried job to fail again', async () => (await queue.getJob(failed.id))!.claims === claimsBefore + 1 && (await queue.getJob(failed.id))!.state === JobState.Failed);
+      await http().get('/api/queues/failures/confirm?queue=dash').expect(400);
+      await http().get('/api/queues/failures/confirm?queue=nope&name=x').expect(404);
+    });
+
     it('bulk: confirms, then acts on a selection of ids, and on all matching a filter as a task', async () => {
       const jobs = await Promise.all([1, 2, 3].map((i) => queue.add('dash-bulk', 'x', { i }, { runAt: new Date(Date.now() + 3_600_000) })));
       const confirm = await http().get(`/api/queues/jobs/bulk/confirm?action=cancel&ids=${jobs[0].id}&ids=${jobs[1].id}&queue=dash-bulk`).expect(200);

@@ -1,14 +1,13 @@
 import { Body, Controller, Param, Post, Redirect, UseFilters, UseGuards } from '@nestjs/common';
 import { QueueService } from '../../producer/queue.service';
-import { JobState } from '../../interfaces/job.interface';
 import type { QueueLimitsUpdate } from '../../interfaces/processor-options.interface';
 import { DashboardAccessGuard } from '../dashboard-access.guard';
 import { DashboardExceptionFilter } from '../dashboard-exception.filter';
 import { DashboardRenderer } from '../dashboard-renderer.service';
-import { DashboardData, firstLine } from '../dashboard-data.service';
+import { DashboardData } from '../dashboard-data.service';
 import { DashboardTasks } from '../dashboard-tasks.service';
 import { DashboardBadRequestException, DashboardNotFoundException } from '../dashboard-http.errors';
-import { describeBulk, type BulkAction } from '../dashboard-bulk';
+import { describeBulk, readFailureGroup, type BulkAction } from '../dashboard-bulk';
 import { field, optionalPositiveInt, parseJobId, parseJsonField } from '../dashboard-input';
 import { jobListHref } from '../dashboard-query';
 import type { BulkActionOptions, JobSelection } from '../../interfaces/job-admin.interface';
@@ -101,13 +100,10 @@ export class DashboardActionsController {
   @Post('failures/retry')
   @Redirect('.', 303)
   async retryGroup(@Body() body: Form): Promise<Redirection> {
-    const queue = field(body ?? {}, 'queue');
-    const name = field(body ?? {}, 'name');
-    const message = firstLine(field(body ?? {}, 'message'));
-    if (!queue || !name) throw new DashboardBadRequestException('A failure group needs its queue and name');
-    if (!(await this.data.findQueue(queue))) throw new DashboardNotFoundException(`No queue named ${JSON.stringify(queue)}`);
-    const selection: JobSelection = { queue, name, state: JobState.Failed, ...(message ? { search: message } : {}) };
-    const task = this.tasks.start('retry', `failed ${name} jobs of ${queue}${message ? ` whose error contains "${message}"` : ''}`, (s, o) => this.queue.retryJobs(s, o), selection);
+    const group = readFailureGroup(body ?? {});
+    if (!(await this.data.findQueue(group.queue))) throw new DashboardNotFoundException(`No queue named ${JSON.stringify(group.queue)}`);
+    const description = `failed ${group.name} jobs of ${group.queue}${group.message ? ` whose error contains "${group.message}"` : ''}`;
+    const task = this.tasks.start('retry', description, (s, o) => this.queue.retryJobs(s, o), group.selection);
     return this.to(`/tasks/${task.id}`);
   }
 

@@ -11,7 +11,7 @@ import { DashboardNotFoundException } from '../dashboard-http.errors';
 import { jobListHref, parseJobListQuery } from '../dashboard-query';
 import { DASHBOARD_PAGE_SIZE } from '../dashboard.constants';
 import { parseJobId } from '../dashboard-input';
-import { describeBulk } from '../dashboard-bulk';
+import { describeBulk, readFailureGroup, type FailureGroupSelection } from '../dashboard-bulk';
 import type { DashboardRequest } from '../dashboard-options.interface';
 
 const HTML = 'text/html; charset=utf-8';
@@ -103,6 +103,20 @@ export class DashboardPagesController {
     }
     const failures = await this.data.failureGroups(queue as string | undefined);
     return this.renderer.render(req, res, 'failures', 'failures', 'Failures', { ...failures, queue: queue ?? '' });
+  }
+
+  /** The confirmation of "retry this group" (nothing changes until its POST). */
+  @Get('failures/confirm')
+  @Header('Content-Type', HTML)
+  async confirmFailureRetry(@Req() req: DashboardRequest, @Res({ passthrough: true }) res: unknown, @Query() query: Record<string, unknown>): Promise<string> {
+    const group = await this.failureGroup(query);
+    return this.renderer.render(req, res, 'confirm-failures', 'failures', 'Confirm', { group });
+  }
+
+  private async failureGroup(query: Record<string, unknown>): Promise<FailureGroupSelection> {
+    const group = readFailureGroup(query);
+    if (!(await this.data.findQueue(group.queue))) throw new DashboardNotFoundException(`No queue named ${JSON.stringify(group.queue)}`);
+    return group;
   }
 
   @Get('tasks/:id')
