@@ -38,6 +38,7 @@ const MINUTES = 60;
 export class DashboardData {
   private queues?: Cached<QueueInfo[]>;
   private stats?: Cached<Map<string, QueueThroughput>>;
+  private ages?: Cached<Record<string, number>>;
   private readonly cacheMs: number;
 
   constructor(
@@ -71,6 +72,16 @@ export class DashboardData {
       value.catch(() => { if (this.stats?.value === value) this.stats = undefined; });
     }
     return this.stats.value;
+  }
+
+  /** Per queue, how long its oldest due pending job has waited (ms); cached like the charts. */
+  getPendingAges(): Promise<Record<string, number>> {
+    if (!this.ages || Date.now() - this.ages.at > Math.max(this.cacheMs, 5000)) {
+      const value = this.queue.getPendingAges();
+      this.ages = { at: Date.now(), value };
+      value.catch(() => { if (this.ages?.value === value) this.ages = undefined; });
+    }
+    return this.ages.value;
   }
 
   private async readThroughput(): Promise<Map<string, QueueThroughput>> {

@@ -19,6 +19,10 @@ export const format = {
     const text = duration(Math.abs(ms));
     return ms > 0 ? `in ${text}` : `${text} ago`;
   },
+  /** A length of time: 850ms, 42s, 3m, 5h, 2d. */
+  duration(ms: number): string {
+    return duration(Math.max(0, Math.round(ms)));
+  },
   /** JSON, indented, for a <pre>. */
   json(value: unknown): string {
     try {

@@ -249,7 +249,19 @@ describe.each<Platform>(['express', 'fastify'])('dashboard over HTTP (%s)', (pla
     });
 
     it('shows the overview, schedules, workers and failures pages', async () => {
+      const waiting = await queue.add('dash-aging', 'x', {});
+      await waitFor('the registry to list dash-aging', async () => (await queue.getQueues()).some((q) => q.name === 'dash-aging'));
+      expect((await queue.getPendingAges())['dash-aging']).toBeGreaterThanOrEqual(0);
+      // NOTE: the page's ages are cached for 5 s.
+      const row = await waitFor('the overview to show the age of dash-aging', async () => {
+        const text = (await http().get('/api/queues').expect(200)).text;
+        const found = /<tr data-queue="dash-aging">[\s\S]*?<\/tr>/.exec(text)?.[0];
+        return found && /<td class="num age">\d+(ms|s)<\/td>/.test(found) ? found : undefined;
+      });
+      expect(row).toContain('data-state="pending"');
+      await queue.deleteJob(waiting.id);
       const overview = await http().get('/api/queues').expect(200);
+      expect(overview.text).toContain('<th>Oldest due</th>');
       expect(overview.text).toMatch(/<svg class="chart completed"/);
       expect(overview.text).toContain('data-state="failed"');
       const workers = await http().get('/api/queues/workers').expect(200);

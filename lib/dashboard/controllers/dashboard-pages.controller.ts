@@ -33,8 +33,8 @@ export class DashboardPagesController {
   @Get()
   @Header('Content-Type', HTML)
   async overview(@Req() req: DashboardRequest, @Res({ passthrough: true }) res: unknown): Promise<string> {
-    const [queues, throughput] = await Promise.all([this.data.getQueues(), this.data.getThroughput()]);
-    return this.renderer.render(req, res, 'overview', 'overview', 'Queues', { queues, throughput, states: STATES });
+    const [queues, throughput, ages] = await Promise.all([this.data.getQueues(), this.data.getThroughput(), this.data.getPendingAges()]);
+    return this.renderer.render(req, res, 'overview', 'overview', 'Queues', { queues, throughput, ages, states: STATES });
   }
 
   @Get('jobs')
