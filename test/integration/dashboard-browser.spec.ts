@@ -99,6 +99,37 @@ describe('dashboard in a real browser (Chromium)', () => {
     expect(await page.evaluate(() => (globalThis as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
   });
 
+  it('keeps checked boxes across a live refresh, refreshes nothing while the tab is hidden, and at once when it shows again', async () => {
+    await page.goto(`${url}/queues/jobs?queue=shop&state=completed`);
+    await page.selectOption('#refresh-interval', '2');
+    const box = page.locator('#jobs input[name="ids"]').first();
+    await box.check();
+    const isRefresh = (r: { headers(): Record<string, string> }) => r.headers()['x-dashboard-refresh'] === '1';
+    await page.waitForRequest(isRefresh, { timeout: 10_000 });
+    await page.waitForResponse((r) => isRefresh(r.request()), { timeout: 10_000 });
+    await page.waitForFunction(() => !!(globalThis as unknown as { document: { querySelector(s: string): unknown } }).document.querySelector('#jobs input[name="ids"]'));
+    expect(await box.isChecked()).toBe(true);
+    // hidden: the timer keeps ticking but fetches nothing
+    let refreshes = 0;
+    page.on('request', (r) => { if (isRefresh(r)) refreshes++; });
+    await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: object & { dispatchEvent(e: unknown): void } }).document;
+      Object.defineProperty(doc, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      doc.dispatchEvent(new Event('visibilitychange'));
+    });
+    // NOTE: a window of two intervals and more; a slow machine can only make it fetch less.
+    await new Promise((r) => setTimeout(r, 4500));
+    expect(refreshes).toBe(0);
+    const shown = page.waitForRequest(isRefresh, { timeout: 1500 });
+    await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: object & { dispatchEvent(e: unknown): void } }).document;
+      Object.defineProperty(doc, 'visibilityState', { configurable: true, get: () => 'visible' });
+      doc.dispatchEvent(new Event('visibilitychange'));
+    });
+    await shown;
+    await page.selectOption('#refresh-interval', '0');
+  });
+
   it('filters jobs by data. in a bookmarkable URL and opens one', async () => {
     await page.goto(`${url}/queues/jobs?queue=shop`);
     await page.fill('input[name="q"]', 'data.customer.id:42');
