@@ -18,23 +18,11 @@ import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { QUEUE, ROOT, createBenchApp, dropSchema, enqueueBulk, newSchema, percentile, require, sql, table } from './common.mjs';
 import { cleanup, log, startChild } from './measure.mjs';
+import { fillBigTable } from './big-table.mjs';
+import { positiveIntegerArgs } from './cli-args.mjs';
 
-const args = process.argv.slice(2);
-const arg = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
-};
-const ROWS = arg('rows', 1_000_000);
-const REPS = arg('reps', 20);
-const DRAIN_JOBS = arg('drain-jobs', 20_000);
-const CONCURRENCY = arg('concurrency', 100);
-const EXPLAIN = args.includes('--explain');
-for (const [name, value] of Object.entries({ rows: ROWS, reps: REPS, 'drain-jobs': DRAIN_JOBS, concurrency: CONCURRENCY })) {
-  if (!Number.isInteger(value) || value < 1) {
-    log(`--${name} must be a positive integer, got ${value}`);
-    process.exit(2);
-  }
-}
+const { rows: ROWS, reps: REPS, 'drain-jobs': DRAIN_JOBS, concurrency: CONCURRENCY } = positiveIntegerArgs({ rows: 1_000_000, reps: 20, 'drain-jobs': 20_000, concurrency: 100 });
+const EXPLAIN = process.argv.slice(2).includes('--explain');
 
 const emit = (metric, unit, value, extra = {}) => {
   const digits = unit === 'ratio' ? 3 : 1;
@@ -57,31 +45,7 @@ async function timed(metric, work) {
 }
 
 async function fill(schema) {
-  const t0 = performance.now();
-  // NOTE: in pieces of 100,000 rows, so each statement stays short; ids grow with g.
-  for (let from = 1; from <= ROWS; from += 100_000) {
-    const to = Math.min(ROWS, from + 99_999);
-    await sql(
-      `INSERT INTO ${table(schema)} (queue, name, data, state, priority, run_at, attempts, claims, max_attempts, last_error, locked_by, locked_until, created_at, started_at, finished_at, result)
-       SELECT 'q' || lpad((g % 20)::text, 2, '0'), (ARRAY['send-email', 'resize', 'charge', 'sync', 'report'])[1 + g % 5],
-         jsonb_build_object('tenant', g % 1000, 'user', jsonb_build_object('id', g, 'plan', (ARRAY['free', 'pro'])[1 + g % 2]), 'kind', 'k' || (g % 7)),
-         s.state, (g % 3), CASE WHEN s.state = 'pending' AND g % 2 = 0 THEN now() + interval '1 day' ELSE now() - (($2 - g) * interval '100 ms') END,
-         CASE WHEN s.state = 'pending' THEN 0 ELSE 1 END, CASE WHEN s.state = 'pending' THEN 0 ELSE 1 END, 3,
-         CASE WHEN s.state = 'failed' THEN jsonb_build_object('name', 'Error', 'message', 'upstream returned ' || (500 + g % 4) || ' for request ' || g, 'attempt', 3, 'at', now()) END,
-         CASE WHEN s.state = 'active' THEN 'bench-ghost' END, CASE WHEN s.state = 'active' THEN now() + interval '1 day' END,
-         now() - (($2 - g) * interval '100 ms'), CASE WHEN s.state <> 'pending' THEN now() - (($2 - g) * interval '100 ms') END,
-         CASE WHEN s.state IN ('completed', 'failed', 'cancelled') THEN now() - (($2 - g) * interval '100 ms') + interval '50 ms' END,
-         CASE WHEN s.state = 'completed' THEN 'null'::jsonb END
-       FROM generate_series($1::int, $3::int) AS g,
-         -- NOTE: the state from g / 20, the queue from g % 20: every queue holds every state.
-         LATERAL (SELECT CASE WHEN (g / 20) % 1000 = 255 THEN 'active' WHEN (g / 20) % 100 < 10 THEN 'failed' WHEN (g / 20) % 100 < 15 THEN 'cancelled'
-                               WHEN (g / 20) % 100 < 25 THEN 'pending' ELSE 'completed' END AS state) AS s`,
-      [from, ROWS, to],
-    );
-  }
-  await sql(`VACUUM ANALYZE ${table(schema)}`);
-  const counts = await sql(`SELECT state, count(*)::int AS n FROM ${table(schema)} GROUP BY state ORDER BY state`);
-  log(`filled ${ROWS} rows in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${counts.map((c) => `${c.state} ${c.n}`).join(', ')}`);
+  await fillBigTable(schema, ROWS);
 }
 
 async function explain(schema) {

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { QueueDatabase } from '../database/queue-database';
+import { MetricsRepository } from '../database/metrics.repository';
 import type { NewJobRow } from '../database/job.repository';
 import { QueueWakeups } from '../worker/queue-wakeups';
 import { InsertBatcher, chunkRows } from './insert-batcher';
@@ -12,7 +13,7 @@ import { InvalidJobOptionError } from '../errors/invalid-job-option.error';
 import { JobNotFoundError } from '../errors/job-not-found.error';
 import { InvalidJobStateError } from '../errors/invalid-job-state.error';
 import { COPY_MIN_ROWS, RESOLVED_QUEUE_OPTIONS } from '../queue.constants';
-import { JobState, type Job, type JobCounts, type JobLogEntry } from '../interfaces/job.interface';
+import { JobState, type Job, type JobChild, type JobCounts, type JobLogEntry } from '../interfaces/job.interface';
 import { JobEventsService } from '../events/job-events.service';
 import type { BulkJob, JobOptions, UniqueOptions } from '../interfaces/job-options.interface';
 import type { ResolvedQueueOptions } from '../queue-options.resolver';
@@ -197,6 +198,17 @@ export class QueueService {
     return this.flows.addFlow(flow, options);
   }
 
+  /**
+   * The children (`addFlow`) or dependencies (`dependsOn`) of a job, in id order, as they are now;
+   * empty for a job that waits for nothing (or does not exist). What the dashboard's job page lists.
+   *
+   * @throws InvalidJobOptionError for a bad id
+   */
+  async getChildren(id: string): Promise<JobChild[]> {
+    this.assertId(id);
+    return (await this.database.getFlows()).children(id);
+  }
+
   /** The job with this id, or null. */
   async getJob<T = unknown, R = unknown>(id: string): Promise<Job<T, R> | null> {
     this.assertId(id);
@@ -292,6 +304,16 @@ export class QueueService {
    */
   async getQueues(): Promise<QueueInfo[]> {
     return (await this.database.getRegistry()).list();
+  }
+
+  /**
+   * Per queue with due pending jobs, how long (ms) its oldest due pending job has waited (a job
+   * delayed to later is not due). One loose index scan of the claim index (queues × priorities in
+   * use, not the number of pending jobs), what the metrics gauge and the dashboard read. A queue
+   * with no due job is not listed.
+   */
+  async getPendingAges(): Promise<Record<string, number>> {
+    return Object.fromEntries(await new MetricsRepository(await this.database.getRepository()).oldestDueAges());
   }
 
   /**

@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { QueueModule } from '../../lib';
 import { loadConfig, type AppConfig } from './config';
 import { DemoModule } from './demo/demo.module';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { EmailModule } from './email/email.module';
 import { HomeModule } from './home/home.module';
 import { JobsModule } from './jobs/jobs.module';
@@ -35,6 +36,7 @@ export class AppModule {
         JobsModule,
         DemoModule,
         HomeModule,
+        DashboardModule,
       ],
       // NOTE: registered as a provider rather than with app.useGlobalFilters() so a test that
       // boots AppModule gets the same HTTP errors as main.ts.

@@ -161,14 +161,35 @@ describe('sample app over HTTP', () => {
     expect((await request('POST', '/jobs/999999999/cancel')).status).toBe(404);
   });
 
-  it('GET / is an HTML page with the demo buttons and the latest jobs, escaped', async () => {
+  it('GET / leads to the dashboard, behind the demo guard (admin acts, viewer only reads)', async () => {
+    const root = await fetch(`${baseUrl}/`, { redirect: 'manual' });
+    expect(root.status).toBe(302);
+    expect(root.headers.get('location')).toBe('/queues');
+    const anonymous = await fetch(`${baseUrl}/queues`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toContain('Basic');
+    const basic = (user: string) => ({ authorization: `Basic ${Buffer.from(`${user}:demo`).toString('base64')}` });
+    const admin = await fetch(`${baseUrl}/queues`, { headers: basic('admin') });
+    expect(admin.status).toBe(200);
+    const adminPage = await admin.text();
+    expect(adminPage).toContain('<h1>Queues</h1>');
+    expect(adminPage).toContain('<form method="post"');
+    const viewer = await fetch(`${baseUrl}/queues`, { headers: basic('viewer') });
+    expect(viewer.status).toBe(200);
+    expect(await viewer.text()).not.toContain('<form method="post"');
+    const refused = await fetch(`${baseUrl}/queues/queues/demo/pause`, { method: 'POST', headers: { ...basic('viewer'), 'sec-fetch-site': 'same-origin' } });
+    expect(refused.status).toBe(403);
+    expect((await fetch(`${baseUrl}/queues`, { headers: { authorization: `Basic ${Buffer.from('admin:wrong').toString('base64')}` } })).status).toBe(401);
+  });
+
+  it('GET /demo is an HTML page with the demo buttons and the latest jobs, escaped', async () => {
     // A job name and an error message that would be markup if the page did not escape them.
     const evil = '<img src=x onerror=alert(1)>';
     const added = await request('POST', '/jobs', { queue: 'demo', name: evil, data: {} });
     expect(added.status).toBe(201);
     await waitForJob(added.body.id, 'failed'); // no handler for that name: MissingHandlerError, whose message repeats it
 
-    const response = await fetch(`${baseUrl}/`);
+    const response = await fetch(`${baseUrl}/demo`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await response.text();

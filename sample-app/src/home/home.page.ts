@@ -71,6 +71,7 @@ its <code>@Handle()</code> method. Watch the list: retries, errors and cancellat
 <thead><tr><th>id</th><th>queue / name</th><th>state</th><th>attempts</th><th>last error</th><th></th></tr></thead>
 <tbody id="jobs">${jobs.map(row).join('')}</tbody>
 </table>
+<p>The queue dashboard: <a href="/queues">/queues</a> (user <code>admin</code> or <code>viewer</code>, password <code>demo</code> unless <code>DASHBOARD_PASSWORD</code> says otherwise).</p>
 <p>JSON API: <code>POST /signup</code>, <code>POST /jobs</code>, <code>GET /jobs/latest</code>, <code>GET /jobs/counts</code>,
 <code>GET /jobs/:id</code>, <code>POST /jobs/:id/cancel</code>, <code>POST /jobs/:id/retry</code>.</p>
 <script>
