@@ -147,7 +147,7 @@ export async function drain({ jobs, concurrency, trace = false, poolSize, analyz
     const Counter = globalListener ? globalCompletionCounter() : undefined;
     const listener = Counter ? await createBenchApp({ schema, worker: false, providers: [Counter] }) : undefined;
     try {
-      const result = await drainInto(schema, { jobs, concurrency, trace, poolSize, analyze, variants, execArgv, finishedRows });
+      const result = await drainInto(schema, { jobs, concurrency, trace, poolSize, analyze, variants, execArgv, finishedRows, queueOptions, claimAhead });
       if (Counter) log(`drain with a global completed listener: it heard ${Counter.heard} of ${jobs} completions by the end of the drain`);
       return result;
     } finally {
@@ -156,7 +156,7 @@ export async function drain({ jobs, concurrency, trace = false, poolSize, analyz
   });
 }
 
-async function drainInto(schema, { jobs, concurrency, trace, poolSize, analyze, variants, execArgv, finishedRows }) {
+async function drainInto(schema, { jobs, concurrency, trace, poolSize, analyze, variants, execArgv, finishedRows, queueOptions, claimAhead }) {
   {
     const { app, queue } = await createBenchApp({ schema, worker: false });
     try {
