@@ -649,7 +649,10 @@ export class JobRepository {
    * Cancels the job and its flow's unfinished descendants; returns the job, or null when it was not
    * cancelled. With `logFlowEvents`, also what the flow trigger did to dependents (see `withFlowLog`).
    */
-  async cancel(id: string, logFlowEvents = false): Promise<{ job: (Job & { previousState: JobState }) | null; flowEvents: FlowLogEvent[] }> {
+  async cancel(
+    id: string,
+    logFlowEvents = false,
+  ): Promise<{ job: (Job & { previousState: JobState }) | null; descendants: Job[]; flowEvents: FlowLogEvent[] }> {
     let result: { rows: (RawJobRow & { prev_state: JobState; root: boolean })[]; flowEvents: FlowLogEvent[] };
     for (let tries = 1; ; tries++) {
       try {
@@ -663,7 +666,9 @@ export class JobRepository {
       }
     }
     const row = result.rows.find((r) => r.root);
-    return { job: row ? { ...toJob(row), previousState: row.prev_state } : null, flowEvents: result.flowEvents };
+    // The unfinished descendants of a flow's job, cancelled with it.
+    const descendants = result.rows.filter((r) => !r.root).map((r) => toJob(r));
+    return { job: row ? { ...toJob(row), previousState: row.prev_state } : null, descendants, flowEvents: result.flowEvents };
   }
 
   /**

@@ -226,11 +226,13 @@ export class QueueService {
   async cancel(id: string): Promise<Job> {
     this.assertId(id);
     const repository = await this.database.getRepository();
-    const { job: cancelled, flowEvents } = await repository.cancel(id, this.flows.listened);
+    const { job: cancelled, descendants, flowEvents } = await repository.cancel(id, this.flows.listened);
     this.flows.tell(flowEvents);
     if (cancelled) {
       const { previousState: _, ...job } = cancelled;
       this.jobEvents.cancelled(job);
+      // NOTE: a flow's unfinished descendants were cancelled in the same statement: each is told too.
+      for (const descendant of descendants) this.jobEvents.cancelled(descendant);
       return job;
     }
     const job = await repository.findById(id);

@@ -1,5 +1,6 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { Handle, JobDependencyError, JobState, Processor, QueueService, type ActiveJob } from '../../lib';
+import { JobLifecycle, type JobLifecycleEvent } from '../../lib/worker/job-lifecycle';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
 import { waitForJobState } from './helpers/jobs';
@@ -70,6 +71,24 @@ describe('job management with flows and logs', () => {
     expect(await queue.getJob(child.id)).not.toBeNull();
     await queue.cancel(parent.id);
     expect(await queue.deleteJobs({ ids: [child.id] })).toBe(1);
+  });
+
+  it('cancel() of a flow\'s job tells a cancelled event for each unfinished descendant it cancelled', async () => {
+    const told: JobLifecycleEvent[] = [];
+    const unsubscribe = app.get(JobLifecycle).subscribe((event) => told.push(event));
+    try {
+      const parent = await queue.addFlow({
+        queue: 'nobody-runs', name: 'parent', data: {},
+        children: [{ queue: 'nobody-runs', name: 'a', data: {} }, { queue: 'nobody-runs', name: 'b', data: {}, children: [{ queue: 'nobody-runs', name: 'c', data: {} }] }],
+      });
+      await queue.cancel(parent.id);
+      const cancelled = told.filter((e) => e.type === 'cancelled').map((e) => e.job.id).sort();
+      const ids = [parent.id, parent.children[0].id, parent.children[1].id, ...parent.children[1].children.map((c) => c.id)].sort();
+      expect(cancelled).toEqual(ids);
+      for (const id of ids) expect((await queue.getJob(id))?.state).toBe(JobState.Cancelled);
+    } finally {
+      unsubscribe();
+    }
   });
 
   it('bulk retry leaves a parent failed by its child alone (retrying the child re-blocks it)', async () => {
