@@ -115,3 +115,28 @@ export function toClaimedJob(v: unknown[], claim: ClaimContext): Job {
 function toDate(ms: number | null): Date | null {
   return ms === null ? null : new Date(ms);
 }
+
+/**
+ * Puts claimed jobs in claim order (priority first, then run time, then id), in place.
+ *
+ * NOTE: an UPDATE … RETURNING gives its rows in the order it visited them (id order through the
+ * primary key, or the heap's order through a bitmap scan), not the claim's ORDER BY. Jobs beyond
+ * the free slots wait in the claim-ahead buffer in this order, so a higher-priority job claimed
+ * in the same batch as lower ones must come first. Already in order is the common case: checked
+ * in one pass before any sort.
+ */
+export function inClaimOrder(jobs: Job[]): Job[] {
+  for (let i = 1; i < jobs.length; i++) {
+    if (compareClaimOrder(jobs[i - 1], jobs[i]) > 0) return jobs.sort(compareClaimOrder);
+  }
+  return jobs;
+}
+
+function compareClaimOrder(a: Job, b: Job): number {
+  return b.priority - a.priority || a.runAt.getTime() - b.runAt.getTime() || compareIds(a.id, b.id);
+}
+
+/** Compares two bigint ids held as decimal strings (no leading zeros). */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}

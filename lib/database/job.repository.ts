@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Pool, PoolClient, PoolConfig, QueryConfig, QueryResult } from 'pg';
 import type { DataSource, EntityManager } from 'typeorm';
 import { CLAIMED_COLUMN_COUNT, buildJobStatements, type JobStatements } from './sql/job.statements';
-import { toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
+import { inClaimOrder, toClaimedJob, toJob, type ClaimContext, type RawJobRow } from './job-row.mapper';
 import { claimedTraceContexts } from './trace-context';
 import { isConnectionError, isDeadlock, isUniqueViolation, translateDatabaseError } from './database-errors';
 import { acquireBounded, destroyConnection, queryBounded, queryOnClient, runBounded } from './bounded-statement';
@@ -547,7 +547,7 @@ export class JobRepository {
         if (trace !== null) claimedTraceContexts.set(jobs[i], trace as Record<string, string>);
       });
     }
-    return jobs;
+    return inClaimOrder(jobs);
   }
 
   /**

@@ -277,10 +277,22 @@ describe('claim-ahead buffer', () => {
 
   it('a buffer whose slots stall is handed back after maxWaitMs, and another worker runs its jobs', async () => {
     const rig = await boot('stall', 1, { claimAhead: { maxWaitMs: 150 } });
-    const { gateId, behind } = await fillBuffer(rig, 'stall', false);
-    await waitFor('the stalled buffer to be handed back', async () => (await rowsOf(behind)).every((r) => r.state === 'pending' && r.attempts === 0));
+    const { gateId, behind: added } = await fillBuffer(rig, 'stall', false);
+    // NOTE: the gate holds the one slot now, so what this worker ran of the jobs behind it is final.
+    // On a loaded machine an early stall (before the gate got its slot) can hand everything back
+    // and let a job behind run first: the rest must still be handed back.
+    const behind = added.filter((id) => !rig.ran.includes(id));
+    expect(behind.length).toBeGreaterThan(0);
+    let seen = '';
+    await waitFor('the stalled buffer to be handed back', async () => {
+      const rows = await rowsOf(behind);
+      seen = rows.map((r) => `${r.id} ${r.state} attempts ${r.attempts} claims ${r.claims}`).join(', ');
+      return rows.every((r) => r.state === 'pending' && r.attempts === 0);
+    }).catch((error: Error) => {
+      throw new Error(`${error.message} (rows: ${seen}; buffer: ${JSON.stringify(rig.stats())})`);
+    });
     // Claimed (claims 1) and handed back, not merely never claimed.
-    expect((await rowsOf(behind)).filter((r) => r.claims === 1).length).toBeGreaterThan(0);
+    expect((await rowsOf(behind)).filter((r) => r.claims >= 1).length).toBeGreaterThan(0);
     expect(rig.stats().handedBack).toBeGreaterThan(0);
     const other = await boot('stall', 4);
     await waitCompleted(behind);

@@ -2,6 +2,8 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { Client } from 'pg';
 import { createTableNaming } from '../../lib/database/table-naming';
 import { CLAIMED_COLUMN_COUNT, buildJobStatements } from '../../lib/database/sql/job.statements';
+import { QueueDatabase } from '../../lib/database/queue-database';
+import { QueueService } from '../../lib';
 import { createTestApp } from './helpers/app';
 import { DATABASE_URL, dropSchema, uniqueSchema } from './helpers/database';
 
@@ -41,5 +43,21 @@ describe('claimed columns', () => {
     } finally {
       await client.query('ROLLBACK');
     }
+  });
+
+  it('a claim hands its jobs over in claim order (priority, run time, id), not the order the update visited them', async () => {
+    const queue = app.get(QueueService);
+    const repository = await app.get(QueueDatabase).getRepository();
+    // Ids ascending against claim order: the update visits them by primary key, lowest id first.
+    const added = await queue.addBulk([
+      { queue: 'order', name: 'low', data: {}, options: { priority: 0, runAt: new Date(Date.now() - 1000) } },
+      { queue: 'order', name: 'low-older', data: {}, options: { priority: 0, runAt: new Date(Date.now() - 2000) } },
+      { queue: 'order', name: 'high', data: {}, options: { priority: 10 } },
+      { queue: 'order', name: 'mid', data: {}, options: { priority: 5 } },
+    ]);
+    expect(added.map((j) => j.name)).toEqual(['low', 'low-older', 'high', 'mid']);
+    const defaults = { maxAttempts: 1, backoff: { type: 'fixed' as const, delayMs: 0 }, timeoutMs: null };
+    const claimed = await repository.claim('order', 10, 'w', 1000, defaults);
+    expect(claimed.map((j) => j.name)).toEqual(['high', 'mid', 'low-older', 'low']);
   });
 });
