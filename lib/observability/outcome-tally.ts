@@ -39,12 +39,6 @@ interface Entry {
 
 const MINUTE_MS = 60_000;
 /**
- * Most attempt start times kept for run times. An attempt whose outcome never comes here (its
- * lease was lost) leaves its start behind; past this many the oldest half is forgotten, and an
- * attempt whose start is forgotten is timed from its database `startedAt`.
- */
-const MAX_STARTS = 100_000;
-/**
  * Most closed minutes held while nobody takes them (the database down for a long time); past it
  * the oldest are dropped rather than memory growing without bound.
  */
@@ -81,13 +75,13 @@ export function addCounts(into: OutcomeCounts, from: OutcomeCounts): void {
  * them. It listens only once a reader enabled it.
  *
  * Timings: wait is due to started (`startedAt - runAt`, both the database's clock, so no skew
- * between hosts); run is started to outcome written, on this process's clock (from its `active`
- * event).
+ * between hosts); run is started to outcome written, on this process's clock (from the `activeAt`
+ * its outcome event carries: no map of starts to keep on the hot path).
  */
 @Injectable()
 export class OutcomeTally implements OnApplicationShutdown {
-  private readonly entries = new Map<string, Entry>();
-  private starts = new Map<string, number>();
+  /** By queue, then job name. */
+  private readonly entries = new Map<string, Map<string, Entry>>();
   private closed: MinuteCounts[] = [];
   private totals = false;
   private minutes = false;
@@ -111,7 +105,9 @@ export class OutcomeTally implements OnApplicationShutdown {
   /** Every queue and name's totals since the process started. */
   allTotals(): { queue: string; name: string; counts: OutcomeCounts }[] {
     const all: { queue: string; name: string; counts: OutcomeCounts }[] = [];
-    for (const e of this.entries.values()) if (e.total) all.push({ queue: e.queue, name: e.name, counts: e.total });
+    for (const byName of this.entries.values()) {
+      for (const e of byName.values()) if (e.total) all.push({ queue: e.queue, name: e.name, counts: e.total });
+    }
     return all;
   }
 
@@ -119,10 +115,12 @@ export class OutcomeTally implements OnApplicationShutdown {
   takeMinutes(): MinuteCounts[] {
     const taken = this.closed;
     this.closed = [];
-    for (const e of this.entries.values()) {
-      if (!e.current) continue;
-      taken.push({ queue: e.queue, name: e.name, minute: e.minute, counts: e.current });
-      e.current = undefined;
+    for (const byName of this.entries.values()) {
+      for (const e of byName.values()) {
+        if (!e.current) continue;
+        taken.push({ queue: e.queue, name: e.name, minute: e.minute, counts: e.current });
+        e.current = undefined;
+      }
     }
     return taken;
   }
@@ -137,34 +135,30 @@ export class OutcomeTally implements OnApplicationShutdown {
     switch (event.type) {
       case 'active': {
         const job = event.job;
-        if (this.starts.size >= MAX_STARTS) this.forgetOldStarts();
-        this.starts.set(job.id, event.at);
         const wait = job.startedAt ? Math.max(0, job.startedAt.getTime() - job.runAt.getTime()) : 0;
-        this.each(job, event.at, (c) => observe(c.wait, wait));
+        const entry = this.entryOf(job);
+        if (this.totals) observe((entry.total ??= emptyCounts()).wait, wait);
+        if (this.minutes) observe(this.currentMinute(entry, event.at).wait, wait);
         return;
       }
       case 'completed':
       case 'failed':
       case 'retrying': {
         const job = event.job;
-        const start = this.starts.get(job.id) ?? job.startedAt?.getTime() ?? event.at;
-        this.starts.delete(job.id);
+        // NOTE: an outcome not of an attempt run here (a flow's dependency failed it) has no
+        // `activeAt`: timed from its database start, if any.
+        const start = event.activeAt ?? job.startedAt?.getTime() ?? event.at;
         const run = Math.max(0, event.at - start);
-        const type = event.type;
-        this.each(job, event.at, (c) => {
-          if (type === 'completed') c.completed++;
-          else if (type === 'failed') c.failed++;
-          else c.retried++;
-          observe(c.run, run);
-        });
+        const entry = this.entryOf(job);
+        if (this.totals) countOutcome((entry.total ??= emptyCounts()), event.type, run);
+        if (this.minutes) countOutcome(this.currentMinute(entry, event.at), event.type, run);
         return;
       }
       case 'rescued': {
         const failed = event.job.state === 'failed';
-        this.each(event.job, event.at, (c) => {
-          c.rescued++;
-          if (failed) c.failed++;
-        });
+        const entry = this.entryOf(event.job);
+        if (this.totals) countRescue((entry.total ??= emptyCounts()), failed);
+        if (this.minutes) countRescue(this.currentMinute(entry, event.at), failed);
         return;
       }
       default:
@@ -173,34 +167,50 @@ export class OutcomeTally implements OnApplicationShutdown {
     }
   }
 
-  /** Applies `change` to the totals and the current minute of `job`'s queue and name. */
-  private each(job: { queue: string; name: string }, at: number, change: (counts: OutcomeCounts) => void): void {
-    const key = `${job.queue}\u0000${job.name}`;
-    let entry = this.entries.get(key);
+  /**
+   * The entry of `job`'s queue and name.
+   *
+   * NOTE: by queue, then name: two look-ups of strings the worker already holds, where one of a
+   * joined key would build (and hash) a new string for every event, on the drain's hot path.
+   */
+  private entryOf(job: { queue: string; name: string }): Entry {
+    let byName = this.entries.get(job.queue);
+    if (!byName) {
+      byName = new Map();
+      this.entries.set(job.queue, byName);
+    }
+    let entry = byName.get(job.name);
     if (!entry) {
       entry = { queue: job.queue, name: job.name, minute: 0 };
-      this.entries.set(key, entry);
+      byName.set(job.name, entry);
     }
-    if (this.totals) change((entry.total ??= emptyCounts()));
-    if (this.minutes) {
-      const minute = at - (at % MINUTE_MS);
-      if (entry.current && entry.minute !== minute) {
-        this.closed.push({ queue: entry.queue, name: entry.name, minute: entry.minute, counts: entry.current });
-        if (this.closed.length > MAX_PENDING_MINUTES) this.closed.shift();
-        entry.current = undefined;
-      }
-      entry.minute = minute;
-      change((entry.current ??= emptyCounts()));
-    }
+    return entry;
   }
 
-  private forgetOldStarts(): void {
-    // NOTE: a Map iterates in insertion order: the first half holds the oldest starts.
-    const kept = new Map<string, number>();
-    let i = 0;
-    for (const [id, at] of this.starts) if (i++ >= MAX_STARTS / 2) kept.set(id, at);
-    this.starts = kept;
+  /** The counts of `entry`'s minute of `at`, closing the minute it counted before if `at` is in a newer one. */
+  private currentMinute(entry: Entry, at: number): OutcomeCounts {
+    const minute = at - (at % MINUTE_MS);
+    if (entry.current && entry.minute !== minute) {
+      this.closed.push({ queue: entry.queue, name: entry.name, minute: entry.minute, counts: entry.current });
+      if (this.closed.length > MAX_PENDING_MINUTES) this.closed.shift();
+      entry.current = undefined;
+    }
+    entry.minute = minute;
+    return (entry.current ??= emptyCounts());
   }
+
+}
+
+function countOutcome(c: OutcomeCounts, type: 'completed' | 'failed' | 'retrying', runMs: number): void {
+  if (type === 'completed') c.completed++;
+  else if (type === 'failed') c.failed++;
+  else c.retried++;
+  observe(c.run, runMs);
+}
+
+function countRescue(c: OutcomeCounts, failed: boolean): void {
+  c.rescued++;
+  if (failed) c.failed++;
 }
 
 function observe(t: TimingTally, ms: number): void {

@@ -99,7 +99,7 @@ export class JobExecutor {
       // gone. It is aborted, and this attempt starts only once its handler has returned, so two
       // runs of one job never overlap in this process.
       if (entry.older) await this.supersede(entry.older);
-      if (this.lifecycle.active) this.lifecycle.emit({ type: 'active', job, at: Date.now() });
+      if (this.lifecycle.active) this.lifecycle.emit({ type: 'active', job, at: (entry.activeAt = Date.now()) });
       let outcome = abort.aborted
         ? this.fromAbort(job, abort.reason)
         : await (this.tracing?.enabled ? this.tracing.consume(job, () => this.attempt(job, abort, entry)) : this.attempt(job, abort, entry));
@@ -129,7 +129,7 @@ export class JobExecutor {
         if (result === 'fenced' && !(abort.reason instanceof JobCancelledError)) {
           this.logger.warn(new JobLeaseLostError(job.id, job.attempts).message);
         }
-        if (result === 'written' && this.lifecycle.active) this.tellOutcome(job, outcome!, abort.reason);
+        if (result === 'written' && this.lifecycle.active) this.tellOutcome(job, outcome!, abort.reason, entry.activeAt);
       }
     } catch (error) {
       // NOTE: attempt() catches handler errors; anything here is a bug of ours. Log it and let the
@@ -184,7 +184,7 @@ export class JobExecutor {
     }
     let committedInTransaction = false;
     const active = new ActiveJobView(job, abort, async (work) => {
-      const value = await this.completeInTransaction(job, abort, work);
+      const value = await this.completeInTransaction(job, abort, entry, work);
       committedInTransaction = true;
       return value;
     }, this.activity, this.flows);
@@ -288,14 +288,14 @@ export class JobExecutor {
   }
 
   /** Tells the lifecycle hub what the written outcome was. */
-  private tellOutcome(job: Job, outcome: AttemptOutcome, abortReason: unknown): void {
+  private tellOutcome(job: Job, outcome: AttemptOutcome, abortReason: unknown, activeAt: number | undefined): void {
     const at = Date.now();
-    if (outcome.state === 'completed') this.lifecycle.emit({ type: 'completed', job, at, result: outcome.result ?? 'null' });
-    else if (outcome.state === 'failed') this.lifecycle.emit({ type: 'failed', job, at, error: outcome.error ?? 'null' });
+    if (outcome.state === 'completed') this.lifecycle.emit({ type: 'completed', job, at, result: outcome.result ?? 'null', activeAt });
+    else if (outcome.state === 'failed') this.lifecycle.emit({ type: 'failed', job, at, error: outcome.error ?? 'null', activeAt });
     else if (outcome.refund) {
       const reason = abortReason instanceof WorkerShutdownError ? 'shutdown' : outcome.rateLimited ? 'rate-limited' : 'snooze';
       this.lifecycle.emit({ type: 'requeued', job, at, delayMs: outcome.delayMs, reason });
-    } else this.lifecycle.emit({ type: 'retrying', job, at, error: outcome.error ?? 'null', delayMs: outcome.delayMs });
+    } else this.lifecycle.emit({ type: 'retrying', job, at, error: outcome.error ?? 'null', delayMs: outcome.delayMs, activeAt });
   }
 
   private success(job: Job, value: unknown): AttemptOutcome {
@@ -334,7 +334,7 @@ export class JobExecutor {
     return this.failure(job, reason, true);
   }
 
-  private async completeInTransaction<X>(job: Job, abort: AttemptAbort, work: (manager: EntityManager) => Promise<X>): Promise<X> {
+  private async completeInTransaction<X>(job: Job, abort: AttemptAbort, entry: RunningJob, work: (manager: EntityManager) => Promise<X>): Promise<X> {
     abort.throwIfAborted();
     let written = 'null';
     const committed = await this.repository.dataSource.transaction(async (manager) => {
@@ -356,7 +356,7 @@ export class JobExecutor {
       return value;
     });
     // NOTE: told only once the transaction committed: the completion is durable from here on.
-    if (this.lifecycle.active) this.lifecycle.emit({ type: 'completed', job, at: Date.now(), result: written });
+    if (this.lifecycle.active) this.lifecycle.emit({ type: 'completed', job, at: Date.now(), result: written, activeAt: entry.activeAt });
     return committed;
   }
 }

@@ -4,20 +4,22 @@ import type { Job, JobProgress } from '../interfaces/job.interface';
 /**
  * What happened to a job in this process, told after it is durable (the claim or the outcome write
  * was confirmed by the database; a fenced-out or dropped write tells nothing). `at` is this
- * process's clock (epoch ms) when the database confirmed it.
+ * process's clock (epoch ms) when the database confirmed it. An outcome of an attempt run here
+ * carries `activeAt`, the `at` of that attempt's `active` event (so a listener times the run
+ * without keeping a map of starts).
  */
 export type JobLifecycleEvent =
   /** Claimed by this worker; its handler is about to run. */
   | { type: 'active'; job: Job; at: number }
   /** Completed; `result` is the JSON text written (`'null'` for none). */
-  | { type: 'completed'; job: Job; at: number; result: string }
+  | { type: 'completed'; job: Job; at: number; result: string; activeAt?: number }
   /**
    * Failed for good (attempts spent, or not retryable; or, flows, a dependency failed: told by the
    * process whose write or cancel() failed the dependency); `error` is the JSON text written.
    */
-  | { type: 'failed'; job: Job; at: number; error: string }
+  | { type: 'failed'; job: Job; at: number; error: string; activeAt?: number }
   /** Failed this attempt; due again in `delayMs`. */
-  | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number }
+  | { type: 'retrying'; job: Job; at: number; error: string; delayMs: number; activeAt?: number }
   /** Back to pending without counting the attempt: snoozed by its handler, handed back at shutdown,
    * or rate limited (its handler threw a RateLimitedError). */
   | { type: 'requeued'; job: Job; at: number; delayMs: number; reason: 'snooze' | 'shutdown' | 'rate-limited' }

@@ -26,6 +26,8 @@ export interface RunningJob {
   abandoned: boolean;
   /** Removed from the running set (its attempt is over). */
   removed: boolean;
+  /** When its `active` lifecycle event was told (this process's clock, epoch ms), if one was. */
+  activeAt?: number;
 }
 
 /**
