@@ -43,7 +43,7 @@ export class RunningJobs {
 
   add(job: Job, abort: AttemptAbort, leaseExpiresAt: number): RunningJob {
     const older = this.jobs.get(job.id);
-    const running: RunningJob = { job, abort, leaseExpiresAt, stillRunning: undefined, handlerDone: false, older, abandoned: false, removed: false };
+    const running: RunningJob = { job, abort, leaseExpiresAt, stillRunning: undefined, handlerDone: false, older, abandoned: false, removed: false, activeAt: undefined };
     this.jobs.set(job.id, running);
     return running;
   }
