@@ -524,9 +524,39 @@ export class JobRepository {
     };
   }
 
+  /**
+   * Completes attempts of a limited queue (`completed` outcomes only, fenced like `finish`) and
+   * then claims, in one statement and one transaction: `claimLimited`, plus the ids written.
+   */
+  async completeAndClaimLimited(
+    completed: AttemptOutcome[],
+    queue: string,
+    limit: number,
+    workerId: string,
+    lockDurationMs: number,
+    defaults: ClaimDefaults,
+  ): Promise<LimitedClaim & { written: Set<string> }> {
+    const traced = this.settings.traceContext === true;
+    const [ids, claims, results] = completeParams(completed, workerId);
+    const text = traced ? this.statements.completeAndClaimLimitedTraced : this.statements.completeAndClaimLimited;
+    const result = await this.runClaim(text, queue, limit, workerId, lockDurationMs, defaults, [ids, claims, results]);
+    const rows = result.rows as unknown[][];
+    // The last row carries no job: the hints, then the ids written (its last four columns).
+    const hints = rows.pop()!;
+    const width = hints.length;
+    const written = hints[width - 1] as string | null;
+    return {
+      jobs: rows.length === 0 ? [] : this.toClaimedJobs(rows, queue, workerId, lockDurationMs, defaults, traced),
+      waitMs: hints[width - 4] as number | null,
+      more: hints[width - 3] as boolean,
+      limited: hints[width - 2] as boolean,
+      written: new Set(written ? written.split(',') : []),
+    };
+  }
+
   /** Runs one of the claim statements (same parameters, rows as arrays) on the worker's pool. */
-  private runClaim(text: string, queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<QueryResult> {
-    const values = [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs];
+  private runClaim(text: string, queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults, more: unknown[] = []): Promise<QueryResult> {
+    const values = [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs, ...more];
     return this.execute('claim', text, values, true, 'array', this.ownPool);
   }
 

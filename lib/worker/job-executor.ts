@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { AttemptOutcome, JobRepository } from '../database/job.repository';
 import type { HandlerRegistry } from '../discovery/handler.registry';
-import type { JobCompleter } from './job-completer';
+import type { JobCompleter, WriteResult } from './job-completer';
 import type { RunningJob, RunningJobs } from './running-jobs';
 import type { ActiveJob, Job } from '../interfaces/job.interface';
 import { backoffDelayMs } from './retry-policy';
@@ -57,6 +57,11 @@ export interface AttemptHooks {
   handlerDone(retryInMs: number | undefined): void;
   /** The outcome is written (or fenced out, or dropped): the attempt is over. */
   settled(): void;
+  /**
+   * Takes the outcome to write it itself (a limited queue's poller writes completions with its next
+   * claim); undefined: the completer writes it.
+   */
+  write?(outcome: AttemptOutcome): Promise<WriteResult> | undefined;
 }
 
 /**
@@ -112,7 +117,7 @@ export class JobExecutor {
           if (entry.abandoned) outcome = undefined;
         }
       }
-      const write = outcome ? this.completer.record(outcome) : undefined;
+      const write = outcome ? (hooks.write?.(outcome) ?? this.completer.record(outcome)) : undefined;
       // NOTE: an aborted attempt's outcome may be written at once, but its concurrency slot stays
       // taken until its handler's promise settles: `concurrency` bounds handler code actually
       // running in this process, not attempts with an open outcome.

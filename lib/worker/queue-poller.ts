@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import type { ClaimDefaults, JobRepository } from '../database/job.repository';
+import type { AttemptOutcome, ClaimDefaults, JobRepository, LimitedClaim } from '../database/job.repository';
 import type { Job } from '../interfaces/job.interface';
 import { MAX_CLAIM_BATCH } from '../queue.constants';
 import type { AttemptHooks } from './job-executor';
+import type { WriteResult } from './job-completer';
 import type { RunningJob } from './running-jobs';
 import { ClaimBuffer, type ClaimBufferStats } from './claim-buffer';
 import { ClaimAheadSizer } from './claim-ahead-sizer';
@@ -33,6 +34,14 @@ export interface ClaimedJobRunner {
   handBack(entry: RunningJob): void;
   /** Forgets an admitted job that never started and is no longer ours (cancelled, lease lost). */
   drop(entry: RunningJob): void;
+  /** Writes an outcome through the completer (the poller's own completions, when it cannot claim). */
+  writeOutcome(outcome: AttemptOutcome): Promise<WriteResult>;
+}
+
+/** A completion of a limited queue, waiting to be written with the queue's next claim. */
+interface PendingCompletion {
+  outcome: AttemptOutcome;
+  resolve: (result: WriteResult) => void;
 }
 
 const MAX_ERROR_BACKOFF_MS = 5000;
@@ -94,6 +103,12 @@ export class QueuePoller {
   /** Jobs started from the buffer in this turn of the event loop (see BUFFER_BURST). */
   private burst = 0;
   private burstEnd?: NodeJS.Immediate;
+  /**
+   * Limited queues: completions of this queue's attempts, written by the next claim in the same
+   * statement (`completeAndClaimLimited`). Under limits a job counts until its outcome is written,
+   * so writing first and claiming after would take two round trips per batch.
+   */
+  private completions: PendingCompletion[] = [];
 
   constructor(
     private readonly settings: QueuePollerSettings,
@@ -116,6 +131,7 @@ export class QueuePoller {
   /** What the idle probe found about the queue's limits. */
   learnLimited(limited: boolean): void {
     this.limitedClaims = limited;
+    if (!limited) this.flushCompletions();
   }
 
   /** How long buffered jobs waited, and how many were handed back or dropped. */
@@ -146,6 +162,7 @@ export class QueuePoller {
     if (this.slotWake) clearImmediate(this.slotWake);
     if (this.burstEnd) clearImmediate(this.burstEnd);
     await this.claiming;
+    this.flushCompletions();
     this.handBackBuffered();
   }
 
@@ -162,9 +179,11 @@ export class QueuePoller {
   wake(inMs = 0): void {
     if (this.stopped) return;
     if (inMs > 0) return this.wakeAt(Date.now() + inMs);
-    if (Date.now() < this.retryAt) return; // backing off after a database error
+    // NOTE: completions waiting for a claim that will not come now are written on their own.
+    if (Date.now() < this.retryAt) return this.flushCompletions(); // backing off after a database error
     if (this.wanted() <= 0) {
       this.mayHaveMore = true;
+      this.flushCompletions();
       return;
     }
     if (this.claiming) {
@@ -192,7 +211,7 @@ export class QueuePoller {
   private async claimLoop(): Promise<void> {
     do {
       this.again = false;
-      if (this.stopped) return;
+      if (this.stopped) return this.flushCompletions();
       // NOTE: no claiming ahead under limits: a buffered job is active and counts against the
       // queue's (or its group's) limit, so a buffer would hold capacity that another node's free
       // slot could use now.
@@ -202,9 +221,13 @@ export class QueuePoller {
       const wanted = this.wanted();
       if (wanted <= 0) {
         this.mayHaveMore = true;
+        this.flushCompletions();
         return;
       }
       const limit = Math.min(wanted, MAX_CLAIM_BATCH);
+      // NOTE: only a limited claim carries completions; for the plain one they go to the completer.
+      const completions = this.limitedClaims ? this.completions.splice(0, MAX_CLAIM_BATCH) : [];
+      if (!this.limitedClaims) this.flushCompletions();
       let jobs: Job[];
       let more: boolean;
       let waitMs: number | null = null;
@@ -214,7 +237,14 @@ export class QueuePoller {
       try {
         const { queue, workerId, lockDurationMs, defaults } = this.settings;
         if (this.limitedClaims) {
-          const claim = await this.repository.claimLimited(queue, limit, workerId, lockDurationMs, defaults);
+          let claim: LimitedClaim;
+          if (completions.length > 0) {
+            const combined = await this.repository.completeAndClaimLimited(completions.map((c) => c.outcome), queue, limit, workerId, lockDurationMs, defaults);
+            for (const c of completions) c.resolve(combined.written.has(c.outcome.id) ? 'written' : 'fenced');
+            claim = combined;
+          } else {
+            claim = await this.repository.claimLimited(queue, limit, workerId, lockDurationMs, defaults);
+          }
           ({ jobs, waitMs, more } = claim);
           // NOTE: a queue without limits (any more) was claimed as the plain claim would; the
           // next claims are plain.
@@ -228,6 +258,9 @@ export class QueuePoller {
           if (more) this.again = true;
         }
       } catch (error) {
+        // NOTE: one transaction: nothing of it was written. The completer writes the outcomes (and
+        // retries them while the database is away); the claim backs off.
+        for (const c of completions) void this.runner.writeOutcome(c.outcome).then(c.resolve);
         this.onClaimError(error);
         return;
       }
@@ -287,9 +320,17 @@ export class QueuePoller {
       this.stalled = false;
       if (retryInMs !== undefined) this.wake(retryInMs);
       this.fillSlots();
-      // NOTE: under limits a job counts until its outcome is written: a claim now would find its
-      // slot still taken (and hold the queue's lock for nothing). It claims once settled.
-      if (this.mayHaveMore && !this.limitedClaims) this.scheduleSlotWake();
+      // NOTE: under limits a job counts until its outcome is written: a completion waits for the
+      // next claim, which writes it first (one round trip); any other outcome is written by the
+      // completer, and the queue claims once it settled (a claim now would find its slot still
+      // taken, and hold the queue's lock for nothing).
+      if (this.completions.length > 0 || (this.mayHaveMore && !this.limitedClaims)) this.scheduleSlotWake();
+    },
+    write: (outcome) => {
+      // NOTE: not while claims back off after a database error (the completer retries on its own),
+      // nor once stopping (shutdown drains the completer).
+      if (!this.limitedClaims || this.stopped || outcome.state !== 'completed' || this.failures > 0) return undefined;
+      return new Promise<WriteResult>((resolve) => this.completions.push({ outcome, resolve }));
     },
     settled: () => {
       this.settling--;
@@ -331,6 +372,12 @@ export class QueuePoller {
     this.ahead = 0;
     this.handBackBuffered();
     this.logger.debug(`Queue "${this.queue}": handed back ${count} buffered job(s) that waited over ${this.settings.claimAhead ? this.settings.claimAhead.maxWaitMs : 0} ms for a slot`);
+  }
+
+  /** Hands the completions waiting for a claim to the completer. */
+  private flushCompletions(): void {
+    if (this.completions.length === 0) return;
+    for (const c of this.completions.splice(0)) void this.runner.writeOutcome(c.outcome).then(c.resolve);
   }
 
   /** Coalesces the slots freed by one batch of completions into one claim. */

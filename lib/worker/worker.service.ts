@@ -187,6 +187,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
       },
       handBack: (entry) => this.handBack(entry),
       drop: (entry) => this.running.delete(entry),
+      writeOutcome: (outcome) => completer.record(outcome),
     };
     for (const registered of queues) {
       const poller = new QueuePoller(

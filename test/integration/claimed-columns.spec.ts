@@ -40,6 +40,14 @@ describe('claimed columns', () => {
       expect(limited.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 3);
       expect(limitedTraced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 4);
       expect(limitedTraced.fields[CLAIMED_COLUMN_COUNT].name).toBe('trace_context');
+      // The limited claim carrying completions: the claim's columns, its three hints, the ids written.
+      const withCompletions = [...params, '{}', '{}', null];
+      const combined = await client.query({ text: s.completeAndClaimLimited, values: withCompletions, rowMode: 'array' });
+      const combinedTraced = await client.query({ text: s.completeAndClaimLimitedTraced, values: withCompletions, rowMode: 'array' });
+      expect(combined.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 4);
+      expect(combinedTraced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 5);
+      expect(combinedTraced.fields[CLAIMED_COLUMN_COUNT].name).toBe('trace_context');
+      expect(combined.fields[CLAIMED_COLUMN_COUNT + 3].name).toBe('out_written');
     } finally {
       await client.query('ROLLBACK');
     }

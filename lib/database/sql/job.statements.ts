@@ -1,7 +1,7 @@
 import type { TableNaming } from '../table-naming';
 import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
 import { FLOW_LOG_SETTING } from '../migrations/v5/flows.ddl';
-import { limitedClaimFunctionName } from '../migrations/v5/limits.ddl';
+import { completeAndClaimFunctionName, limitedClaimFunctionName } from '../migrations/v5/limits.ddl';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
@@ -240,6 +240,20 @@ export function buildJobStatements(n: TableNaming) {
     claimLimited: `
       SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited
       FROM ${limitedClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7) AS c`,
+
+    /**
+     * `complete` of attempts of a limited queue ($8 ids, $9 claims, $10 results or NULL), then
+     * `claimLimited` ($1-$7), in one round trip; the last row's last column holds the ids
+     * completed, comma-separated (see schema step 5, limits part).
+     */
+    completeAndClaimLimited: `
+      SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited, c.out_written
+      FROM ${completeAndClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9::int[], $10::jsonb[]) AS c`,
+
+    /** `completeAndClaimLimited`, with each job's trace context right after the claimed columns. */
+    completeAndClaimLimitedTraced: `
+      SELECT ${claimedColumns('(c.out_job).')}, (c.out_job).trace_context, c.out_wait_ms, c.out_more, c.out_limited, c.out_written
+      FROM ${completeAndClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9::int[], $10::jsonb[]) AS c`,
 
     /** `claimLimited`, with each job's trace context right after the claimed columns (tracing on). */
     claimLimitedTraced: `

@@ -15,6 +15,8 @@ export const LIMIT_KEYS = ['globalConcurrency', 'rateLimit', 'groupConcurrency',
 
 /** The name of the limited claim function of a table (see `limitedClaimFunction`). */
 export const limitedClaimFunctionName = (n: TableNaming) => `"${n.schema}"."${n.prefix}_claim_limited"`;
+/** The name of the function that completes jobs and then claims (see `completeAndClaimFunction`). */
+export const completeAndClaimFunctionName = (n: TableNaming) => `"${n.schema}"."${n.prefix}_complete_claim_limited"`;
 
 /** How many groups one limited claim examines at most (it goes on from there next time). */
 export const GROUP_WALK_CAP = 256;
@@ -33,7 +35,8 @@ export const UNGROUPED_SCAN_ROWS = 1000;
  *   plain claim's one primary-key probe can step aside for limited queues, and no statement writing
  *   `declared`/`overrides` has to maintain it; the sliding-window log of recent claims
  *   (`rate_log_at`, `rate_log_n`); the round-robin position among groups (`group_cursor`); and
- *   `group_blocked_until`, the latest end of a group's RateLimitedError block.
+ *   `group_blocked_until`, the latest end of a group's RateLimitedError block; and `hungry_by` /
+ *   `hungry_until`, the last worker whose claim found the global concurrency full (see the claim).
  * - Groups (`<table>_groups`): per (queue, group) its RateLimitedError block and rate log; a row
  *   exists only for groups that were rate limited.
  * - Job table: `limits_held`, set by the limited claim; an active job with it counts against its
@@ -50,7 +53,9 @@ export const limitsDdl = {
       ADD COLUMN IF NOT EXISTS "rate_log_at" timestamptz[] NOT NULL DEFAULT '{}',
       ADD COLUMN IF NOT EXISTS "rate_log_n" integer[] NOT NULL DEFAULT '{}',
       ADD COLUMN IF NOT EXISTS "group_cursor" text,
-      ADD COLUMN IF NOT EXISTS "group_blocked_until" timestamptz`,
+      ADD COLUMN IF NOT EXISTS "group_blocked_until" timestamptz,
+      ADD COLUMN IF NOT EXISTS "hungry_by" text,
+      ADD COLUMN IF NOT EXISTS "hungry_until" timestamptz`,
     `CREATE TABLE IF NOT EXISTS ${n.groupsQualified} (
       "queue" text NOT NULL,
       "group_key" text NOT NULL,
@@ -68,6 +73,7 @@ export const limitsDdl = {
     // concurrency. Jobs of unlimited queues never enter it.
     `CREATE INDEX IF NOT EXISTS "${n.prefix}_limits_active_idx" ON ${n.qualified} (hashtext("queue"), "group_key") WHERE "state" = 'active' AND "limits_held"`,
     limitedClaimFunction(n),
+    completeAndClaimFunction(n),
     // --- limits configuration (declarations of the workers; see lib/limits/declarations.ts) ---
     // NOTE: `declared` holds the winning declaration only (what the claim reads); which worker
     // declares what, and since when, is kept beside it.
@@ -77,13 +83,15 @@ export const limitsDdl = {
     // --- limits configuration ---
     `ALTER TABLE ${n.queuesQualified} DROP COLUMN IF EXISTS "declarations"`,
     // --- limits enforcement ---
-    `DROP FUNCTION IF EXISTS ${limitedClaimFunctionName(n)}(text, integer, text, integer, integer, jsonb, integer)`,
+    `DROP FUNCTION IF EXISTS ${completeAndClaimFunctionName(n)}(text, integer, text, integer, integer, jsonb, integer, bigint[], integer[], jsonb[])`,
+    `DROP FUNCTION IF EXISTS ${limitedClaimFunctionName(n)}(text, integer, text, integer, integer, jsonb, integer, integer)`,
     `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_limits_active_idx"`,
     `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_group_pending_idx"`,
     `ALTER TABLE ${n.qualified} DROP COLUMN IF EXISTS "limits_held"`,
     `DROP TABLE IF EXISTS ${n.groupsQualified}`,
     `ALTER TABLE ${n.queuesQualified} DROP COLUMN IF EXISTS "limited", DROP COLUMN IF EXISTS "rate_log_at", DROP COLUMN IF EXISTS "rate_log_n",
-      DROP COLUMN IF EXISTS "group_cursor", DROP COLUMN IF EXISTS "group_blocked_until"`,
+      DROP COLUMN IF EXISTS "group_cursor", DROP COLUMN IF EXISTS "group_blocked_until",
+      DROP COLUMN IF EXISTS "hungry_by", DROP COLUMN IF EXISTS "hungry_until"`,
   ],
 };
 
@@ -102,6 +110,13 @@ export const limitsDdl = {
  * count, so serialised claims see increasing times), then, with group limits, a round-robin walk over the groups with
  * pending jobs starting after the group the previous claim ended on, each group given at most its
  * free slots (group concurrency, group window, group block), in claim order within the group.
+ *
+ * Fair between workers under a global concurrency limit: a claim that finds the limit full while
+ * its worker holds none of the slots marks that worker hungry (for one second); another worker's
+ * claim then leaves one free slot to it and wakes the queue (a job notification), so a worker
+ * without jobs gets the next slot that frees, instead of the workers that hold the slots retaking
+ * them forever (a worker that completes and claims in one statement would otherwise always get
+ * back the slots it frees).
  */
 function limitedClaimFunction(n: TableNaming): string {
   const T = n.qualified;
@@ -120,7 +135,8 @@ function limitedClaimFunction(n: TableNaming): string {
         FROM unnest(${src}.rate_log_at, ${src}.rate_log_n) WITH ORDINALITY AS l(a, c, i)
         WHERE l.a > ${kept(per)};`;
   return `CREATE OR REPLACE FUNCTION ${limitedClaimFunctionName(n)}(
-    p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer)
+    p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer,
+    p_just_completed integer DEFAULT 0)
   RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean)
   LANGUAGE plpgsql VOLATILE AS $pgq$
   DECLARE
@@ -146,6 +162,8 @@ function limitedClaimFunction(n: TableNaming): string {
     v_group_blocks boolean;
     v_wrapped boolean := false;
     v_examined integer := 0;
+    v_starved boolean := false;
+    v_mine integer;
   BEGIN
     SELECT * INTO r FROM ${R} WHERE name = p_queue FOR UPDATE;
     v_now := clock_timestamp();
@@ -170,12 +188,19 @@ function limitedClaimFunction(n: TableNaming): string {
     v_grouped := v_grc IS NOT NULL OR v_grmax IS NOT NULL OR v_group_blocks;
 
     IF v_gc IS NOT NULL THEN
-      SELECT count(*)::int INTO v_active FROM ${T}
+      SELECT count(*)::int, count(*) FILTER (WHERE locked_by = p_worker)::int INTO v_active, v_mine FROM ${T}
         WHERE state = 'active' AND limits_held AND hashtext(queue) = v_hash AND queue = p_queue;
       IF v_gc - v_active < v_free THEN
         v_free := v_gc - v_active;
         -- NOTE: a slot frees when an active job ends; this process hears of its own ones.
         v_more := true;
+      END IF;
+      -- NOTE: only a worker that holds none of the slots can starve: one that holds some, or whose
+      -- jobs this very transaction completed (p_just_completed), gets slots back as its jobs end.
+      v_starved := v_gc - v_active <= 0 AND v_mine = 0 AND p_just_completed = 0;
+      -- One free slot is left to the worker that last found the limit full, if not this one.
+      IF v_free > 0 AND r.hungry_by IS DISTINCT FROM p_worker AND r.hungry_until > v_now THEN
+        v_free := v_free - 1;
       END IF;
     END IF;
     IF v_rmax IS NOT NULL AND v_free > 0 THEN
@@ -306,6 +331,13 @@ function limitedClaimFunction(n: TableNaming): string {
         rate_log_n = ARRAY(SELECT l.c FROM unnest(x.rate_log_at, x.rate_log_n) WITH ORDINALITY AS l(a, c, i) WHERE l.a > ${kept('v_grper')} ORDER BY l.i) || EXCLUDED.rate_log_n[1],
         updated_at = now();
     END IF;
+    IF v_gc IS NOT NULL THEN
+      IF v_starved THEN
+        UPDATE ${R} SET hungry_by = p_worker, hungry_until = v_now + interval '1 second' WHERE name = p_queue;
+      ELSIF r.hungry_by = p_worker AND cardinality(v_ids) > 0 THEN
+        UPDATE ${R} SET hungry_by = NULL, hungry_until = NULL WHERE name = p_queue;
+      END IF;
+    END IF;
     RETURN QUERY WITH claimed AS (
       UPDATE ${T} AS j SET
         state = 'active', attempts = j.attempts + 1, claims = j.claims + 1, locked_by = p_worker,
@@ -317,6 +349,49 @@ function limitedClaimFunction(n: TableNaming): string {
     )
     SELECT c.j, NULL::integer, NULL::boolean, NULL::boolean FROM claimed AS c;
     RETURN QUERY SELECT NULL::${T}, v_wait, v_more OR cardinality(v_ids) >= p_limit, NOT v_unlimited;
+  END
+  $pgq$`;
+}
+
+/**
+ * Completes attempts of a limited queue and claims its next jobs in one round trip:
+ * `complete_claim_limited(<claim_limited's parameters>, ids, claims, results)`. The completion is
+ * `complete`'s (see the job statements): fenced per job by claim and worker, `results` NULL when
+ * every result is JSON null. Then it returns what `claim_limited` returns, with one more column,
+ * `out_written`, set on the last row only: the ids completed, comma-separated (NULL when none).
+ *
+ * NOTE: why one function: under limits a job counts until its outcome is written, so a process
+ * whose jobs are quick spends two round trips per batch (write the outcomes, then claim the slots
+ * they freed); here the claim, a later statement of the same transaction, already sees those jobs
+ * completed. One transaction: a failure writes neither, and the caller writes the outcomes alone.
+ *
+ * NOTE: the registry row is locked first, before any job row, as the claim does. Waiting for it
+ * (other nodes' claims take turns on it) holds nothing else, so when the caller gives up on a
+ * statement that waits too long and writes the outcomes by the plain completion, that write is
+ * not stuck behind the rows of a statement the server is still running: that one finds them
+ * completed (fenced) once it gets the lock, and its claim is rolled back with its lost connection.
+ */
+function completeAndClaimFunction(n: TableNaming): string {
+  const T = n.qualified;
+  return `CREATE OR REPLACE FUNCTION ${completeAndClaimFunctionName(n)}(
+    p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer,
+    p_ids bigint[], p_claims integer[], p_results jsonb[])
+  RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean, out_written text)
+  LANGUAGE plpgsql VOLATILE AS $pgq$
+  DECLARE
+    v_written text;
+  BEGIN
+    PERFORM 1 FROM ${n.queuesQualified} WHERE name = p_queue FOR UPDATE;
+    WITH written AS (
+      UPDATE ${T} AS j SET
+        state = 'completed', result = COALESCE(u.result, 'null'::jsonb), finished_at = now(), locked_by = NULL, locked_until = NULL
+      FROM unnest(p_ids, p_claims, p_results) AS u(id, claim, result)
+      WHERE j.id = u.id AND j.claims = u.claim AND j.state = 'active' AND j.locked_by = p_worker
+      RETURNING j.id
+    )
+    SELECT array_to_string(array_agg(id), ',') INTO v_written FROM written;
+    RETURN QUERY SELECT c.out_job, c.out_wait_ms, c.out_more, c.out_limited, CASE WHEN (c.out_job).id IS NULL THEN v_written END
+      FROM ${limitedClaimFunctionName(n)}(p_queue, p_limit, p_worker, p_lock_ms, p_max_attempts, p_backoff, p_timeout_ms, cardinality(p_ids)) AS c;
   END
   $pgq$`;
 }
