@@ -271,6 +271,8 @@ export class QueuePoller {
       this.mayHaveMore = more;
       if (waitMs !== null) this.wakeAt(Date.now() + waitMs, true);
       this.accept(jobs, claimedAt, handBacks !== this.handBacks);
+      // NOTE: completions beyond one statement's batch go with the next claim, at once.
+      if (this.completions.length > 0) this.again = true;
     } while (this.again && !this.stopped);
   }
 
