@@ -512,16 +512,7 @@ export class JobRepository {
   async claimLimited(queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults): Promise<LimitedClaim> {
     const traced = this.settings.traceContext === true;
     const result = await this.runClaim(traced ? this.statements.claimLimitedTraced : this.statements.claimLimited, queue, limit, workerId, lockDurationMs, defaults);
-    const rows = result.rows as unknown[][];
-    // The last row carries no job: the hints (its last three columns).
-    const hints = rows.pop()!;
-    const width = hints.length;
-    return {
-      jobs: rows.length === 0 ? [] : this.toClaimedJobs(rows, queue, workerId, lockDurationMs, defaults, traced),
-      waitMs: hints[width - 3] as number | null,
-      more: hints[width - 2] as boolean,
-      limited: hints[width - 1] as boolean,
-    };
+    return this.toLimitedClaim(result.rows as unknown[][], 0, queue, workerId, lockDurationMs, defaults, traced);
   }
 
   /**
@@ -539,18 +530,25 @@ export class JobRepository {
     const traced = this.settings.traceContext === true;
     const [ids, claims, results] = completeParams(completed, workerId);
     const text = traced ? this.statements.completeAndClaimLimitedTraced : this.statements.completeAndClaimLimited;
-    const result = await this.runClaim(text, queue, limit, workerId, lockDurationMs, defaults, [ids, claims, results]);
-    const rows = result.rows as unknown[][];
-    // The last row carries no job: the hints, then the ids written (its last four columns).
+    const rows = (await this.runClaim(text, queue, limit, workerId, lockDurationMs, defaults, [ids, claims, results])).rows as unknown[][];
+    // NOTE: the ids written are the last row's last column, after the hints.
+    const written = rows[rows.length - 1][rows[rows.length - 1].length - 1] as string | null;
+    const claim = this.toLimitedClaim(rows, 1, queue, workerId, lockDurationMs, defaults, traced);
+    return { ...claim, written: new Set(written ? written.split(',') : []) };
+  }
+
+  /**
+   * A limited claim's rows: a row per job, then one last row without a job whose three hint
+   * columns come `after` columns before its end.
+   */
+  private toLimitedClaim(rows: unknown[][], after: number, queue: string, workerId: string, lockDurationMs: number, defaults: ClaimDefaults, traced: boolean): LimitedClaim {
     const hints = rows.pop()!;
-    const width = hints.length;
-    const written = hints[width - 1] as string | null;
+    const end = hints.length - after;
     return {
       jobs: rows.length === 0 ? [] : this.toClaimedJobs(rows, queue, workerId, lockDurationMs, defaults, traced),
-      waitMs: hints[width - 4] as number | null,
-      more: hints[width - 3] as boolean,
-      limited: hints[width - 2] as boolean,
-      written: new Set(written ? written.split(',') : []),
+      waitMs: hints[end - 3] as number | null,
+      more: hints[end - 2] as boolean,
+      limited: hints[end - 1] as boolean,
     };
   }
 

@@ -15,26 +15,24 @@ const schema = uniqueSchema('lim_cc');
 const DEFAULTS: ClaimDefaults = { maxAttempts: 3, backoff: { type: 'fixed', delayMs: 0 }, timeoutMs: null };
 const done = (id: string, claim: number): AttemptOutcome => ({ id, claim, state: 'completed', result: null, error: null, delayMs: 0, refund: false });
 
-/** How many times each job's handler ran. */
+/** A processor of `queue` (concurrency 10) that counts in `runs` how many times each job ran. */
+function countingProcessor(queue: string, runs: Map<string, number>) {
+  @Processor(queue, { concurrency: 10 })
+  class CountingProcessor {
+    @Handle()
+    run(job: ActiveJob) {
+      runs.set(job.id, (runs.get(job.id) ?? 0) + 1);
+    }
+  }
+  Object.defineProperty(CountingProcessor, 'name', { value: `Counting_${queue.replace(/\W/g, '_')}` });
+  return CountingProcessor;
+}
+
+/** How many times each job's handler ran, per queue. */
 const runs = new Map<string, number>();
-
-@Processor('cc-worker', { concurrency: 10 })
-class QuickProcessor {
-  @Handle()
-  run(job: ActiveJob) {
-    runs.set(job.id, (runs.get(job.id) ?? 0) + 1);
-  }
-}
-
 const runs2 = new Map<string, number>();
-
-@Processor('cc-fail-worker', { concurrency: 10 })
-class QuickProcessor2 {
-  @Handle()
-  run(job: ActiveJob) {
-    runs2.set(job.id, (runs2.get(job.id) ?? 0) + 1);
-  }
-}
+const QuickProcessor = countingProcessor('cc-worker', runs);
+const QuickProcessor2 = countingProcessor('cc-fail-worker', runs2);
 
 describe('limited queues: completions written with the next claim', () => {
   const apps: INestApplicationContext[] = [];
