@@ -284,11 +284,16 @@ describe('global events: writers send only the types some process listens to', (
   it('sends failed, and neither active, retrying nor completed', async () => {
     const queue = worker.get(QueueService);
     const ok = await queue.add('ev', 'ok', {});
-    const boom = await queue.add('ev', 'boom', {});
     await waitForJobState(queue, ok.id, 'completed');
+    const boom = await queue.add('ev', 'boom', {});
     await waitForJobState(queue, boom.id, 'failed');
     await waitFor('the failure to be heard', () => FailedOnly.events.some((e) => e.jobId === boom.id));
-    const sent = payloads.filter((p) => p.startsWith('{"t":"ev"')).flatMap((p) => (JSON.parse(p) as { e: unknown[][] }).e);
+    const sentEvents = () => payloads.filter((p) => p.startsWith('{"t":"ev"')).flatMap((p) => (JSON.parse(p) as { e: unknown[][] }).e);
+    // NOTE: the watcher's connection and ours read the same NOTIFY on their own sockets, so ours may
+    // hear it later. The writer sends its batches one after the other, in event order, and `ok` was
+    // done before `boom` was added: any event that should not have gone out comes before the failure.
+    await waitFor('our connection to hear the failure', () => sentEvents().some((e) => e[1] === boom.id && e[5] === 'failed'));
+    const sent = sentEvents();
     // Code 4 is `failed` (QUEUE_EVENT_TYPES order); nothing else went out.
     expect(sent).toEqual([[4, boom.id, 'ev', 'boom', 2, 'failed', expect.any(Number)]]);
     expect(FailedOnly.events.map((e) => [e.type, e.jobId])).toEqual([['failed', boom.id]]);
