@@ -4,7 +4,8 @@
 //
 //   node bench/profile.mjs enqueue [--jobs 5000]   single-row insert: statement shape vs add()
 //   node bench/profile.mjs bulk    [--jobs 20000]  1000-row insert: statement shapes, COPY pieces, addBulk()
-//   node bench/profile.mjs latency [--reps 3]     cross-process pickup split into stages
+//   node bench/profile.mjs latency [--reps 3] [--busy]  cross-process pickup split into stages
+//                                  (--busy: while another queue of the worker drains)
 //   node bench/profile.mjs drain   [--jobs 20000] [--concurrency 200,1000] [--variants "none;a+b"]
 //                                  [--cpu-prof DIR]   claims/writes traced; variants: variants.mjs
 //
@@ -204,7 +205,8 @@ async function drainTrace() {
 /** Cross-process pickup latency, split into stages (NOTIFY delivery, wake-up, claim, dispatch). */
 async function latencyTrace() {
   for (let r = 0; r < REPS; r++) {
-    const result = await latencyCrossProcess({ concurrency: Number(arg('concurrency', 100)), trace: true });
+    const busy = args.includes('--busy') ? { concurrency: Number(arg('busy-concurrency', 50)) } : undefined;
+    const result = await latencyCrossProcess({ concurrency: Number(arg('concurrency', 100)), trace: true, busy });
     out({ experiment: `latency:rep${r + 1}`, p50: +result.p50.toFixed(2), p95: +result.p95.toFixed(2), p99: +result.p99.toFixed(2), ...result.stages });
   }
 }

@@ -9,7 +9,7 @@
 //   mode "latency": boots an idle worker (LISTEN on) and records when each job's handler starts,
 //                   indexed by `data.i`; sends the timestamps back once `jobs` jobs have been seen.
 import { performance } from 'node:perf_hooks';
-import { createBenchApp, DATABASE_URL, now, pg, QueueWorker, require, ROOT, sleep, table } from './common.mjs';
+import { createBenchApp, DATABASE_URL, now, pg, QUEUE, QueueWorker, require, ROOT, sleep, table } from './common.mjs';
 import { applyClassVariants, applyStatementVariants, assertKnownVariants } from './variants.mjs';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -39,6 +39,7 @@ async function drain() {
 
   const trace = cfg.trace ? startTrace() : undefined;
   let handled = 0;
+  let firstHandled;
   let allHandled;
   const handledAll = new Promise((resolve) => (allHandled = resolve));
   const bootStart = now();
@@ -48,6 +49,7 @@ async function drain() {
     processor: {
       concurrency: cfg.concurrency,
       handler: () => {
+        firstHandled ??= now();
         if (++handled === cfg.jobs) allHandled();
       },
     },
@@ -79,6 +81,8 @@ async function drain() {
     ms: t1 - t0,
     bootMs: t0 - bootStart,
     handledMs: tHandled - t0,
+    // When the first job's handler ran, from the worker's start: the worker's boot to its first claim.
+    firstJobMs: firstHandled - t0,
     confirmPolls: polls,
     peakRssMb: peakRss / 1048576,
     trace: traced,
@@ -152,7 +156,8 @@ function traceWakeups(jobs) {
     const end = now();
     for (const job of jobs) {
       const i = job.data?.i;
-      if (typeof i !== 'number') continue;
+      // NOTE: the busy queue's jobs carry an `i` too; only the measured queue's are traced.
+      if (job.queue !== QUEUE || typeof i !== 'number') continue;
       stages.notified[i] = notified;
       stages.claimStart[i] = start;
       stages.claimEnd[i] = end;
@@ -191,6 +196,7 @@ async function latency() {
  * jobs (handler: `cfg.handlerMs` of sleep, 0 for none) until told to stop. The parent times the drain.
  */
 async function shared() {
+  const traced = process.env.BENCH_TRACE_LIMITED ? traceLimitedClaims() : undefined;
   const { app } = await createBenchApp({
     schema: cfg.schema,
     worker: { listen: true },
@@ -200,7 +206,40 @@ async function shared() {
   const stopped = new Promise((resolve) => process.on('message', (m) => m?.type === 'stop' && resolve()));
   await send({ type: 'ready' });
   await stopped;
+  if (traced) console.error(`[bench] worker ${process.pid}: ${JSON.stringify(traced())}`);
   await app.close();
+}
+
+/**
+ * Diagnostics (BENCH_TRACE_LIMITED=1, bench/limits.mjs): this worker's limited claims, how many
+ * jobs each returned and completed, and how long each took (from sending to the answer).
+ */
+function traceLimitedClaims() {
+  const { JobRepository } = require(`${ROOT}/dist/lib/database/job.repository.js`);
+  const calls = [];
+  for (const method of ['claimLimited', 'completeAndClaimLimited']) {
+    const original = JobRepository.prototype[method];
+    JobRepository.prototype[method] = async function (...args) {
+      const start = now();
+      const result = await original.apply(this, args);
+      calls.push({ method, ms: now() - start, jobs: result.jobs.length, completed: method === 'completeAndClaimLimited' ? args[0].length : 0, at: start });
+      return result;
+    };
+  }
+  return () => {
+    const busy = calls.filter((c) => c.jobs > 0 || c.completed > 0);
+    const sum = (f) => busy.reduce((a, c) => a + f(c), 0);
+    const sorted = busy.map((c) => c.ms).sort((a, b) => a - b);
+    return {
+      claims: calls.length,
+      empty: calls.length - busy.length,
+      jobsPerClaim: +(sum((c) => c.jobs) / busy.length).toFixed(1),
+      completedPerClaim: +(sum((c) => c.completed) / busy.length).toFixed(1),
+      msP50: +(sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(2),
+      msMean: +(sum((c) => c.ms) / busy.length).toFixed(2),
+      spanMs: busy.length ? +(busy.at(-1).at + busy.at(-1).ms - busy[0].at).toFixed(0) : 0,
+    };
+  };
 }
 
 try {
@@ -213,3 +252,4 @@ try {
   await send({ type: 'error', message: error?.stack ?? String(error) }).catch(() => undefined);
   process.exit(1);
 }
+
