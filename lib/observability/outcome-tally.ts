@@ -1,5 +1,5 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { JobLifecycle, type JobLifecycleEvent } from '../worker/job-lifecycle';
+import { JobLifecycle, type JobLifecycleEvent, type JobLifecycleEventType } from '../worker/job-lifecycle';
 import { STATS_BUCKET_COUNT, bucketOf } from './stats-buckets';
 
 /** A fixed-bucket histogram of one timing (see STATS_BUCKET_BOUNDS_MS). */
@@ -30,9 +30,12 @@ export interface MinuteCounts {
 interface Entry {
   queue: string;
   name: string;
-  /** Since the process started (kept when totals are asked for). */
+  /**
+   * Since the process started, up to the minute being counted (kept when totals are asked for):
+   * the hot path counts into `current` only, and a minute is added here when it closes or is taken.
+   */
   total?: OutcomeCounts;
-  /** The minute being counted and its counts (kept when minutes are asked for). */
+  /** The minute being counted and its counts. */
   minute: number;
   current?: OutcomeCounts;
 }
@@ -43,6 +46,9 @@ const MINUTE_MS = 60_000;
  * the oldest are dropped rather than memory growing without bound.
  */
 export const MAX_PENDING_MINUTES = 10_000;
+
+/** The lifecycle events the tally counts: outcomes and rescues (not starts: see `record`). */
+const COUNTED: readonly JobLifecycleEventType[] = ['completed', 'failed', 'retrying', 'rescued'];
 
 export function emptyCounts(): OutcomeCounts {
   return {
@@ -74,9 +80,10 @@ export function addCounts(into: OutcomeCounts, from: OutcomeCounts): void {
  * minute (for the rollups), so each job costs one map look-up and a few increments whatever reads
  * them. It listens only once a reader enabled it.
  *
- * Timings: wait is due to started (`startedAt - runAt`, both the database's clock, so no skew
- * between hosts); run is started to outcome written, on this process's clock (from the `activeAt`
- * its outcome event carries: no map of starts to keep on the hot path).
+ * Timings, both taken from the attempt's outcome event (one event per attempt on the hot path, no
+ * map of starts): wait is due to started (`startedAt - runAt`, both the database's clock, so no
+ * skew between hosts), counted for each attempt run here that ended with an outcome written here;
+ * run is started to outcome written, on this process's clock (from the `activeAt` the event carries).
  */
 @Injectable()
 export class OutcomeTally implements OnApplicationShutdown {
@@ -93,7 +100,7 @@ export class OutcomeTally implements OnApplicationShutdown {
   enable(what: { totals?: boolean; minutes?: boolean }): void {
     this.totals ||= what.totals === true;
     this.minutes ||= what.minutes === true;
-    this.unsubscribe ??= this.lifecycle.subscribe((event) => this.record(event));
+    this.unsubscribe ??= this.lifecycle.subscribe((event) => this.record(event), COUNTED);
   }
 
   /** NOTE: after every beforeApplicationShutdown, so the worker's last outcomes are still counted. */
@@ -106,7 +113,16 @@ export class OutcomeTally implements OnApplicationShutdown {
   allTotals(): { queue: string; name: string; counts: OutcomeCounts }[] {
     const all: { queue: string; name: string; counts: OutcomeCounts }[] = [];
     for (const byName of this.entries.values()) {
-      for (const e of byName.values()) if (e.total) all.push({ queue: e.queue, name: e.name, counts: e.total });
+      for (const e of byName.values()) {
+        if (!e.total) continue;
+        let counts = e.total;
+        if (e.current) {
+          counts = emptyCounts();
+          addCounts(counts, e.total);
+          addCounts(counts, e.current);
+        }
+        all.push({ queue: e.queue, name: e.name, counts });
+      }
     }
     return all;
   }
@@ -119,6 +135,7 @@ export class OutcomeTally implements OnApplicationShutdown {
       for (const e of byName.values()) {
         if (!e.current) continue;
         taken.push({ queue: e.queue, name: e.name, minute: e.minute, counts: e.current });
+        if (e.total) addCounts(e.total, e.current);
         e.current = undefined;
       }
     }
@@ -131,38 +148,30 @@ export class OutcomeTally implements OnApplicationShutdown {
     if (this.closed.length > MAX_PENDING_MINUTES) this.closed = this.closed.slice(-MAX_PENDING_MINUTES);
   }
 
+  /**
+   * NOTE: starts are not events of the tally: the wait of an attempt is read from its job at its
+   * outcome (the same `startedAt` and `runAt`), which halves the events of the hot path. An
+   * attempt that ends without an outcome written here (its process died, it was handed back or
+   * snoozed) is in neither histogram.
+   */
   private record(event: JobLifecycleEvent): void {
     switch (event.type) {
-      case 'active': {
-        const job = event.job;
-        const wait = job.startedAt ? Math.max(0, job.startedAt.getTime() - job.runAt.getTime()) : 0;
-        const entry = this.entryOf(job);
-        if (this.totals) observe((entry.total ??= emptyCounts()).wait, wait);
-        if (this.minutes) observe(this.currentMinute(entry, event.at).wait, wait);
-        return;
-      }
       case 'completed':
       case 'failed':
       case 'retrying': {
         const job = event.job;
+        const counts = this.currentMinute(this.entryOf(job), event.at);
         // NOTE: an outcome not of an attempt run here (a flow's dependency failed it) has no
-        // `activeAt`: timed from its database start, if any.
+        // `activeAt`: not a wait of ours; its run is timed from its database start, if any.
+        if (event.activeAt !== undefined && job.startedAt) observe(counts.wait, Math.max(0, job.startedAt.getTime() - job.runAt.getTime()));
         const start = event.activeAt ?? job.startedAt?.getTime() ?? event.at;
-        const run = Math.max(0, event.at - start);
-        const entry = this.entryOf(job);
-        if (this.totals) countOutcome((entry.total ??= emptyCounts()), event.type, run);
-        if (this.minutes) countOutcome(this.currentMinute(entry, event.at), event.type, run);
+        countOutcome(counts, event.type, Math.max(0, event.at - start));
         return;
       }
-      case 'rescued': {
-        const failed = event.job.state === 'failed';
-        const entry = this.entryOf(event.job);
-        if (this.totals) countRescue((entry.total ??= emptyCounts()), failed);
-        if (this.minutes) countRescue(this.currentMinute(entry, event.at), failed);
+      case 'rescued':
+        countRescue(this.currentMinute(this.entryOf(event.job), event.at), event.job.state === 'failed');
         return;
-      }
       default:
-        // requeued (snooze, shutdown hand-back): not an outcome; its start is replaced by the next attempt's.
         return;
     }
   }
@@ -187,18 +196,24 @@ export class OutcomeTally implements OnApplicationShutdown {
     return entry;
   }
 
-  /** The counts of `entry`'s minute of `at`, closing the minute it counted before if `at` is in a newer one. */
+  /**
+   * The counts of `entry`'s minute of `at`, closing the minute it counted before if `at` is in a
+   * newer one: added to the totals, and kept for the rollups' writer if minutes are asked for.
+   */
   private currentMinute(entry: Entry, at: number): OutcomeCounts {
     const minute = at - (at % MINUTE_MS);
     if (entry.current && entry.minute !== minute) {
-      this.closed.push({ queue: entry.queue, name: entry.name, minute: entry.minute, counts: entry.current });
-      if (this.closed.length > MAX_PENDING_MINUTES) this.closed.shift();
+      if (this.totals) addCounts((entry.total ??= emptyCounts()), entry.current);
+      if (this.minutes) {
+        this.closed.push({ queue: entry.queue, name: entry.name, minute: entry.minute, counts: entry.current });
+        if (this.closed.length > MAX_PENDING_MINUTES) this.closed.shift();
+      }
       entry.current = undefined;
     }
     entry.minute = minute;
+    if (this.totals) entry.total ??= emptyCounts();
     return (entry.current ??= emptyCounts());
   }
-
 }
 
 function countOutcome(c: OutcomeCounts, type: 'completed' | 'failed' | 'retrying', runMs: number): void {

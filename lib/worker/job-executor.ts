@@ -104,7 +104,12 @@ export class JobExecutor {
       // gone. It is aborted, and this attempt starts only once its handler has returned, so two
       // runs of one job never overlap in this process.
       if (entry.older) await this.supersede(entry.older);
-      if (this.lifecycle.active) this.lifecycle.emit({ type: 'active', job, at: (entry.activeAt = Date.now()) });
+      // NOTE: the start is kept for any listener (an outcome event carries it: its run time); the
+      // `active` event itself is built only if someone takes it (the outcome tally does not).
+      if (this.lifecycle.active) {
+        entry.activeAt = Date.now();
+        if (this.lifecycle.hears('active')) this.lifecycle.emit({ type: 'active', job, at: entry.activeAt });
+      }
       let outcome = abort.aborted
         ? this.fromAbort(job, abort.reason)
         : await (this.tracing?.enabled ? this.tracing.consume(job, () => this.attempt(job, abort, entry)) : this.attempt(job, abort, entry));

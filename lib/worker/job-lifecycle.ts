@@ -45,6 +45,15 @@ export type FlowEventJob = Pick<Job, 'id' | 'queue' | 'name'>;
 
 export type JobLifecycleListener = (event: JobLifecycleEvent) => void;
 
+/** The kinds of lifecycle event (`JobLifecycleEvent['type']`). */
+export type JobLifecycleEventType = JobLifecycleEvent['type'];
+
+interface Subscription {
+  listener: JobLifecycleListener;
+  /** The kinds it is told; undefined for every kind. */
+  types?: ReadonlySet<JobLifecycleEventType>;
+}
+
 /**
  * The internal hub of job lifecycle events in this process: the worker tells, features listen
  * (public queue events, metrics, rollups). Listeners are called synchronously, in order, and must
@@ -54,30 +63,54 @@ export type JobLifecycleListener = (event: JobLifecycleEvent) => void;
 @Injectable()
 export class JobLifecycle {
   private readonly logger = new Logger('QueueLifecycle');
-  private listeners: JobLifecycleListener[] = [];
+  private subscriptions: Subscription[] = [];
+  /** Some subscription takes every kind of event. */
+  private hearsAll = false;
+  /** The kinds the subscriptions with a list of kinds take. */
+  private heard: ReadonlySet<JobLifecycleEventType> = new Set();
 
-  /** Adds a listener; returns the function that removes it. */
-  subscribe(listener: JobLifecycleListener): () => void {
-    this.listeners = [...this.listeners, listener];
+  /**
+   * Adds a listener, told every kind of event or only those of `types`; returns the function that
+   * removes it.
+   */
+  subscribe(listener: JobLifecycleListener, types?: readonly JobLifecycleEventType[]): () => void {
+    const subscription: Subscription = { listener, types: types ? new Set(types) : undefined };
+    this.subscriptions = [...this.subscriptions, subscription];
+    this.recount();
     return () => {
-      this.listeners = this.listeners.filter((l) => l !== listener);
+      this.subscriptions = this.subscriptions.filter((s) => s !== subscription);
+      this.recount();
     };
   }
 
   /** Whether anyone listens: lets the worker skip building an event nobody reads. */
   get active(): boolean {
-    return this.listeners.length > 0;
+    return this.subscriptions.length > 0;
+  }
+
+  /**
+   * Whether anyone listens to events of `type`: lets the worker skip an event of the hot path
+   * (`active`, one per attempt) that its listeners do not take, such as the outcome tally's.
+   */
+  hears(type: JobLifecycleEventType): boolean {
+    return this.hearsAll || this.heard.has(type);
   }
 
   emit(event: JobLifecycleEvent): void {
     // NOTE: the array is replaced (never mutated) on subscribe/unsubscribe, so a listener that
     // unsubscribes during emit does not skip the next one.
-    for (const listener of this.listeners) {
+    for (const { listener, types } of this.subscriptions) {
+      if (types && !types.has(event.type)) continue;
       try {
         listener(event);
       } catch (error) {
         this.logger.error(`A job lifecycle listener threw on "${event.type}" of job ${event.job.id}: ${(error as Error)?.stack ?? error}`);
       }
     }
+  }
+
+  private recount(): void {
+    this.hearsAll = this.subscriptions.some((s) => !s.types);
+    this.heard = new Set(this.subscriptions.flatMap((s) => (s.types ? [...s.types] : [])));
   }
 }

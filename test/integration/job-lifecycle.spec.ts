@@ -65,3 +65,51 @@ describe('job lifecycle hub', () => {
     expect(requeued).toMatchObject({ reason: 'snooze', delayMs: 10 });
   });
 });
+
+/** A listener of some kinds only: the worker skips the events nobody takes, and says so. */
+describe('job lifecycle hub, listeners of some kinds', () => {
+  const typedSchema = uniqueSchema('lifecycle_typed');
+  let app: INestApplicationContext;
+
+  afterAll(async () => {
+    await app?.close();
+    await dropSchema(typedSchema);
+  });
+
+  it('tells a listener only its kinds; starts are not built while nobody takes them, and an outcome still carries its start', async () => {
+    // NOTE: no metrics, rollups or queue events in this app: the listener below is the hub's only one.
+    app = await createTestApp({ schema: typedSchema, providers: [LifeProcessor], queue: { worker: { pollIntervalMs: 50 }, stats: false } });
+    const queue = app.get(QueueService);
+    const hub = app.get(JobLifecycle);
+    expect(hub.active).toBe(false);
+    const outcomes: JobLifecycleEvent[] = [];
+    const stopOutcomes = hub.subscribe((event) => outcomes.push(event), ['completed', 'failed']);
+    expect([hub.active, hub.hears('active'), hub.hears('completed'), hub.hears('retrying')]).toEqual([true, false, true, false]);
+
+    const ok = await queue.add('life', 'ok', {});
+    const boom = await queue.add('life', 'boom', {});
+    await waitForJobState(queue, ok.id, 'completed');
+    await waitForJobState(queue, boom.id, 'failed');
+    await waitFor('both outcomes to be told', () => outcomes.length === 2);
+    expect(outcomes.map((e) => [e.job.id, e.type]).sort()).toEqual([[ok.id, 'completed'], [boom.id, 'failed']].sort());
+    for (const e of outcomes) {
+      // The start of the attempt, on this process's clock, comes with its outcome.
+      const activeAt = (e as { activeAt?: number }).activeAt;
+      expect(typeof activeAt).toBe('number');
+      expect(activeAt!).toBeLessThanOrEqual(e.at);
+    }
+
+    // A listener of every kind hears starts again; the typed one still hears only its kinds.
+    const all: JobLifecycleEvent[] = [];
+    const stopAll = hub.subscribe((event) => all.push(event));
+    expect(hub.hears('active')).toBe(true);
+    const again = await queue.add('life', 'ok', {});
+    await waitForJobState(queue, again.id, 'completed');
+    await waitFor('the new job to be told', () => all.some((e) => e.job.id === again.id && e.type === 'completed'));
+    expect(all.filter((e) => e.job.id === again.id).map((e) => e.type)).toEqual(['active', 'completed']);
+    expect(outcomes.filter((e) => e.job.id === again.id).map((e) => e.type)).toEqual(['completed']);
+    stopAll();
+    stopOutcomes();
+    expect([hub.active, hub.hears('active'), hub.hears('completed')]).toEqual([false, false, false]);
+  });
+});
