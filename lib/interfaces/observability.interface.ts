@@ -73,7 +73,11 @@ export interface MetricsOptions {
   registry?: unknown;
   /** Prefix of every metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`). Default `nestjs_pg_queue`. */
   prefix?: string;
-  /** How often the job-count and oldest-pending gauges are refreshed in the background (ms, at least 1000). Default 5000. */
+  /**
+   * How often the job-count and oldest-pending gauges are refreshed in the background (ms, at
+   * least 1000); the first refresh comes at a random moment within the first interval after boot
+   * (until then those gauges have no values). Default 5000.
+   */
   refreshIntervalMs?: number;
 }
 

@@ -66,7 +66,9 @@ export class QueueMetrics implements OnModuleInit, OnApplicationBootstrap, Befor
     const gauges = new MetricsRepository(this.database.repository);
     this.refresher = new PeriodicTask('Queue metrics', settings.refreshIntervalMs, () => this.refresh(gauges));
     this.refresher.start();
-    void this.refresher.runOnce();
+    // NOTE: the first refresh within the first interval, not at boot (see PeriodicTask.runSoon):
+    // it recounts the job table, which at boot competes with the worker's first claims.
+    this.refresher.runSoon();
   }
 
   /** The gauges stop refreshing before TypeORM closes its pool (in onApplicationShutdown). */

@@ -6,6 +6,7 @@ import { Logger } from '@nestjs/common';
  */
 export class PeriodicTask {
   private timer?: NodeJS.Timeout;
+  private soon?: NodeJS.Timeout;
   private running?: Promise<void>;
   private failing = false;
   private readonly logger: Logger;
@@ -20,6 +21,18 @@ export class PeriodicTask {
 
   start(): void {
     this.timer = setInterval(() => void this.runOnce(), this.intervalMs);
+  }
+
+  /**
+   * Runs `work` once at a random moment within the next `withinMs` (by default one interval; the
+   * interval's own runs go on beside it), for a task whose first run need not come at boot: a
+   * process's boot is when it is busiest (its worker opens connections and makes its first
+   * claims), and the processes of a deploy boot together. Spread, their first runs neither delay
+   * those claims nor arrive all at once.
+   */
+  runSoon(withinMs = this.intervalMs): void {
+    clearTimeout(this.soon);
+    this.soon = setTimeout(() => void this.runOnce(), Math.floor(Math.random() * withinMs));
   }
 
   runOnce(): Promise<void> {
@@ -38,6 +51,7 @@ export class PeriodicTask {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearTimeout(this.soon);
     await this.running;
   }
 }
