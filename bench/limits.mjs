@@ -11,7 +11,7 @@
 //   limits_claim_ms_g<G>      one limited claim of 50 (groupConcurrency 1) with G groups holding pending
 //                             jobs (10, 1,000, 100,000), in a rolled-back transaction; and the plain
 //                             claim of 50 on the same table, for scale
-import { QUEUE, createBenchApp, enqueueBulk, now, pg, DATABASE_URL, require, ROOT, sleep, sql, table } from './common.mjs';
+import { QUEUE, createBenchApp, enqueueBulk, now, pg, DATABASE_URL, require, ROOT, sql, table, waitDrained } from './common.mjs';
 import { log, startChild, withSchema } from './measure.mjs';
 
 const registry = (schema) => `"${schema}"."queue_jobs_queues"`;
@@ -56,11 +56,7 @@ export async function sharedDrain({ jobs, processes = 2, concurrency = 50, limit
         const t0 = now();
         await client.query(`UPDATE ${registry(schema)} SET paused = false, paused_at = NULL WHERE name = $1`, [QUEUE]);
         await client.query(`SELECT pg_notify($1, json_build_object('t', 'job', 'q', $2::text, 'in', 0)::text)`, [`${schema}.queue_jobs`, QUEUE]);
-        for (;;) {
-          const { rows } = await client.query(`SELECT count(*)::int AS n FROM ${table(schema)} WHERE state <> 'completed'`);
-          if (rows[0].n === 0) break;
-          await sleep(5);
-        }
+        await waitDrained(client, schema, 5);
         const ms = now() - t0;
         const stats = await rateStats(client, schema, limits?.rateLimit?.perMs ?? 1000);
         return { jobsPerSec: (jobs / ms) * 1000, ms, ...stats };

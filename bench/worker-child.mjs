@@ -9,7 +9,7 @@
 //   mode "latency": boots an idle worker (LISTEN on) and records when each job's handler starts,
 //                   indexed by `data.i`; sends the timestamps back once `jobs` jobs have been seen.
 import { performance } from 'node:perf_hooks';
-import { createBenchApp, DATABASE_URL, now, pg, QUEUE, QueueWorker, require, ROOT, sleep, table } from './common.mjs';
+import { createBenchApp, DATABASE_URL, now, pg, QUEUE, QueueWorker, require, ROOT, sleep, table, waitDrained } from './common.mjs';
 import { applyClassVariants, applyStatementVariants, assertKnownVariants } from './variants.mjs';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -60,16 +60,17 @@ async function drain() {
   const tHandled = now();
   const traced = trace?.(t0);
   let polls = 0;
-  for (;;) {
-    polls++;
-    // NOTE: with `confirmQueue` (bench/admin.mjs: a table holding other queues' jobs of every state),
-    // only that queue's unfinished jobs count, found through the partial indexes of pending and active jobs.
-    const { rows } = cfg.confirmQueue
-      ? await confirm.query(`SELECT count(*)::int AS n FROM ${table(cfg.schema)} WHERE queue = $1 AND state IN ('pending', 'active')`, [cfg.confirmQueue])
-      : await confirm.query(`SELECT count(*)::int AS n FROM ${table(cfg.schema)} WHERE state <> 'completed'`);
-    if (rows[0].n === 0) break;
-    await sleep(1);
-  }
+  if (cfg.confirmQueue) {
+    // NOTE: with `confirmQueue` (bench/admin.mjs: a table holding other queues' jobs of every
+    // state), only that queue's unfinished jobs count, found through the partial indexes of
+    // pending and active jobs.
+    for (;;) {
+      polls++;
+      const { rows } = await confirm.query(`SELECT count(*)::int AS n FROM ${table(cfg.schema)} WHERE queue = $1 AND state IN ('pending', 'active')`, [cfg.confirmQueue]);
+      if (rows[0].n === 0) break;
+      await sleep(1);
+    }
+  } else polls = await waitDrained(confirm, cfg.schema, 1);
   const t1 = now();
   const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
