@@ -40,7 +40,7 @@ export interface QueueStatsRow {
   retried: number;
   /** Jobs put back (or failed) because their worker's lease lapsed. */
   rescued: number;
-  /** Due (`runAt`) to started, per attempt that started. */
+  /** Due (`runAt`) to started, per attempt run by a worker that ended with an outcome written (completed, failed, retried). */
   waitTime: TimingSummary;
   /** Started to outcome written, per attempt that ended (completed, failed, retried). */
   runTime: TimingSummary;
