@@ -24,15 +24,14 @@ export class PeriodicTask {
   }
 
   /**
-   * Runs `work` once at a random moment within the next `withinMs` (by default one interval; the
-   * interval's own runs go on beside it), for a task whose first run need not come at boot: a
-   * process's boot is when it is busiest (its worker opens connections and makes its first
-   * claims), and the processes of a deploy boot together. Spread, their first runs neither delay
-   * those claims nor arrive all at once.
+   * Runs `work` once at a random moment within the next interval (the interval's own runs go on
+   * beside it), for a task whose first run need not come at boot: a process's boot is when it is
+   * busiest (its worker opens connections and makes its first claims), and the processes of a
+   * deploy boot together. Spread, their first runs neither delay those claims nor arrive all at once.
    */
-  runSoon(withinMs = this.intervalMs): void {
+  runSoon(): void {
     clearTimeout(this.soon);
-    this.soon = setTimeout(() => void this.runOnce(), Math.floor(Math.random() * withinMs));
+    this.soon = setTimeout(() => void this.runOnce(), Math.floor(Math.random() * this.intervalMs));
   }
 
   runOnce(): Promise<void> {
