@@ -212,18 +212,24 @@ async function shared() {
 }
 
 /**
- * Diagnostics (BENCH_TRACE_LIMITED=1, bench/limits.mjs): this worker's limited claims, how many
- * jobs each returned and completed, and how long each took (from sending to the answer).
+ * Diagnostics (BENCH_TRACE_LIMITED=1, bench/limits.mjs): this worker's limited and permitted claims,
+ * how many jobs each returned and completed, how long each took (from sending to the answer), and
+ * its permit acquisitions.
  */
 function traceLimitedClaims() {
   const { JobRepository } = require(`${ROOT}/dist/lib/database/job.repository.js`);
   const calls = [];
-  for (const method of ['claimLimited', 'completeAndClaimLimited']) {
+  const acquires = [];
+  for (const method of ['claimLimited', 'completeAndClaimLimited', 'completeAndClaimPermitted', 'acquirePermit']) {
     const original = JobRepository.prototype[method];
     JobRepository.prototype[method] = async function (...args) {
       const start = now();
       const result = await original.apply(this, args);
-      calls.push({ method, ms: now() - start, jobs: result.jobs.length, completed: method === 'completeAndClaimLimited' ? args[0].length : 0, at: start });
+      if (method === 'acquirePermit') {
+        acquires.push({ ms: now() - start, slots: result.slots, share: result.share, at: Date.now() });
+        return result;
+      }
+      calls.push({ method, ms: now() - start, jobs: result.jobs.length, completed: method.startsWith('completeAndClaim') ? args[0].length : 0, at: start });
       return result;
     };
   }
@@ -239,6 +245,10 @@ function traceLimitedClaims() {
       msP50: +(sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(2),
       msMean: +(sum((c) => c.ms) / busy.length).toFixed(2),
       spanMs: busy.length ? +(busy.at(-1).at + busy.at(-1).ms - busy[0].at).toFixed(0) : 0,
+      permitted: calls.filter((c) => c.method === 'completeAndClaimPermitted').length,
+      acquires: acquires.length,
+      lastPermit: acquires.at(-1),
+      ...(process.env.BENCH_TRACE_LIMITED === '2' ? { acquireLog: acquires, first: busy[0] && Date.now() - performance.now() + busy[0].at, gaps: busy.slice(1).map((c, i) => [Math.round(c.at - busy[i].at - busy[i].ms), i, c.jobs, busy[i].jobs]).sort((a, b) => b[0] - a[0]).slice(0, 5) } : {}),
     };
   };
 }

@@ -121,6 +121,31 @@ export interface LimitedClaim {
   more: boolean;
   /** Whether the queue still has limits (false: claim with the plain `claim` again). */
   limited: boolean;
+  /** Global concurrency (or this worker's fair share of it) is full: claim again when a job of this process ends. */
+  full: boolean;
+  /** Global concurrency is the queue's only limit: claim with a permit (`acquirePermit`, `completeAndClaimPermitted`). */
+  permits: boolean;
+}
+
+/** The result of a permitted claim (see `JobRepository.completeAndClaimPermitted`). */
+export interface PermittedClaim {
+  jobs: Job[];
+  /** The permit's slots, or null when this worker has no permit that applies (acquire one). */
+  slots: number | null;
+  /** When a RateLimitedError block of the queue ends (ms from now), or null. */
+  waitMs: number | null;
+  /** The ids of the completions written. */
+  written: Set<string>;
+}
+
+/** A worker's permit for a queue's global concurrency (see `JobRepository.acquirePermit`). */
+export interface Permit {
+  /** Jobs of the queue this worker may hold active at once. */
+  slots: number;
+  /** Its fair share: `slots` may be less for now, while other workers hold more than theirs. */
+  share: number;
+  /** 'permits', or how to claim the queue instead (permits do not apply to it). */
+  mode: 'permits' | 'limited' | 'plain';
 }
 
 /** How the repository talks to the database (module options `queryTimeoutMs`, `preparedStatements`). */
@@ -538,7 +563,7 @@ export class JobRepository {
   }
 
   /**
-   * A limited claim's rows: a row per job, then one last row without a job whose three hint
+   * A limited claim's rows: a row per job, then one last row without a job whose five hint
    * columns come `after` columns before its end.
    */
   private toLimitedClaim(rows: unknown[][], after: number, queue: string, workerId: string, lockDurationMs: number, defaults: ClaimDefaults, traced: boolean): LimitedClaim {
@@ -546,16 +571,58 @@ export class JobRepository {
     const end = hints.length - after;
     return {
       jobs: rows.length === 0 ? [] : this.toClaimedJobs(rows, queue, workerId, lockDurationMs, defaults, traced),
-      waitMs: hints[end - 3] as number | null,
-      more: hints[end - 2] as boolean,
-      limited: hints[end - 1] as boolean,
+      waitMs: hints[end - 5] as number | null,
+      more: hints[end - 4] as boolean,
+      limited: hints[end - 3] as boolean,
+      full: hints[end - 2] as boolean,
+      permits: hints[end - 1] as boolean,
     };
   }
 
+  /**
+   * Completes attempts of a queue whose only limit is global concurrency (`completed` outcomes
+   * only, fenced like `finish`) and claims within this worker's permit, in one statement (see
+   * `completeAndClaimPermitted` in the statements).
+   */
+  async completeAndClaimPermitted(
+    completed: AttemptOutcome[],
+    queue: string,
+    limit: number,
+    workerId: string,
+    lockDurationMs: number,
+    defaults: ClaimDefaults,
+  ): Promise<PermittedClaim> {
+    const traced = this.settings.traceContext === true;
+    const text = traced ? this.statements.completeAndClaimPermittedTraced : this.statements.completeAndClaimPermitted;
+    const rows = (await this.runClaim(text, queue, limit, workerId, lockDurationMs, defaults, completeParams(completed, workerId).slice(0, 3))).rows as unknown[][];
+    // NOTE: the row without a job carries the permit, the block and the ids written, last.
+    const at = rows.findIndex((row) => row[0] === null);
+    const [hint] = rows.splice(at, 1);
+    const width = hint.length;
+    const written = hint[width - 1] as string | null;
+    return {
+      jobs: rows.length === 0 ? [] : this.toClaimedJobs(rows, queue, workerId, lockDurationMs, defaults, traced),
+      slots: hint[width - 3] as number | null,
+      waitMs: hint[width - 2] as number | null,
+      written: new Set(written ? written.split(',') : []),
+    };
+  }
+
+  /** This worker's share of the global concurrency of `queue` (see the permit function of schema step 5). */
+  async acquirePermit(queue: string, workerId: string, wants: number, lockDurationMs: number): Promise<Permit> {
+    const [row] = await this.run<Permit>('claim', this.statements.acquirePermit, [queue, workerId, wants, lockDurationMs], undefined, true, this.ownPool);
+    return row;
+  }
+
+  /** Gives up the permit of `workerId` for `queue` (graceful shutdown; else it lapses). */
+  async releasePermit(queue: string, workerId: string): Promise<void> {
+    await this.run('claim', this.statements.releasePermit, [queue, workerId], undefined, true, this.ownPool);
+  }
+
   /** Runs one of the claim statements (same parameters, rows as arrays) on the worker's pool. */
-  private runClaim(text: string, queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults, more: unknown[] = []): Promise<QueryResult> {
+  private runClaim(text: string, queue: string, limit: number, workerId: string, lockDurationMs: number, defaults: ClaimDefaults, more: unknown[] = [], prepared = true): Promise<QueryResult> {
     const values = [queue, limit, workerId, lockDurationMs, defaults.maxAttempts, JSON.stringify(defaults.backoff), defaults.timeoutMs, ...more];
-    return this.execute('claim', text, values, true, 'array', this.ownPool);
+    return this.execute('claim', text, values, prepared, 'array', this.ownPool);
   }
 
   private toClaimedJobs(rows: unknown[][], queue: string, workerId: string, lockDurationMs: number, defaults: ClaimDefaults, traced: boolean): Job[] {

@@ -34,6 +34,8 @@ export interface TableNaming {
   statsQualified: string;
   /** `"schema"."<table>_groups"`: per (queue, group) rate-limit state of the limited claim (schema step 5). */
   groupsQualified: string;
+  /** `"schema"."<table>_permits"`: per (queue, worker) its share of a global concurrency limit (schema step 5). */
+  permitsQualified: string;
 }
 
 /** Longest prefix: the longest suffix (`_claim_hash_idx`) still fits PostgreSQL's 63-byte names. */
@@ -61,6 +63,7 @@ export function createTableNaming(schema: string = DEFAULT_SCHEMA, table: string
     workersQualified: side('workers'),
     statsQualified: side('stats'),
     groupsQualified: side('groups'),
+    permitsQualified: side('permits'),
   };
   if (table.length <= MAX_PREFIX_LENGTH) return { schema, table, qualified, channel, prefix: table, ...sideTables };
   // NOTE: index names share the schema's namespace, so a prefix cut from a long table name must stay

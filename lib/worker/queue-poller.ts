@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
-import type { AttemptOutcome, ClaimDefaults, JobRepository, LimitedClaim } from '../database/job.repository';
+import type { AttemptOutcome, ClaimDefaults, JobRepository, LimitedClaim, PermittedClaim } from '../database/job.repository';
 import type { Job } from '../interfaces/job.interface';
 import { MAX_CLAIM_BATCH } from '../queue.constants';
 import type { AttemptHooks } from './job-executor';
@@ -46,6 +46,22 @@ interface PendingCompletion {
 
 const MAX_ERROR_BACKOFF_MS = 5000;
 /**
+ * A worker whose permit is below its fair share (other workers still hold more than theirs, until
+ * their jobs end) asks again after this, doubling up to PERMIT_RETRY_MAX_MS.
+ */
+const PERMIT_RETRY_MS = 5;
+const PERMIT_RETRY_MAX_MS = 250;
+
+/** This process's permit for a queue whose only limit is global concurrency (see `acquirePermit`). */
+interface PermitState {
+  slots: number;
+  share: number;
+  /** When to acquire it again (0: before the next claim): renewal, or a share not yet reached. */
+  acquireAt: number;
+  /** The current wait before asking again for a share not yet reached. */
+  retryMs: number;
+}
+/**
  * Jobs started from the buffer in one turn of the event loop before the rest wait for the next
  * turn. Quick handlers free their slots in microtasks, so without a bound a full buffer would run
  * in one go and hold up everything else in the process (other queues' notifications and claims,
@@ -90,6 +106,11 @@ export class QueuePoller {
    * probe's next answer). Believed at first, so the first claim tells.
    */
   private limitedClaims = true;
+  /**
+   * Set while the queue's only limit is global concurrency (as the limited claim said): then this
+   * process claims within its permit, without taking turns with other nodes' claims.
+   */
+  private permit?: PermitState;
   private readonly sizer = new ClaimAheadSizer();
   private readonly buffer: ClaimBuffer;
   /** Jobs to hold ahead of the free slots, as last sized (0: no buffer). */
@@ -131,7 +152,10 @@ export class QueuePoller {
   /** What the idle probe found about the queue's limits. */
   learnLimited(limited: boolean): void {
     this.limitedClaims = limited;
-    if (!limited) this.flushCompletions();
+    if (!limited) {
+      this.permit = undefined;
+      this.flushCompletions();
+    }
   }
 
   /** How long buffered jobs waited, and how many were handed back or dropped. */
@@ -164,6 +188,12 @@ export class QueuePoller {
     await this.claiming;
     this.flushCompletions();
     this.handBackBuffered();
+    if (this.permit) {
+      this.permit = undefined;
+      // NOTE: given up so other nodes get this share at once; if this fails it lapses by itself.
+      await this.repository.releasePermit(this.queue, this.settings.workerId).catch((error: unknown) =>
+        this.logger.debug(`Queue "${this.queue}": could not give up the permit (${(error as Error)?.message ?? error}); it lapses`));
+    }
   }
 
   /**
@@ -236,7 +266,34 @@ export class QueuePoller {
       const handBacks = this.handBacks;
       try {
         const { queue, workerId, lockDurationMs, defaults } = this.settings;
-        if (this.limitedClaims) {
+        if (this.limitedClaims && this.permit) {
+          const acquired = Date.now() >= this.permit.acquireAt;
+          if (acquired && !(await this.acquirePermit())) {
+            // Permits no longer apply: the completions wait for the next claim, of the new kind.
+            this.completions.unshift(...completions);
+            this.again = true;
+            continue;
+          }
+          const claim: PermittedClaim = await this.repository.completeAndClaimPermitted(completions.map((c) => c.outcome), queue, limit, workerId, lockDurationMs, defaults);
+          for (const c of completions) c.resolve(claim.written.has(c.outcome.id) ? 'written' : 'fenced');
+          ({ jobs, waitMs } = claim);
+          if (claim.slots === null && acquired) {
+            // A permit just given did not apply (limits changed in between): the limited claim tells.
+            this.permit = undefined;
+            this.again = true;
+          } else if (claim.slots === null) {
+            // NOTE: no permit that applies (lapsed, voided by a change of limits): acquire again
+            // first; the permit function says if permits still apply.
+            this.permit!.acquireAt = 0;
+            this.again = true;
+          } else {
+            this.permit!.slots = claim.slots;
+          }
+          // NOTE: a claim below the batch may have stopped at the permit: more is claimed as this
+          // process's jobs end (their completions ride on that claim).
+          more = jobs.length > 0;
+          if (jobs.length >= limit) this.again = true;
+        } else if (this.limitedClaims) {
           let claim: LimitedClaim;
           if (completions.length > 0) {
             const combined = await this.repository.completeAndClaimLimited(completions.map((c) => c.outcome), queue, limit, workerId, lockDurationMs, defaults);
@@ -245,13 +302,19 @@ export class QueuePoller {
           } else {
             claim = await this.repository.claimLimited(queue, limit, workerId, lockDurationMs, defaults);
           }
-          ({ jobs, waitMs, more } = claim);
+          ({ jobs, waitMs } = claim);
           // NOTE: a queue without limits (any more) was claimed as the plain claim would; the
-          // next claims are plain.
+          // next claims are plain. One whose only limit is global concurrency: with a permit.
           this.limitedClaims = claim.limited;
-          // NOTE: a limited claim may say "more" with no job (global concurrency is full): then
-          // claim again when a job of this process ends, not now.
-          if (more && jobs.length > 0) this.again = true;
+          if (claim.permits) {
+            this.permit = { slots: 0, share: 0, acquireAt: 0, retryMs: PERMIT_RETRY_MS };
+            this.again = true;
+          }
+          // NOTE: a limited claim may say "more" with no job (a group walk cut short): claim
+          // again now only if it took jobs; when global concurrency is full ("full"), claim again
+          // when a job of this process ends.
+          more = claim.more || claim.full;
+          if (claim.more && jobs.length > 0) this.again = true;
         } else {
           jobs = await this.repository.claim(queue, limit, workerId, lockDurationMs, defaults);
           more = jobs.length === limit;
@@ -274,6 +337,33 @@ export class QueuePoller {
       // NOTE: completions beyond one statement's batch go with the next claim, at once.
       if (this.completions.length > 0) this.again = true;
     } while (this.again && !this.stopped);
+  }
+
+  /**
+   * Acquires (or renews) this process's permit; false when permits no longer apply to the queue
+   * (then it claims with the limited claim, or the plain one). A permit below the fair share is
+   * asked for again soon, backing off; a full one is renewed at half its lease.
+   */
+  private async acquirePermit(): Promise<boolean> {
+    const { queue, workerId, concurrency, lockDurationMs } = this.settings;
+    const permit = await this.repository.acquirePermit(queue, workerId, concurrency, lockDurationMs);
+    const state = this.permit!;
+    if (permit.mode !== 'permits') {
+      this.permit = undefined;
+      this.limitedClaims = permit.mode === 'limited';
+      return false;
+    }
+    state.slots = permit.slots;
+    state.share = permit.share;
+    if (permit.slots < permit.share) {
+      state.acquireAt = Date.now() + state.retryMs;
+      state.retryMs = Math.min(state.retryMs * 2, PERMIT_RETRY_MAX_MS);
+      this.wakeAt(state.acquireAt, true);
+    } else {
+      state.acquireAt = Date.now() + lockDurationMs / 2;
+      state.retryMs = PERMIT_RETRY_MS;
+    }
+    return true;
   }
 
   /** Mean wait in the buffer of the jobs that left it since the last call (NaN when none did). */

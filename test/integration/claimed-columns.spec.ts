@@ -37,17 +37,24 @@ describe('claimed columns', () => {
       expect(traced.fields[CLAIMED_COLUMN_COUNT].name).toBe('trace_context');
       const limited = await client.query({ text: s.claimLimited, values: params, rowMode: 'array' });
       const limitedTraced = await client.query({ text: s.claimLimitedTraced, values: params, rowMode: 'array' });
-      expect(limited.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 3);
-      expect(limitedTraced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 4);
+      expect(limited.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 5);
+      expect(limitedTraced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 6);
       expect(limitedTraced.fields[CLAIMED_COLUMN_COUNT].name).toBe('trace_context');
-      // The limited claim carrying completions: the claim's columns, its three hints, the ids written.
+      expect(limited.fields.slice(CLAIMED_COLUMN_COUNT).map((f) => f.name)).toEqual(['out_wait_ms', 'out_more', 'out_limited', 'out_full', 'out_permits']);
+      // The limited claim carrying completions: the claim's columns, its five hints, the ids written.
       const withCompletions = [...params, '{}', '{}', null];
       const combined = await client.query({ text: s.completeAndClaimLimited, values: withCompletions, rowMode: 'array' });
       const combinedTraced = await client.query({ text: s.completeAndClaimLimitedTraced, values: withCompletions, rowMode: 'array' });
-      expect(combined.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 4);
-      expect(combinedTraced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 5);
+      expect(combined.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 6);
+      expect(combinedTraced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 7);
       expect(combinedTraced.fields[CLAIMED_COLUMN_COUNT].name).toBe('trace_context');
-      expect(combined.fields[CLAIMED_COLUMN_COUNT + 3].name).toBe('out_written');
+      expect(combined.fields[CLAIMED_COLUMN_COUNT + 5].name).toBe('out_written');
+      // The permitted claim: the claim's columns, then the permit, the block and the ids written.
+      const permitted = await client.query({ text: s.completeAndClaimPermitted, values: withCompletions, rowMode: 'array' });
+      const permittedTraced = await client.query({ text: s.completeAndClaimPermittedTraced, values: withCompletions, rowMode: 'array' });
+      expect(permitted.fields.slice(CLAIMED_COLUMN_COUNT).map((f) => f.name)).toEqual(['permit_slots', 'wait_ms', 'written']);
+      expect(permittedTraced.fields).toHaveLength(CLAIMED_COLUMN_COUNT + 4);
+      expect(permittedTraced.fields[CLAIMED_COLUMN_COUNT].name).toBe('trace_context');
     } finally {
       await client.query('ROLLBACK');
     }

@@ -33,6 +33,8 @@ const runs = new Map<string, number>();
 const runs2 = new Map<string, number>();
 const QuickProcessor = countingProcessor('cc-worker', runs);
 const QuickProcessor2 = countingProcessor('cc-fail-worker', runs2);
+const runsPermits = new Map<string, number>();
+const PermitsProcessor = countingProcessor('cc-permits', runsPermits);
 
 describe('limited queues: completions written with the next claim', () => {
   const apps: INestApplicationContext[] = [];
@@ -108,15 +110,20 @@ describe('limited queues: completions written with the next claim', () => {
     expect(pending[0].n).toBe(3);
   });
 
-  it('a worker drains a limited queue of quick jobs with its completions riding on its claims, each job once', async () => {
-    await setLimits(schema, 'cc-worker', { globalConcurrency: 10 });
-    const app = await createTestApp({ schema, providers: [QuickProcessor], queue: { worker: { pollIntervalMs: 200 } } });
+  // NOTE: global concurrency alone is claimed with permits (`completeAndClaimPermitted`); with a
+  // rate limit too, by the limited claim, which takes turns on the registry row.
+  it.each([
+    ['the limited claim', 'cc-worker', { globalConcurrency: 10, rateLimit: { max: 100_000, perMs: 1000 } }, 'completeAndClaimLimited', QuickProcessor, runs],
+    ['permits', 'cc-permits', { globalConcurrency: 10 }, 'completeAndClaimPermitted', PermitsProcessor, runsPermits],
+  ] as const)('a worker drains a limited queue of quick jobs with its completions riding on its claims (%s), each job once', async (_how, name, limits, method, processor, runs) => {
+    await setLimits(schema, name, limits);
+    const app = await createTestApp({ schema, providers: [processor], queue: { worker: { pollIntervalMs: 200 } } });
     apps.push(app);
     const workerRepository = await app.get(QueueDatabase).getRepository();
     // Observed, not replaced: which statement wrote the completions.
-    const combined = jest.spyOn(workerRepository, 'completeAndClaimLimited');
+    const combined = jest.spyOn(workerRepository, method);
     const finish = jest.spyOn(workerRepository, 'finish');
-    const jobs = await queue.addBulk(Array.from({ length: 500 }, (_, i) => ({ queue: 'cc-worker', name: 'x', data: { i } })));
+    const jobs = await queue.addBulk(Array.from({ length: 500 }, (_, i) => ({ queue: name, name: 'x', data: { i } })));
     const ids = jobs.map((j) => j.id);
     await waitFor('500 jobs completed', async () => (await states(ids)).every((s) => s === 'completed'), 30_000);
     const byClaims = (await Promise.all(combined.mock.results.map((r) => r.value as Promise<{ written: Set<string> }>))).reduce((n, r) => n + r.written.size, 0);

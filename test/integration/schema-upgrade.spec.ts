@@ -58,6 +58,7 @@ describe('schema upgrades', () => {
       'queue_jobs_logs_job_idx',
       'queue_jobs_logs_pkey',
       'queue_jobs_parent_idx',
+      'queue_jobs_permits_pkey',
       'queue_jobs_pkey',
       'queue_jobs_queues_pkey',
       'queue_jobs_schedule_slot_idx',

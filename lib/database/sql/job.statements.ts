@@ -1,7 +1,7 @@
 import type { TableNaming } from '../table-naming';
 import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
 import { FLOW_LOG_SETTING } from '../migrations/v5/flows.ddl';
-import { completeAndClaimFunctionName, limitedClaimFunctionName } from '../migrations/v5/limits.ddl';
+import { acquirePermitFunctionName, completeAndClaimFunctionName, effectiveLimit, limitedClaimFunctionName, permitsApply } from '../migrations/v5/limits.ddl';
 
 /**
  * Every SQL statement of the queue, one named statement per operation, built once per table.
@@ -45,6 +45,50 @@ export function buildJobStatements(n: TableNaming) {
      ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}locked_until`, 'locked_until')}, ${ms(`${p}created_at`, 'created_at')},
      ${ms(`${p}started_at`, 'started_at')}, ${ms(`${p}finished_at`, 'finished_at')}, ${p}unique_key, ${p}progress, ${p}group_key,
      ${ms(`${p}scheduled_for`, 'scheduled_for')}, ${p}schedule_key, ${p}parent_id`;
+  // The permitted claim (`completeAndClaimPermitted`). NOTE: this worker's active jobs are counted
+  // in the statement's snapshot, which does not see its own completions: those are subtracted.
+  // Only this worker adds to its count, so a stale count can only be too high. The permit row is
+  // share-locked: a permit function lowering it waits for this claim, and this claim reads its
+  // latest version.
+  const permittedClaim = (traced: boolean) => `
+      WITH written AS (
+        UPDATE ${Q} AS j SET
+          state = 'completed', result = COALESCE(u.result, 'null'::jsonb), finished_at = now(), locked_by = NULL, locked_until = NULL
+        FROM unnest($8::bigint[], $9::int[], $10::jsonb[]) AS u(id, claim, result)
+        WHERE j.id = u.id AND j.claims = u.claim AND j.state = 'active' AND j.locked_by = $3
+        RETURNING j.id
+      ), permit AS (
+        SELECT p.slots, r.paused, r.rate_limited_until
+        FROM ${n.permitsQualified} AS p JOIN ${n.queuesQualified} AS r ON r.name = p.queue
+        WHERE p.queue = $1 AND p.worker = $3 AND p.until > now()
+          AND p.total = (${effectiveLimit('r', 'globalConcurrency')} #>> '{}')::int AND ${permitsApply('r', 'now()')}
+        FOR SHARE OF p
+      ), room AS (
+        SELECT CASE WHEN permit.paused OR permit.rate_limited_until > now() THEN 0 ELSE GREATEST(0, LEAST($2, permit.slots
+          - (SELECT count(*) FROM ${Q} WHERE state = 'active' AND limits_held AND hashtext(queue) = hashtext($1) AND queue = $1 AND locked_by = $3)::int
+          + (SELECT count(*) FROM written)::int)) END AS n
+        FROM permit
+      ), claimed AS (
+        UPDATE ${Q} AS j SET
+          state = 'active', attempts = j.attempts + 1, claims = j.claims + 1, locked_by = $3,
+          locked_until = now() + $4 * interval '1 millisecond', started_at = now(), limits_held = true,
+          max_attempts = COALESCE(j.max_attempts, $5), backoff = COALESCE(j.backoff, $6::jsonb),
+          timeout_ms = COALESCE(j.timeout_ms, $7)
+        WHERE j.id = ANY(ARRAY(
+          SELECT id FROM ${Q}
+          WHERE state = 'pending' AND hashtext(queue) = hashtext($1) AND queue = $1 AND run_at <= now()
+          ORDER BY priority DESC, run_at, id
+          LIMIT COALESCE((SELECT n FROM room), 0)
+          FOR UPDATE SKIP LOCKED
+        ))
+        RETURNING ${claimedColumns('j.')}${traced ? ', j.trace_context' : ''}
+      )
+      SELECT *, NULL::int AS permit_slots, NULL::int AS wait_ms, NULL::text AS written FROM claimed
+      UNION ALL
+      SELECT ${Array.from({ length: CLAIMED_COLUMN_COUNT + (traced ? 1 : 0) }, () => 'NULL').join(', ')},
+        (SELECT slots FROM permit),
+        (SELECT GREATEST(1, ceil(extract(epoch FROM rate_limited_until - now()) * 1000))::int FROM permit WHERE rate_limited_until > now()),
+        (SELECT array_to_string(array_agg(id), ',') FROM written)`;
   // NOTE: the conflict target names the unique index exactly (columns, expression, predicate), as
   // ON CONFLICT requires to infer it.
   const uniqueTarget = `("queue", "unique_key", COALESCE("unique_slot", 0)) WHERE ${UNIQUE_HELD}`;
@@ -233,12 +277,13 @@ export function buildJobStatements(n: TableNaming) {
     /**
      * The claim of a queue with limits (`claim` with the same parameters), through the limited
      * claim function (see schema step 5, limits part): a row per claimed job in `claim`'s column
-     * order followed by three columns, then one last row whose job columns are NULL and whose last
-     * three say when to claim again (ms, or NULL), whether more may be claimable, and whether the
-     * queue still has limits.
+     * order followed by five columns, then one last row whose job columns are NULL and whose last
+     * five say when to claim again (ms, or NULL), whether more may be claimable now, whether the
+     * queue still has limits, whether global concurrency is full (claim again when a job of this
+     * process ends), and whether to claim with a permit (global concurrency its only limit).
      */
     claimLimited: `
-      SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited
+      SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits
       FROM ${limitedClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7) AS c`,
 
     /**
@@ -247,17 +292,37 @@ export function buildJobStatements(n: TableNaming) {
      * completed, comma-separated (see schema step 5, limits part).
      */
     completeAndClaimLimited: `
-      SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited, c.out_written
+      SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits, c.out_written
       FROM ${completeAndClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9::int[], $10::jsonb[]) AS c`,
 
     /** `completeAndClaimLimited`, with each job's trace context right after the claimed columns. */
     completeAndClaimLimitedTraced: `
-      SELECT ${claimedColumns('(c.out_job).')}, (c.out_job).trace_context, c.out_wait_ms, c.out_more, c.out_limited, c.out_written
+      SELECT ${claimedColumns('(c.out_job).')}, (c.out_job).trace_context, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits, c.out_written
       FROM ${completeAndClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9::int[], $10::jsonb[]) AS c`,
+
+    /**
+     * The claim of a queue whose only limit is global concurrency, by a worker holding a permit
+     * (see schema step 5, limits part): first `complete` of its attempts ($8 ids, $9 claims, $10
+     * results or NULL), then up to $2 jobs as `claim` takes them ($1-$7), but no more than the
+     * permit's slots less this worker's active jobs. No registry lock: workers with permits claim
+     * at once. Rows: the claimed jobs, and one row whose id is NULL with the permit's slots (NULL:
+     * no permit that applies, acquire one), the ms until a RateLimitedError block ends, and the ids
+     * completed, comma-separated.
+     */
+    completeAndClaimPermitted: permittedClaim(false),
+
+    /** `completeAndClaimPermitted`, with each job's trace context right after the claimed columns. */
+    completeAndClaimPermittedTraced: permittedClaim(true),
+
+    /** A worker's share of a queue's global concurrency: slots, fair share, mode (see the permit function). */
+    acquirePermit: `SELECT out_slots AS slots, out_share AS share, out_mode AS mode FROM ${acquirePermitFunctionName(n)}($1, $2, $3, $4)`,
+
+    /** Gives up the permit of worker $2 for queue $1 (at shutdown; else it lapses). */
+    releasePermit: `DELETE FROM ${n.permitsQualified} WHERE queue = $1 AND worker = $2 RETURNING queue`,
 
     /** `claimLimited`, with each job's trace context right after the claimed columns (tracing on). */
     claimLimitedTraced: `
-      SELECT ${claimedColumns('(c.out_job).')}, (c.out_job).trace_context, c.out_wait_ms, c.out_more, c.out_limited
+      SELECT ${claimedColumns('(c.out_job).')}, (c.out_job).trace_context, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits
       FROM ${limitedClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7) AS c`,
 
     /**

@@ -133,6 +133,63 @@ describe('chaos: limits across worker processes killed with SIGKILL', () => {
     expect(wrongOrder).toBe(0);
   }, 180_000);
 
+  // NOTE: global concurrency as the only limit is claimed with permits (each worker within its
+  // share, no turns on the registry row): the limit must hold through kills all the same, and the
+  // permits given out must never add up past it.
+  it(`global concurrency alone (permits): 3 workers, one SIGKILLed twice: never more than ${GLOBAL} active nor permits past it; each worker runs its share; every job completes`, async () => {
+    const q = 'limits-kill-permits';
+    await setLimits(schema, q, { globalConcurrency: GLOBAL });
+    const settings = { queue: q, concurrency: 8, maxAttempts: 10, worker: { lockDurationMs: 1500, pollIntervalMs: 50 } };
+    const ids = await insertGrouped(schema, q, Array.from({ length: 360 }, () => ({ name: 'sleep', group: null, data: { ms: 40 } })));
+    const sampler = sampleLimits(schema, q, 10);
+    // The permits table, sampled as well: live permits never add up past the limit.
+    let maxPermits = 0;
+    let permitSamples = 0;
+    let sampling = true;
+    const permits = (async () => {
+      while (sampling) {
+        const [{ n }] = await sql<{ n: number }>(`SELECT COALESCE(sum(slots), 0)::int AS n FROM "${schema}".queue_jobs_permits WHERE queue = $1 AND until > now()`, [q]);
+        maxPermits = Math.max(maxPermits, n);
+        permitSamples++;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    let first: { at: number; held: string[] };
+    let second: { at: number; held: string[] };
+    let seen: LimitSamples;
+    let live: ChildWorker[] = [];
+    try {
+      live = await Promise.all([workers.start(settings), workers.start(settings), workers.start(settings)]);
+      const completed = async () => (await countStates(schema, q)).completed ?? 0;
+      await waitFor('a tenth of the jobs to complete', async () => (await completed()) >= ids.length / 10, 30_000);
+      first = await killMidRun(q, live[0]);
+      live[0] = await workers.start(settings);
+      second = await killMidRun(q, live[0]);
+      live[0] = await workers.start(settings);
+      await waitFor('every job to complete', async () => (await completed()) === ids.length, 90_000, 100);
+    } finally {
+      seen = await sampler.stop();
+      sampling = false;
+      await permits;
+    }
+    expect(seen.count).toBeGreaterThan(100);
+    expect(permitSamples).toBeGreaterThan(100);
+    expect(seen.maxActive).toBeLessThanOrEqual(GLOBAL);
+    expect(seen.maxActive).toBeGreaterThanOrEqual(GLOBAL - 2);
+    expect(maxPermits).toBeLessThanOrEqual(GLOBAL);
+    expect(maxPermits).toBeGreaterThan(0); // the workers did claim with permits
+    expect(first.held.length + second.held.length).toBeGreaterThan(0);
+    // Fair: the two workers that ran from the start each ran a fair part of the jobs.
+    const byPid = await sql<{ pid: number; n: number }>(
+      `SELECT m.pid, count(DISTINCT m.job_id)::int AS n FROM "${schema}".markers m JOIN "${schema}".queue_jobs j ON j.id = m.job_id
+       WHERE j.queue = $1 AND m.kind = 'start' GROUP BY m.pid`,
+      [q],
+    );
+    for (const child of live.slice(1)) expect(byPid.find((r) => r.pid === child.pid)?.n ?? 0).toBeGreaterThan(ids.length / 6);
+    const [{ n: once }] = await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${schema}".queue_jobs WHERE queue = $1 AND state = 'completed'`, [q]);
+    expect(once).toBe(ids.length);
+  }, 180_000);
+
   it('limits changed again and again while 3 workers run (and one is killed) never deadlock nor strand a job', async () => {
     const q = 'limits-churn';
     const settings = { queue: q, concurrency: 6, maxAttempts: 10, worker: { lockDurationMs: 1500, pollIntervalMs: 50 } };

@@ -18,6 +18,22 @@ export const limitedClaimFunctionName = (n: TableNaming) => `"${n.schema}"."${n.
 /** The name of the function that completes jobs and then claims (see `completeAndClaimFunction`). */
 export const completeAndClaimFunctionName = (n: TableNaming) => `"${n.schema}"."${n.prefix}_complete_claim_limited"`;
 
+/** The name of the function that gives a worker its share of a global concurrency limit (see `acquirePermitFunction`). */
+export const acquirePermitFunctionName = (n: TableNaming) => `"${n.schema}"."${n.prefix}_acquire_permit"`;
+
+/** The trigger function that voids a queue's permits when its limits change. */
+const voidPermitsFunctionName = (n: TableNaming) => `"${n.schema}"."${n.prefix}_void_permits"`;
+
+/**
+ * SQL true when the registry row `r` (at `now`) can be claimed with permits: global concurrency is
+ * its only limit and no group is blocked. Shared by the limited claim, the permit function and the
+ * permitted claim, so the three agree on when permits apply.
+ */
+export const permitsApply = (r: string, now: string) =>
+  `(${effectiveLimit(r, 'globalConcurrency')} IS NOT NULL AND jsonb_typeof(${effectiveLimit(r, 'globalConcurrency')}) <> 'null'
+    AND ${['rateLimit', 'groupConcurrency', 'groupRateLimit'].map((k) => `COALESCE(jsonb_typeof(${effectiveLimit(r, k)}), 'null') = 'null'`).join(' AND ')}
+    AND NOT COALESCE(${r}.group_blocked_until > ${now}, false))`;
+
 /** How many groups one limited claim examines at most (it goes on from there next time). */
 export const GROUP_WALK_CAP = 256;
 /**
@@ -72,8 +88,35 @@ export const limitsDdl = {
     // NOTE: active jobs claimed under limits, by queue and group: the counts of global and group
     // concurrency. Jobs of unlimited queues never enter it.
     `CREATE INDEX IF NOT EXISTS "${n.prefix}_limits_active_idx" ON ${n.qualified} (hashtext("queue"), "group_key") WHERE "state" = 'active' AND "limits_held"`,
+    // NOTE: a worker's share of a queue's global concurrency (see `acquirePermitFunction`): `slots`
+    // it may hold at once, `wants` (its own concurrency) for the fair division, `total` the limit
+    // it was computed under (a changed limit voids it), `until` when it lapses unless renewed.
+    `CREATE TABLE IF NOT EXISTS ${n.permitsQualified} (
+      "queue" text NOT NULL,
+      "worker" text NOT NULL,
+      "slots" integer NOT NULL,
+      "wants" integer NOT NULL,
+      "total" integer NOT NULL,
+      "until" timestamptz NOT NULL,
+      PRIMARY KEY ("queue", "worker")
+    )`,
     limitedClaimFunction(n),
     completeAndClaimFunction(n),
+    acquirePermitFunction(n),
+    // NOTE: a change of a queue's limits (or a group block, under which permits no longer apply)
+    // voids its permits in the same transaction: deleting them waits for the permitted claims in
+    // flight, and no later one finds a permit computed under the old limits.
+    `CREATE OR REPLACE FUNCTION ${voidPermitsFunctionName(n)}() RETURNS trigger LANGUAGE plpgsql AS $pgq$
+    BEGIN
+      DELETE FROM ${n.permitsQualified} WHERE queue = NEW.name;
+      RETURN NULL;
+    END
+    $pgq$`,
+    `DROP TRIGGER IF EXISTS "${n.prefix}_void_permits" ON ${n.queuesQualified}`,
+    `CREATE TRIGGER "${n.prefix}_void_permits" AFTER UPDATE OF "declared", "overrides", "group_blocked_until" ON ${n.queuesQualified}
+      FOR EACH ROW WHEN (OLD."declared" IS DISTINCT FROM NEW."declared" OR OLD."overrides" IS DISTINCT FROM NEW."overrides"
+        OR NEW."group_blocked_until" IS DISTINCT FROM OLD."group_blocked_until")
+      EXECUTE FUNCTION ${voidPermitsFunctionName(n)}()`,
     // --- limits configuration (declarations of the workers; see lib/limits/declarations.ts) ---
     // NOTE: `declared` holds the winning declaration only (what the claim reads); which worker
     // declares what, and since when, is kept beside it.
@@ -83,6 +126,10 @@ export const limitsDdl = {
     // --- limits configuration ---
     `ALTER TABLE ${n.queuesQualified} DROP COLUMN IF EXISTS "declarations"`,
     // --- limits enforcement ---
+    `DROP TRIGGER IF EXISTS "${n.prefix}_void_permits" ON ${n.queuesQualified}`,
+    `DROP FUNCTION IF EXISTS ${voidPermitsFunctionName(n)}()`,
+    `DROP FUNCTION IF EXISTS ${acquirePermitFunctionName(n)}(text, text, integer, integer)`,
+    `DROP TABLE IF EXISTS ${n.permitsQualified}`,
     `DROP FUNCTION IF EXISTS ${completeAndClaimFunctionName(n)}(text, integer, text, integer, integer, jsonb, integer, bigint[], integer[], jsonb[])`,
     `DROP FUNCTION IF EXISTS ${limitedClaimFunctionName(n)}(text, integer, text, integer, integer, jsonb, integer, integer)`,
     `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_limits_active_idx"`,
@@ -122,6 +169,7 @@ function limitedClaimFunction(n: TableNaming): string {
   const T = n.qualified;
   const R = n.queuesQualified;
   const G = n.groupsQualified;
+  const P = n.permitsQualified;
   const int = (e: string) => `(${e} #>> '{}')::int`;
   const field = (e: string, f: string) => `(${e} ->> '${f}')::int`;
   const ms = (interval: string) => `GREATEST(1, ceil(extract(epoch FROM ${interval}) * 1000))::int`;
@@ -174,7 +222,7 @@ function limitedClaimFunction(n: TableNaming): string {
   return `CREATE OR REPLACE FUNCTION ${limitedClaimFunctionName(n)}(
     p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer,
     p_just_completed integer DEFAULT 0)
-  RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean)
+  RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean, out_full boolean, out_permits boolean)
   LANGUAGE plpgsql VOLATILE AS $pgq$
   DECLARE
     r record;
@@ -204,6 +252,12 @@ function limitedClaimFunction(n: TableNaming): string {
     v_examined integer := 0;
     v_starved boolean := false;
     v_mine integer;
+    v_others integer;
+    v_share integer;
+    v_hungry boolean := false;
+    v_hungry_holds boolean := false;
+    v_wake boolean := false;
+    v_full boolean := false;
   BEGIN
     SELECT * INTO r FROM ${R} WHERE name = p_queue FOR UPDATE;
     v_now := clock_timestamp();
@@ -211,11 +265,11 @@ function limitedClaimFunction(n: TableNaming): string {
     -- claimed here as the plain claim would, so the answer is not wasted; the caller switches.
     v_unlimited := NOT FOUND OR NOT (r.limited OR COALESCE(r.group_blocked_until > v_now, false));
     IF r.paused THEN
-      RETURN QUERY SELECT NULL::${T}, NULL::integer, false, NOT v_unlimited;
+      RETURN QUERY SELECT NULL::${T}, NULL::integer, false, NOT v_unlimited, false, false;
       RETURN;
     END IF;
     IF r.rate_limited_until > v_now THEN
-      RETURN QUERY SELECT NULL::${T}, ${ms('r.rate_limited_until - v_now')}, false, NOT v_unlimited;
+      RETURN QUERY SELECT NULL::${T}, ${ms('r.rate_limited_until - v_now')}, false, NOT v_unlimited, false, false;
       RETURN;
     END IF;
     v_gc := ${int(effectiveLimit('r', 'globalConcurrency'))};
@@ -228,19 +282,34 @@ function limitedClaimFunction(n: TableNaming): string {
     v_grouped := v_grc IS NOT NULL OR v_grmax IS NOT NULL OR v_group_blocks;
 
     IF v_gc IS NOT NULL THEN
-      SELECT count(*)::int, count(*) FILTER (WHERE locked_by = p_worker)::int INTO v_active, v_mine FROM ${T}
-        WHERE state = 'active' AND limits_held AND hashtext(queue) = v_hash AND queue = p_queue;
+      -- NOTE: workers that claim with permits hold their share whether or not they use it at this
+      -- moment: their permits are locked (waiting for their claims in flight), then each worker
+      -- counts as the larger of its permit and its active jobs.
+      PERFORM 1 FROM ${P} WHERE queue = p_queue AND worker <> p_worker AND until > v_now FOR UPDATE;
+      SELECT COALESCE(sum(CASE WHEN w = p_worker THEN COALESCE(a.n, 0) ELSE GREATEST(COALESCE(a.n, 0), COALESCE(p.slots, 0)) END), 0)::int,
+          COALESCE(max(a.n) FILTER (WHERE w = p_worker), 0)::int,
+          count(*) FILTER (WHERE w <> p_worker)::int,
+          COALESCE(bool_or(w = r.hungry_by), false)
+        INTO v_active, v_mine, v_others, v_hungry_holds
+        FROM (SELECT locked_by AS w, count(*)::int AS n FROM ${T}
+              WHERE state = 'active' AND limits_held AND hashtext(queue) = v_hash AND queue = p_queue GROUP BY locked_by) AS a
+        FULL JOIN (SELECT worker AS w, slots FROM ${P} WHERE queue = p_queue AND until > v_now) AS p USING (w);
+      v_hungry := r.hungry_by IS DISTINCT FROM p_worker AND r.hungry_until > v_now;
+      -- The fair share: the limit divided among the workers that hold slots or permits, this one,
+      -- and the hungry one if it holds none.
+      v_share := ceil(v_gc::numeric / (v_others + 1 + CASE WHEN v_hungry AND NOT v_hungry_holds THEN 1 ELSE 0 END))::int;
       IF v_gc - v_active < v_free THEN
-        v_free := v_gc - v_active;
+        v_free := GREATEST(0, v_gc - v_active);
         -- NOTE: a slot frees when an active job ends; this process hears of its own ones.
-        v_more := true;
+        v_full := true;
       END IF;
-      -- NOTE: only a worker that holds none of the slots can starve: one that holds some, or whose
-      -- jobs this very transaction completed (p_just_completed), gets slots back as its jobs end.
-      v_starved := v_gc - v_active <= 0 AND v_mine = 0 AND p_just_completed = 0;
-      -- One free slot is left to the worker that last found the limit full, if not this one.
-      IF v_free > 0 AND r.hungry_by IS DISTINCT FROM p_worker AND r.hungry_until > v_now THEN
-        v_free := v_free - 1;
+      -- NOTE: a worker starves when it wanted more than was free while holding less than its share.
+      v_starved := v_free < p_limit AND v_mine < v_share;
+      -- While another worker is hungry, this one takes no more than its share.
+      IF v_hungry AND v_free > v_share - v_mine THEN
+        v_free := GREATEST(0, v_share - v_mine);
+        v_full := true;
+        v_wake := NOT v_hungry_holds;
       END IF;
     END IF;
     IF v_rmax IS NOT NULL AND v_free > 0 THEN
@@ -391,8 +460,12 @@ function limitedClaimFunction(n: TableNaming): string {
     IF v_gc IS NOT NULL THEN
       IF v_starved THEN
         UPDATE ${R} SET hungry_by = p_worker, hungry_until = v_now + interval '1 second' WHERE name = p_queue;
-      ELSIF r.hungry_by = p_worker AND cardinality(v_ids) > 0 THEN
+      ELSIF r.hungry_by = p_worker THEN
         UPDATE ${R} SET hungry_by = NULL, hungry_until = NULL WHERE name = p_queue;
+      END IF;
+      -- The hungry worker holds nothing, so nothing of its own ends to make it claim: wake it.
+      IF v_wake THEN
+        PERFORM pg_notify('${n.channel}', json_build_object('t', 'job', 'q', p_queue, 'in', 0)::text);
       END IF;
     END IF;
     RETURN QUERY WITH claimed AS (
@@ -404,8 +477,8 @@ function limitedClaimFunction(n: TableNaming): string {
       WHERE j.id = ANY(v_ids)
       RETURNING j
     )
-    SELECT c.j, NULL::integer, NULL::boolean, NULL::boolean FROM claimed AS c;
-    RETURN QUERY SELECT NULL::${T}, v_wait, v_more OR cardinality(v_ids) >= p_limit, NOT v_unlimited;
+    SELECT c.j, NULL::integer, NULL::boolean, NULL::boolean, NULL::boolean, NULL::boolean FROM claimed AS c;
+    RETURN QUERY SELECT NULL::${T}, v_wait, v_more OR cardinality(v_ids) >= p_limit, NOT v_unlimited, v_full, NOT v_unlimited AND ${permitsApply('r', 'v_now')};
   END
   $pgq$`;
 }
@@ -433,7 +506,7 @@ function completeAndClaimFunction(n: TableNaming): string {
   return `CREATE OR REPLACE FUNCTION ${completeAndClaimFunctionName(n)}(
     p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer,
     p_ids bigint[], p_claims integer[], p_results jsonb[])
-  RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean, out_written text)
+  RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean, out_full boolean, out_permits boolean, out_written text)
   LANGUAGE plpgsql VOLATILE AS $pgq$
   DECLARE
     v_written text;
@@ -447,8 +520,85 @@ function completeAndClaimFunction(n: TableNaming): string {
       RETURNING j.id
     )
     SELECT array_to_string(array_agg(id), ',') INTO v_written FROM written;
-    RETURN QUERY SELECT c.out_job, c.out_wait_ms, c.out_more, c.out_limited, CASE WHEN (c.out_job).id IS NULL THEN v_written END
+    RETURN QUERY SELECT c.out_job, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits, CASE WHEN (c.out_job).id IS NULL THEN v_written END
       FROM ${limitedClaimFunctionName(n)}(p_queue, p_limit, p_worker, p_lock_ms, p_max_attempts, p_backoff, p_timeout_ms, cardinality(p_ids)) AS c;
+  END
+  $pgq$`;
+}
+
+/**
+ * A worker's share of a queue's global concurrency: `acquire_permit(queue, worker, wants, lease
+ * ms)` returns `out_slots`, how many jobs of the queue this worker may hold active at once until
+ * its permit lapses (`lease ms` from now, unless acquired again); `out_share`, its fair share (it
+ * may get less for now, while other workers still hold more than theirs); `out_mode`: 'permits',
+ * or 'limited' / 'plain' when permits do not apply to the queue (any other limit, a group block;
+ * no limit at all), and then this worker's permit is gone.
+ *
+ * NOTE: why permits: under a global concurrency limit alone, claims that take turns on the
+ * registry row (the limited claim) cap the whole queue at one claim at a time. With a permit a
+ * worker claims on its own (`completeAndClaimPermitted`, no registry lock): it takes at most its
+ * slots less its active jobs. The limit holds because, under the registry row's lock and with
+ * every permit row locked (waiting for the permitted claims in flight), each worker counts as the
+ * larger of its permit and its active jobs, and the permits given out never add up past the limit.
+ * A permit only ever comes down by someone else (to its holder's fair share); it goes up by its
+ * holder's own acquire.
+ *
+ * Fair division (water-filling): the workers with a live permit and this one, by what each wants
+ * (its concurrency): each gets at most what it wants, and the rest is divided evenly among the others.
+ */
+function acquirePermitFunction(n: TableNaming): string {
+  const T = n.qualified;
+  const R = n.queuesQualified;
+  const P = n.permitsQualified;
+  return `CREATE OR REPLACE FUNCTION ${acquirePermitFunctionName(n)}(p_queue text, p_worker text, p_wants integer, p_lock_ms integer)
+  RETURNS TABLE (out_slots integer, out_share integer, out_mode text)
+  LANGUAGE plpgsql VOLATILE AS $pgq$
+  DECLARE
+    r record;
+    v_now timestamptz;
+    v_gc integer;
+    v_w text[]; v_wants integer[]; v_share integer[] := '{}';
+    v_left integer; v_k integer; v_i integer;
+    v_mine integer := 0; v_used integer; v_slots integer;
+    v_registered boolean;
+  BEGIN
+    SELECT * INTO r FROM ${R} WHERE name = p_queue FOR UPDATE;
+    v_registered := FOUND;
+    v_now := clock_timestamp();
+    IF NOT v_registered OR NOT ${permitsApply('r', 'v_now')} THEN
+      DELETE FROM ${P} WHERE queue = p_queue AND worker = p_worker;
+      RETURN QUERY SELECT 0, 0, CASE WHEN v_registered AND (r.limited OR COALESCE(r.group_blocked_until > v_now, false)) THEN 'limited' ELSE 'plain' END;
+      RETURN;
+    END IF;
+    v_gc := (${effectiveLimit('r', 'globalConcurrency')} #>> '{}')::int;
+    -- Lapsed permits (their workers' active jobs still count, below), then every permit locked.
+    DELETE FROM ${P} WHERE queue = p_queue AND until <= v_now;
+    PERFORM 1 FROM ${P} WHERE queue = p_queue FOR UPDATE;
+    SELECT array_agg(c.w ORDER BY c.wants, c.w), array_agg(c.wants ORDER BY c.wants, c.w) INTO v_w, v_wants
+      FROM (SELECT worker AS w, wants FROM ${P} WHERE queue = p_queue AND worker <> p_worker
+            UNION ALL SELECT p_worker, GREATEST(p_wants, 0)) AS c;
+    v_left := v_gc;
+    v_k := cardinality(v_w);
+    FOR v_i IN 1..v_k LOOP
+      v_share := v_share || LEAST(v_wants[v_i], v_left / (v_k - v_i + 1));
+      v_left := v_left - v_share[v_i];
+      IF v_w[v_i] = p_worker THEN v_mine := v_share[v_i]; END IF;
+    END LOOP;
+    -- Others above their fair share come down to it (they take no more; what they hold ends).
+    UPDATE ${P} AS p SET slots = s.share FROM unnest(v_w, v_share) AS s(w, share)
+      WHERE p.queue = p_queue AND p.worker = s.w AND p.worker <> p_worker AND p.slots > s.share;
+    -- What the others hold: each the larger of its permit and its active jobs (a worker without a
+    -- permit, e.g. one that died or claims without, by its active jobs).
+    SELECT COALESCE(sum(GREATEST(COALESCE(a.n, 0), COALESCE(p.slots, 0))), 0)::int INTO v_used
+      FROM (SELECT locked_by AS w, count(*)::int AS n FROM ${T}
+            WHERE state = 'active' AND limits_held AND hashtext(queue) = hashtext(p_queue) AND queue = p_queue GROUP BY locked_by) AS a
+      FULL JOIN (SELECT worker AS w, slots FROM ${P} WHERE queue = p_queue) AS p USING (w)
+      WHERE w IS DISTINCT FROM p_worker;
+    v_slots := GREATEST(0, LEAST(v_mine, v_gc - v_used));
+    INSERT INTO ${P} (queue, worker, slots, wants, total, until)
+      VALUES (p_queue, p_worker, v_slots, GREATEST(p_wants, 0), v_gc, v_now + p_lock_ms * interval '1 millisecond')
+      ON CONFLICT (queue, worker) DO UPDATE SET slots = EXCLUDED.slots, wants = EXCLUDED.wants, total = EXCLUDED.total, until = EXCLUDED.until;
+    RETURN QUERY SELECT v_slots, v_mine, 'permits'::text;
   END
   $pgq$`;
 }
