@@ -20,7 +20,7 @@ interface Claimed {
 
 /** One limited claim of up to `limit` jobs of `queue` by worker `worker`, on `client` or its own connection. */
 async function claim(queue: string, limit: number, client?: Client): Promise<Claimed> {
-  const text = `SELECT (c.out_job).id::text AS id, (c.out_job).group_key AS g, c.out_more AS more
+  const text = `SELECT c.out_id::text AS id, c.out_group_key AS g, c.out_more AS more
     FROM "${schema}".queue_jobs_claim_limited($1, $2, 'walker', 60000, 3, NULL, NULL) AS c`;
   const rows = (client ? (await client.query(text, [queue, limit])).rows : await sql(text, [queue, limit])) as { id: string | null; g: string | null; more: boolean | null }[];
   const jobs = rows.filter((r) => r.id !== null).sort((a, b) => Number(a.id) - Number(b.id));

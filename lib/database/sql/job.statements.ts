@@ -1,4 +1,5 @@
 import type { TableNaming } from '../table-naming';
+import { CLAIMED_COLUMN_COUNT, CLAIMED_COLUMN_TYPES, claimedColumns, epochMs, epochMsAs } from './claimed-columns';
 import { UNIQUE_HELD, readSchemaVersionSql } from '../migrations/job-table.ddl';
 import { FLOW_LOG_SETTING } from '../migrations/v5/flows.ddl';
 import { acquirePermitFunctionName, completeAndClaimFunctionName, effectiveLimit, limitedClaimFunctionName, permitsApply } from '../migrations/v5/limits.ddl';
@@ -19,26 +20,9 @@ export function buildJobStatements(n: TableNaming) {
        GREATEST(0, ceil(extract(epoch FROM min(run_at) - now()) * 1000)))::text)
      FROM ${rows} GROUP BY queue`;
   const finishedStates = `'completed', 'failed', 'cancelled'`;
-  // NOTE: timestamps leave the database as whole epoch milliseconds (float8): node-postgres parses
-  // a float with parseFloat, but a timestamptz with a regular-expression date parser that costs
-  // microseconds per value, three values per job on the hottest path (claim). Computed in float8
-  // with date_part, not with extract, which works in numeric: 1.0 µs against 0.25 µs per value
-  // here (a million values in psql). The float's error stays below 0.0004 ms until
-  // 2100, so adding 0.0005 before the floor gives the exact truncation (checked against extract
-  // on 4 million timestamps up to 2099).
-  const epochMs = (column: string) => `floor(date_part('epoch', ${column}) * 1000 + 0.0005)`;
-  const ms = (column: string, as: string) => `${epochMs(column)} AS ${as}`;
-  // NOTE: the order matters: `toClaimedJob` reads claimed rows by position. Only what differs
-  // between the jobs of one claim is sent back, because the worker parses every value of every
-  // row: not the queue (the claim's own), nor the lease end (start + lease), nor a result or
-  // finish time (none yet), and the run options only where they differ from the processor's
-  // defaults the claim was given ($5-$7), which is rare. The group last: NULL for a job without one,
-  // which node-postgres hands over without parsing anything. CLAIMED_COLUMN_COUNT counts them.
-  const claimedColumns = (p: string) =>
-    `${p}id, ${p}name, ${p}data, ${p}priority, ${p}attempts, ${p}claims, NULLIF(${p}max_attempts, $5),
-     NULLIF(${p}backoff, $6::jsonb), NULLIF(${p}timeout_ms, $7), ${p}last_error,
-     ${ms(`${p}run_at`, 'run_at')}, ${ms(`${p}created_at`, 'created_at')}, ${ms(`${p}started_at`, 'started_at')}, ${p}unique_key, ${p}group_key,
-     ${ms(`${p}scheduled_for`, 'scheduled_for')}, ${p}schedule_key, ${p}parent_id`;
+  const ms = epochMsAs;
+  // The limited claim function's job columns (see schema step 5), in `claimedColumns`' order.
+  const limitedJobColumns = CLAIMED_COLUMN_TYPES.map(([c]) => `c.out_${c} AS ${c}`).join(', ');
   const jobColumns = (p = '') =>
     `${p}id, ${p}queue, ${p}name, ${p}data, ${p}state, ${p}priority, ${p}attempts, ${p}claims, ${p}max_attempts,
      ${p}backoff, ${p}timeout_ms, ${p}result, ${p}last_error, ${p}locked_by,
@@ -283,7 +267,7 @@ export function buildJobStatements(n: TableNaming) {
      * process ends), and whether to claim with a permit (global concurrency its only limit).
      */
     claimLimited: `
-      SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits
+      SELECT ${limitedJobColumns}, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits
       FROM ${limitedClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7) AS c`,
 
     /**
@@ -292,12 +276,12 @@ export function buildJobStatements(n: TableNaming) {
      * completed, comma-separated (see schema step 5, limits part).
      */
     completeAndClaimLimited: `
-      SELECT ${claimedColumns('(c.out_job).')}, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits, c.out_written
+      SELECT ${limitedJobColumns}, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits, c.out_written
       FROM ${completeAndClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9::int[], $10::jsonb[]) AS c`,
 
     /** `completeAndClaimLimited`, with each job's trace context right after the claimed columns. */
     completeAndClaimLimitedTraced: `
-      SELECT ${claimedColumns('(c.out_job).')}, (c.out_job).trace_context, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits, c.out_written
+      SELECT ${limitedJobColumns}, c.out_trace_context AS trace_context, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits, c.out_written
       FROM ${completeAndClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7, $8::bigint[], $9::int[], $10::jsonb[]) AS c`,
 
     /**
@@ -322,7 +306,7 @@ export function buildJobStatements(n: TableNaming) {
 
     /** `claimLimited`, with each job's trace context right after the claimed columns (tracing on). */
     claimLimitedTraced: `
-      SELECT ${claimedColumns('(c.out_job).')}, (c.out_job).trace_context, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits
+      SELECT ${limitedJobColumns}, c.out_trace_context AS trace_context, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits
       FROM ${limitedClaimFunctionName(n)}($1, $2, $3, $4, $5, $6::jsonb, $7) AS c`,
 
     /**
@@ -595,8 +579,4 @@ ${`COPY ${Q} (${columns}) FROM STDIN;\n`.repeat(pieces)}SELECT ${floor}::text AS
 
 export type JobStatements = ReturnType<typeof buildJobStatements>;
 
-/**
- * How many columns `claimedColumns` returns (`toClaimedJob` reads them by position); a traced claim's
- * trace context comes right after them. A test checks it against the statement.
- */
-export const CLAIMED_COLUMN_COUNT = 18;
+export { CLAIMED_COLUMN_COUNT };

@@ -1,4 +1,13 @@
 import type { TableNaming } from '../../table-naming';
+import { CLAIMED_COLUMN_TYPES, claimedColumns } from '../../sql/claimed-columns';
+
+// The limited claim's job columns: the claimed columns (in their order) and the trace context,
+// returned as columns of their own (`out_<column>`), not as one composite of the job row: the
+// caller reads only these, and taking a composite apart field by field cost about as much as the
+// rest of the answer.
+const jobColumnsOut = [...CLAIMED_COLUMN_TYPES, ['trace_context', 'jsonb']].map(([c, t]) => `out_${c} ${t}`).join(', ');
+/** A row without a job, for the hint rows. */
+const noJob = [...CLAIMED_COLUMN_TYPES, ['trace_context', 'jsonb']].map(([, t]) => `NULL::${t}`).join(', ');
 
 /**
  * The effective value of limit `key` of the registry row `r`, as jsonb (SQL NULL or JSON null when
@@ -144,11 +153,13 @@ export const limitsDdl = {
 
 /**
  * The claim of a queue with limits: `claim_limited(queue, limit, worker, lease ms, max attempts,
- * backoff, timeout ms)`. Returns a row per claimed job (`out_job`), then one last row without a
- * job that tells the caller: `out_wait_ms`, when a limit will let more start (rate window, block);
- * `out_more`, whether more may be claimable now or as soon as a job of this process ends (global
- * concurrency full, group walk cut short); `out_limited`, false when the queue has no limit any
- * more (the caller goes back to the plain claim).
+ * backoff, timeout ms)`. Returns a row per claimed job (its claimed columns and trace context,
+ * `out_id` to `out_trace_context`), then one last row without a job that tells the caller:
+ * `out_wait_ms`, when a limit will let more start (rate window, block); `out_more`, whether more may
+ * be claimable now (group walk cut short); `out_limited`, false when the queue has no limit any
+ * more (the caller goes back to the plain claim); `out_full`, global concurrency (or this worker's
+ * fair share of it) is full, so claim again when a job of this process ends; `out_permits`, global
+ * concurrency is the only limit, so claim with a permit (see `acquirePermitFunction`).
  *
  * Order of the checks, all under the registry row's lock (so claims of one queue take turns on
  * every node): pause, the queue's RateLimitedError block, global concurrency (active jobs counted
@@ -222,7 +233,7 @@ function limitedClaimFunction(n: TableNaming): string {
   return `CREATE OR REPLACE FUNCTION ${limitedClaimFunctionName(n)}(
     p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer,
     p_just_completed integer DEFAULT 0)
-  RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean, out_full boolean, out_permits boolean)
+  RETURNS TABLE (${jobColumnsOut}, out_wait_ms integer, out_more boolean, out_limited boolean, out_full boolean, out_permits boolean)
   LANGUAGE plpgsql VOLATILE AS $pgq$
   DECLARE
     r record;
@@ -265,11 +276,11 @@ function limitedClaimFunction(n: TableNaming): string {
     -- claimed here as the plain claim would, so the answer is not wasted; the caller switches.
     v_unlimited := NOT FOUND OR NOT (r.limited OR COALESCE(r.group_blocked_until > v_now, false));
     IF r.paused THEN
-      RETURN QUERY SELECT NULL::${T}, NULL::integer, false, NOT v_unlimited, false, false;
+      RETURN QUERY SELECT ${noJob}, NULL::integer, false, NOT v_unlimited, false, false;
       RETURN;
     END IF;
     IF r.rate_limited_until > v_now THEN
-      RETURN QUERY SELECT NULL::${T}, ${ms('r.rate_limited_until - v_now')}, false, NOT v_unlimited, false, false;
+      RETURN QUERY SELECT ${noJob}, ${ms('r.rate_limited_until - v_now')}, false, NOT v_unlimited, false, false;
       RETURN;
     END IF;
     v_gc := ${int(effectiveLimit('r', 'globalConcurrency'))};
@@ -475,10 +486,10 @@ function limitedClaimFunction(n: TableNaming): string {
         max_attempts = COALESCE(j.max_attempts, p_max_attempts), backoff = COALESCE(j.backoff, p_backoff),
         timeout_ms = COALESCE(j.timeout_ms, p_timeout_ms)
       WHERE j.id = ANY(v_ids)
-      RETURNING j
+      RETURNING ${claimedColumns('j.', { maxAttempts: 'p_max_attempts', backoff: 'p_backoff', timeoutMs: 'p_timeout_ms' })}, j.trace_context
     )
-    SELECT c.j, NULL::integer, NULL::boolean, NULL::boolean, NULL::boolean, NULL::boolean FROM claimed AS c;
-    RETURN QUERY SELECT NULL::${T}, v_wait, v_more OR cardinality(v_ids) >= p_limit, NOT v_unlimited, v_full, NOT v_unlimited AND ${permitsApply('r', 'v_now')};
+    SELECT c.*, NULL::integer, NULL::boolean, NULL::boolean, NULL::boolean, NULL::boolean FROM claimed AS c;
+    RETURN QUERY SELECT ${noJob}, v_wait, v_more OR cardinality(v_ids) >= p_limit, NOT v_unlimited, v_full, NOT v_unlimited AND ${permitsApply('r', 'v_now')};
   END
   $pgq$`;
 }
@@ -495,23 +506,26 @@ function limitedClaimFunction(n: TableNaming): string {
  * they freed); here the claim, a later statement of the same transaction, already sees those jobs
  * completed. One transaction: a failure writes neither, and the caller writes the outcomes alone.
  *
- * NOTE: the registry row is locked first, before any job row, as the claim does. Waiting for it
- * (other nodes' claims take turns on it) holds nothing else, so when the caller gives up on a
- * statement that waits too long and writes the outcomes by the plain completion, that write is
- * not stuck behind the rows of a statement the server is still running: that one finds them
- * completed (fenced) once it gets the lock, and its claim is rolled back with its lost connection.
+ * NOTE: the completions are written before the registry row is locked (the claim locks it), so
+ * the time a claim holds the queue's turn does not include them: measured +6 to +10 % on the
+ * two-process drain of 200 serial groups (three alternating pairs of three drains, 8,111-9,248
+ * against 8,980-9,802 jobs/s). The price: while such a statement waits for its turn it holds its
+ * completed rows, so if the caller gives up on it (its bound) and writes the outcomes by the plain
+ * completion, that write waits until the statement gets its turn and fails on its lost connection
+ * (rolled back, its claim with it): as long as another transaction holds the queue's registry row,
+ * which blocks the queue's limited claims anyway. No job is lost or written twice either way: the
+ * completion is fenced by claim and worker.
  */
 function completeAndClaimFunction(n: TableNaming): string {
   const T = n.qualified;
   return `CREATE OR REPLACE FUNCTION ${completeAndClaimFunctionName(n)}(
     p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer,
     p_ids bigint[], p_claims integer[], p_results jsonb[])
-  RETURNS TABLE (out_job ${T}, out_wait_ms integer, out_more boolean, out_limited boolean, out_full boolean, out_permits boolean, out_written text)
+  RETURNS TABLE (${jobColumnsOut}, out_wait_ms integer, out_more boolean, out_limited boolean, out_full boolean, out_permits boolean, out_written text)
   LANGUAGE plpgsql VOLATILE AS $pgq$
   DECLARE
     v_written text;
   BEGIN
-    PERFORM 1 FROM ${n.queuesQualified} WHERE name = p_queue FOR UPDATE;
     WITH written AS (
       UPDATE ${T} AS j SET
         state = 'completed', result = COALESCE(u.result, 'null'::jsonb), finished_at = now(), locked_by = NULL, locked_until = NULL
@@ -520,7 +534,7 @@ function completeAndClaimFunction(n: TableNaming): string {
       RETURNING j.id
     )
     SELECT array_to_string(array_agg(id), ',') INTO v_written FROM written;
-    RETURN QUERY SELECT c.out_job, c.out_wait_ms, c.out_more, c.out_limited, c.out_full, c.out_permits, CASE WHEN (c.out_job).id IS NULL THEN v_written END
+    RETURN QUERY SELECT c.*, CASE WHEN c.out_id IS NULL THEN v_written END
       FROM ${limitedClaimFunctionName(n)}(p_queue, p_limit, p_worker, p_lock_ms, p_max_attempts, p_backoff, p_timeout_ms, cardinality(p_ids)) AS c;
   END
   $pgq$`;
