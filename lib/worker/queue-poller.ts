@@ -278,9 +278,10 @@ export class QueuePoller {
           for (const c of completions) c.resolve(claim.written.has(c.outcome.id) ? 'written' : 'fenced');
           ({ jobs, waitMs } = claim);
           if (claim.slots === null && acquired) {
-            // A permit just given did not apply (limits changed in between): the limited claim tells.
+            // A permit just given did not apply (limits changed in between): the limited claim
+            // tells, shortly (not in a loop, should the two keep disagreeing).
             this.permit = undefined;
-            this.again = true;
+            this.wakeAt(Date.now() + PERMIT_RETRY_MS, true);
           } else if (claim.slots === null) {
             // NOTE: no permit that applies (lapsed, voided by a change of limits): acquire again
             // first; the permit function says if permits still apply.
@@ -289,9 +290,10 @@ export class QueuePoller {
           } else {
             this.permit!.slots = claim.slots;
           }
-          // NOTE: a claim below the batch may have stopped at the permit: more is claimed as this
-          // process's jobs end (their completions ride on that claim).
-          more = jobs.length > 0;
+          // NOTE: a claim below the batch may have stopped at the permit: claim again as this
+          // process's jobs end (their completions ride on that claim; other outcomes wake it once
+          // written), not now.
+          more = claim.slots !== null;
           if (jobs.length >= limit) this.again = true;
         } else if (this.limitedClaims) {
           let claim: LimitedClaim;

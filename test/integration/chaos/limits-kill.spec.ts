@@ -12,6 +12,12 @@ const env = useChaosEnvironment('chaos_limits');
 const { schema, workers } = env;
 const GLOBAL = 6;
 
+/** A kill: when, and the jobs the killed process held. */
+interface Kill {
+  at: number;
+  held: string[];
+}
+
 /** One attempt as the handler recorded it (start and end markers, the database's clock). */
 interface Attempt {
   job: string;
@@ -35,13 +41,31 @@ describe('chaos: limits across worker processes killed with SIGKILL', () => {
   }
 
   /** SIGKILLs `victim` once it runs jobs; returns when it died and the jobs it held. */
-  async function killMidRun(queue: string, victim: ChildWorker): Promise<{ at: number; held: string[] }> {
+  async function killMidRun(queue: string, victim: ChildWorker): Promise<Kill> {
     await waitFor(`child ${victim.pid} to have jobs in flight`, async () => (await activeOn(queue, victim.pid)).length > 0);
     const at = Date.now();
     victim.kill('SIGKILL');
     expect(await victim.exited).toMatchObject({ signal: 'SIGKILL' });
     await victim.waitForBackendsGone();
     return { at, held: await activeOn(queue, victim.pid) };
+  }
+
+  /**
+   * Starts 3 workers of `queue`, SIGKILLs one once it runs jobs (after a tenth of the `total` jobs
+   * completed), then its replacement, and waits for every job to complete: the kills, and the
+   * workers alive at the end (the last replacement first).
+   */
+  async function runKilledTwice(queue: string, settings: Parameters<typeof workers.start>[0], total: number): Promise<{ first: Kill; second: Kill; live: ChildWorker[] }> {
+    const live = await Promise.all([workers.start(settings), workers.start(settings), workers.start(settings)]);
+    const completed = async () => (await countStates(schema, queue)).completed ?? 0;
+    await waitFor('a tenth of the jobs to complete', async () => (await completed()) >= total / 10, 30_000);
+    const first = await killMidRun(queue, live[0]);
+    live[0] = await workers.start(settings);
+    // The replacement is killed in turn once it runs jobs.
+    const second = await killMidRun(queue, live[0]);
+    live[0] = await workers.start(settings);
+    await waitFor('every job to complete', async () => (await completed()) === total, 90_000, 100);
+    return { first, second, live };
   }
 
   it(`3 workers, one SIGKILLed twice: never more than ${GLOBAL} active nor 2 of a group at once; serial groups stay serial; every job completes`, async () => {
@@ -57,19 +81,11 @@ describe('chaos: limits across worker processes killed with SIGKILL', () => {
       Array.from({ length: GROUPS * PER_GROUP }, (_, i) => ({ name: 'sleep', group: `g${i % GROUPS}`, data: { ms: 60 } })),
     );
     const sampler = sampleLimits(schema, q, 10);
-    let first: { at: number; held: string[] };
-    let second: { at: number; held: string[] };
+    let first: Kill;
+    let second: Kill;
     let seen: LimitSamples;
     try {
-      const live = await Promise.all([workers.start(settings), workers.start(settings), workers.start(settings)]);
-      const completed = async () => (await countStates(schema, q)).completed ?? 0;
-      await waitFor('a tenth of the jobs to complete', async () => (await completed()) >= ids.length / 10, 30_000);
-      first = await killMidRun(q, live[0]);
-      live[0] = await workers.start(settings);
-      // The replacement is killed in turn once it runs jobs.
-      second = await killMidRun(q, live[0]);
-      live[0] = await workers.start(settings);
-      await waitFor('every job to complete', async () => (await completed()) === ids.length, 90_000, 100);
+      ({ first, second } = await runKilledTwice(q, settings, ids.length));
     } finally {
       seen = await sampler.stop();
     }
@@ -154,19 +170,12 @@ describe('chaos: limits across worker processes killed with SIGKILL', () => {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     })();
-    let first: { at: number; held: string[] };
-    let second: { at: number; held: string[] };
+    let first: Kill;
+    let second: Kill;
     let seen: LimitSamples;
     let live: ChildWorker[] = [];
     try {
-      live = await Promise.all([workers.start(settings), workers.start(settings), workers.start(settings)]);
-      const completed = async () => (await countStates(schema, q)).completed ?? 0;
-      await waitFor('a tenth of the jobs to complete', async () => (await completed()) >= ids.length / 10, 30_000);
-      first = await killMidRun(q, live[0]);
-      live[0] = await workers.start(settings);
-      second = await killMidRun(q, live[0]);
-      live[0] = await workers.start(settings);
-      await waitFor('every job to complete', async () => (await completed()) === ids.length, 90_000, 100);
+      ({ first, second, live } = await runKilledTwice(q, settings, ids.length));
     } finally {
       seen = await sampler.stop();
       sampling = false;
