@@ -61,7 +61,7 @@ export const UNGROUPED_SCAN_ROWS = 1000;
  *   `declared`/`overrides` has to maintain it; the sliding-window log of recent claims
  *   (`rate_log_at`, `rate_log_n`); the round-robin position among groups (`group_cursor`); and
  *   `group_blocked_until`, the latest end of a group's RateLimitedError block; and `hungry_by` /
- *   `hungry_until`, the last worker whose claim found the global concurrency full (see the claim).
+ *   `hungry_until`, the last worker whose claim found less than its fair share free (see the claim).
  * - Groups (`<table>_groups`): per (queue, group) its RateLimitedError block and rate log; a row
  *   exists only for groups that were rate limited.
  * - Job table: `limits_held`, set by the limited claim; an active job with it counts against its
@@ -140,7 +140,7 @@ export const limitsDdl = {
     `DROP FUNCTION IF EXISTS ${acquirePermitFunctionName(n)}(text, text, integer, integer)`,
     `DROP TABLE IF EXISTS ${n.permitsQualified}`,
     `DROP FUNCTION IF EXISTS ${completeAndClaimFunctionName(n)}(text, integer, text, integer, integer, jsonb, integer, bigint[], integer[], jsonb[])`,
-    `DROP FUNCTION IF EXISTS ${limitedClaimFunctionName(n)}(text, integer, text, integer, integer, jsonb, integer, integer)`,
+    `DROP FUNCTION IF EXISTS ${limitedClaimFunctionName(n)}(text, integer, text, integer, integer, jsonb, integer)`,
     `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_limits_active_idx"`,
     `DROP INDEX IF EXISTS "${n.schema}"."${n.prefix}_group_pending_idx"`,
     `ALTER TABLE ${n.qualified} DROP COLUMN IF EXISTS "limits_held"`,
@@ -169,12 +169,13 @@ export const limitsDdl = {
  * pending jobs starting after the group the previous claim ended on, each group given at most its
  * free slots (group concurrency, group window, group block), in claim order within the group.
  *
- * Fair between workers under a global concurrency limit: a claim that finds the limit full while
- * its worker holds none of the slots marks that worker hungry (for one second); another worker's
- * claim then leaves one free slot to it and wakes the queue (a job notification), so a worker
- * without jobs gets the next slot that frees, instead of the workers that hold the slots retaking
- * them forever (a worker that completes and claims in one statement would otherwise always get
- * back the slots it frees).
+ * Fair between workers under a global concurrency limit: a claim that wanted more than was free
+ * while its worker held less than its fair share (the limit divided among the workers holding
+ * slots or permits, itself, and the hungry one) marks that worker hungry (for one second); while
+ * another worker is hungry a claim takes no more than its own share, and wakes the queue (a job
+ * notification) when the hungry worker holds nothing, so no worker is left out while the others
+ * retake the slots they free (a worker that completes and claims in one statement would otherwise
+ * always get back the slots it frees). Workers that hold permits count with their permits.
  */
 function limitedClaimFunction(n: TableNaming): string {
   const T = n.qualified;
@@ -231,8 +232,7 @@ function limitedClaimFunction(n: TableNaming): string {
               v_gn := v_gn || cardinality(v_take);
             END IF;`;
   return `CREATE OR REPLACE FUNCTION ${limitedClaimFunctionName(n)}(
-    p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer,
-    p_just_completed integer DEFAULT 0)
+    p_queue text, p_limit integer, p_worker text, p_lock_ms integer, p_max_attempts integer, p_backoff jsonb, p_timeout_ms integer)
   RETURNS TABLE (${jobColumnsOut}, out_wait_ms integer, out_more boolean, out_limited boolean, out_full boolean, out_permits boolean)
   LANGUAGE plpgsql VOLATILE AS $pgq$
   DECLARE
@@ -511,10 +511,10 @@ function limitedClaimFunction(n: TableNaming): string {
  * two-process drain of 200 serial groups (three alternating pairs of three drains, 8,111-9,248
  * against 8,980-9,802 jobs/s). The price: while such a statement waits for its turn it holds its
  * completed rows, so if the caller gives up on it (its bound) and writes the outcomes by the plain
- * completion, that write waits until the statement gets its turn and fails on its lost connection
- * (rolled back, its claim with it): as long as another transaction holds the queue's registry row,
- * which blocks the queue's limited claims anyway. No job is lost or written twice either way: the
- * completion is fenced by claim and worker.
+ * completion, that write waits until the statement has run once it got its turn (carried out, or
+ * rolled back with its lost connection): as long as another transaction holds the queue's registry
+ * row, which blocks the queue's limited claims anyway. No job is lost or written twice either way:
+ * the completion is fenced by claim and worker (see docs/guarantees.md, "Bounded calls").
  */
 function completeAndClaimFunction(n: TableNaming): string {
   const T = n.qualified;
@@ -535,7 +535,7 @@ function completeAndClaimFunction(n: TableNaming): string {
     )
     SELECT array_to_string(array_agg(id), ',') INTO v_written FROM written;
     RETURN QUERY SELECT c.*, CASE WHEN c.out_id IS NULL THEN v_written END
-      FROM ${limitedClaimFunctionName(n)}(p_queue, p_limit, p_worker, p_lock_ms, p_max_attempts, p_backoff, p_timeout_ms, cardinality(p_ids)) AS c;
+      FROM ${limitedClaimFunctionName(n)}(p_queue, p_limit, p_worker, p_lock_ms, p_max_attempts, p_backoff, p_timeout_ms) AS c;
   END
   $pgq$`;
 }
