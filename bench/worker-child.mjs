@@ -226,7 +226,7 @@ function traceLimitedClaims() {
       const start = now();
       const result = await original.apply(this, args);
       if (method === 'acquirePermit') {
-        acquires.push({ ms: now() - start, slots: result.slots, share: result.share, at: Date.now() });
+        acquires.push({ ms: now() - start, slots: result.slots, share: result.share });
         return result;
       }
       calls.push({ method, ms: now() - start, jobs: result.jobs.length, completed: method.startsWith('completeAndClaim') ? args[0].length : 0, at: start });
@@ -248,7 +248,6 @@ function traceLimitedClaims() {
       permitted: calls.filter((c) => c.method === 'completeAndClaimPermitted').length,
       acquires: acquires.length,
       lastPermit: acquires.at(-1),
-      ...(process.env.BENCH_TRACE_LIMITED === '2' ? { acquireLog: acquires, first: busy[0] && Date.now() - performance.now() + busy[0].at, gaps: busy.slice(1).map((c, i) => [Math.round(c.at - busy[i].at - busy[i].ms), i, c.jobs, busy[i].jobs]).sort((a, b) => b[0] - a[0]).slice(0, 5) } : {}),
     };
   };
 }
