@@ -54,8 +54,6 @@ const PERMIT_RETRY_MAX_MS = 250;
 
 /** This process's permit for a queue whose only limit is global concurrency (see `acquirePermit`). */
 interface PermitState {
-  slots: number;
-  share: number;
   /** When to acquire it again (0: before the next claim): renewal, or a share not yet reached. */
   acquireAt: number;
   /** The current wait before asking again for a share not yet reached. */
@@ -287,8 +285,6 @@ export class QueuePoller {
             // first; the permit function says if permits still apply.
             this.permit!.acquireAt = 0;
             this.again = true;
-          } else {
-            this.permit!.slots = claim.slots;
           }
           // NOTE: a claim below the batch may have stopped at the permit: claim again as this
           // process's jobs end (their completions ride on that claim; other outcomes wake it once
@@ -309,7 +305,7 @@ export class QueuePoller {
           // next claims are plain. One whose only limit is global concurrency: with a permit.
           this.limitedClaims = claim.limited;
           if (claim.permits) {
-            this.permit = { slots: 0, share: 0, acquireAt: 0, retryMs: PERMIT_RETRY_MS };
+            this.permit = { acquireAt: 0, retryMs: PERMIT_RETRY_MS };
             this.again = true;
           }
           // NOTE: a limited claim may say "more" with no job (a group walk cut short): claim
@@ -355,8 +351,6 @@ export class QueuePoller {
       this.limitedClaims = permit.mode === 'limited';
       return false;
     }
-    state.slots = permit.slots;
-    state.share = permit.share;
     if (permit.slots < permit.share) {
       state.acquireAt = Date.now() + state.retryMs;
       state.retryMs = Math.min(state.retryMs * 2, PERMIT_RETRY_MAX_MS);
