@@ -66,6 +66,8 @@ export const COPY_PIECE_ROWS = 250;
 export const COPY_FIRST_PIECE_ROWS = 64;
 /** Largest number of jobs one claim statement takes, whatever the free concurrency. */
 export const MAX_CLAIM_BATCH = 1000;
+/** Largest number of outcomes one write statement takes (the completer's group commit). */
+export const MAX_OUTCOME_BATCH = 1000;
 
 /** Longest unique key accepted. */
 export const MAX_UNIQUE_KEY_LENGTH = 512;

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { AttemptOutcome, JobRepository } from '../database/job.repository';
 import { isTransientError } from '../database/database-errors';
+import { MAX_OUTCOME_BATCH } from '../queue.constants';
 
 /** What became of an outcome: written; fenced out (this worker no longer held the lease); or
  * dropped (the database stayed unreachable, or kept cancelling the write, past shutdown; or it
@@ -12,7 +13,6 @@ interface PendingWrite {
   resolve: (result: WriteResult) => void;
 }
 
-const MAX_BATCH = 1000;
 const MAX_RETRY_DELAY_MS = 2000;
 
 /**
@@ -66,7 +66,7 @@ export class JobCompleter {
   }
 
   private async writeQueued(): Promise<void> {
-    while (this.queue.length > 0) await this.write(this.queue.splice(0, MAX_BATCH));
+    while (this.queue.length > 0) await this.write(this.queue.splice(0, MAX_OUTCOME_BATCH));
   }
 
   private async write(batch: PendingWrite[]): Promise<void> {

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import type { AttemptOutcome, ClaimDefaults, JobRepository, LimitedClaim, PermittedClaim } from '../database/job.repository';
 import type { Job } from '../interfaces/job.interface';
-import { MAX_CLAIM_BATCH } from '../queue.constants';
+import { MAX_CLAIM_BATCH, MAX_OUTCOME_BATCH } from '../queue.constants';
 import type { AttemptHooks } from './job-executor';
 import type { WriteResult } from './job-completer';
 import type { RunningJob } from './running-jobs';
@@ -66,6 +66,21 @@ interface PermitState {
  * heartbeats) for as long as its jobs take.
  */
 const BUFFER_BURST = 64;
+
+/**
+ * How many attempts may be done and waiting for their outcome to be written (plus the buffer's
+ * size), beyond which no slot is refilled: the back-pressure of a database that writes outcomes
+ * slower than the handlers produce them.
+ *
+ * NOTE: at least one full outcome write (the completer's batch), not only twice the concurrency: the
+ * completer writes what arrived while its last write was in flight, which at a small concurrency
+ * and quick handlers is many times the concurrency (a few hundred outcomes per write at 10 slots).
+ * Bounded by twice the concurrency alone, the slots of such a queue sat idle while each write was in
+ * flight, and the claim-ahead sizer, which sizes the buffer by the throughput it measures, then
+ * sized it small for a throughput this bound had held down (measured: a 20,000-job drain at
+ * concurrency 10, 12 alternating pairs, about a fifth faster in 10 of them; see docs/performance.md).
+ */
+const settlingRoom = (concurrency: number): number => Math.max(2 * concurrency, MAX_OUTCOME_BATCH);
 
 /**
  * Claims the due jobs of one queue, as many as it has free slots, in one statement, and hands each
@@ -394,9 +409,7 @@ export class QueuePoller {
 
   private freeSlots(): number {
     const { concurrency } = this.settings;
-    // NOTE: outcomes not yet written may pile up to the concurrency plus the buffer's size: a
-    // buffer refills the slots faster than one write per claim empties them.
-    return Math.min(concurrency - this.active, 2 * concurrency + this.ahead - this.active - this.settling);
+    return Math.min(concurrency - this.active, settlingRoom(concurrency) + this.ahead - this.active - this.settling);
   }
 
   /** One hooks object for all of this queue's attempts (nothing in it is per job). */
