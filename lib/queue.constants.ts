@@ -68,6 +68,11 @@ export const COPY_FIRST_PIECE_ROWS = 64;
 export const MAX_CLAIM_BATCH = 1000;
 /** Largest number of outcomes one write statement takes (the completer's group commit). */
 export const MAX_OUTCOME_BATCH = 1000;
+/**
+ * Fewest attempts a queue may hold done with their outcome not yet written before it stops
+ * refilling its slots, whatever its concurrency (see the poller's `settlingRoom`).
+ */
+export const MIN_SETTLING_ROOM = 128;
 
 /** Longest unique key accepted. */
 export const MAX_UNIQUE_KEY_LENGTH = 512;

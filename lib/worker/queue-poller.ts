@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import type { AttemptOutcome, ClaimDefaults, JobRepository, LimitedClaim, PermittedClaim } from '../database/job.repository';
 import type { Job } from '../interfaces/job.interface';
-import { MAX_CLAIM_BATCH, MAX_OUTCOME_BATCH } from '../queue.constants';
+import { MAX_CLAIM_BATCH, MIN_SETTLING_ROOM } from '../queue.constants';
 import type { AttemptHooks } from './job-executor';
 import type { WriteResult } from './job-completer';
 import type { RunningJob } from './running-jobs';
@@ -72,15 +72,18 @@ const BUFFER_BURST = 64;
  * size), beyond which no slot is refilled: the back-pressure of a database that writes outcomes
  * slower than the handlers produce them.
  *
- * NOTE: at least one full outcome write (the completer's batch), not only twice the concurrency: the
- * completer writes what arrived while its last write was in flight, which at a small concurrency
- * and quick handlers is many times the concurrency (a few hundred outcomes per write at 10 slots).
- * Bounded by twice the concurrency alone, the slots of such a queue sat idle while each write was in
- * flight, and the claim-ahead sizer, which sizes the buffer by the throughput it measures, then
- * sized it small for a throughput this bound had held down (measured: a 20,000-job drain at
- * concurrency 10, 12 alternating pairs, about a fifth faster in 10 of them; see docs/performance.md).
+ * NOTE: at least {@link MIN_SETTLING_ROOM}, not only twice the concurrency: the completer writes
+ * what arrived while its last write was in flight, which at a small concurrency and quick handlers
+ * is many times the concurrency. Bounded by twice the concurrency alone, the slots of such a queue
+ * sat idle while each write was in flight, and the claim-ahead sizer, which sizes the buffer by the
+ * throughput it measures, then sized it small for a throughput this bound had held down (measured:
+ * a 20,000-job drain at concurrency 10, about an eighth faster with the floor of 128 in alternating
+ * pairs). A larger floor (256, or one full outcome write of 1,000) measured no faster, and let a
+ * draining queue hold so many outcomes back that the pickup latency of another queue in the same
+ * process doubled and the peak memory of a 100,000-job drain rose by about a third
+ * (docs/performance.md).
  */
-const settlingRoom = (concurrency: number): number => Math.max(2 * concurrency, MAX_OUTCOME_BATCH);
+const settlingRoom = (concurrency: number): number => Math.max(2 * concurrency, MIN_SETTLING_ROOM);
 
 /**
  * Claims the due jobs of one queue, as many as it has free slots, in one statement, and hands each

@@ -1,6 +1,6 @@
 import type { Job } from '../../lib';
 import type { JobRepository, LimitedClaim } from '../../lib/database/job.repository';
-import { MAX_OUTCOME_BATCH } from '../../lib/queue.constants';
+import { MIN_SETTLING_ROOM } from '../../lib/queue.constants';
 import { AttemptAbort } from '../../lib/worker/attempt-abort';
 import type { AttemptHooks } from '../../lib/worker/job-executor';
 import { QueuePoller, type ClaimedJobRunner } from '../../lib/worker/queue-poller';
@@ -77,22 +77,22 @@ describe('QueuePoller: back-pressure of outcomes not yet written', () => {
     claimAhead: false as const,
   };
 
-  it('refills its slots until one full outcome write waits, then claims nothing more until writes settle', async () => {
+  it('refills its slots until a floor of outcomes waits, then claims nothing more until writes settle', async () => {
     const source = jobSource(5000);
     const writes = stuckWrites();
     const poller = new QueuePoller(settings, source.repository, writes.runner);
     poller.start();
     try {
       // NOTE: at concurrency 10, what one write in flight gathers is many times the concurrency: the
-      // bound is one full write of the completer, not twice the concurrency.
-      expect(await quiet(writes.unsettled)).toBe(MAX_OUTCOME_BATCH);
-      expect(source.claimed()).toBe(MAX_OUTCOME_BATCH);
+      // bound is a fixed floor, not twice the concurrency.
+      expect(await quiet(writes.unsettled)).toBe(MIN_SETTLING_ROOM);
+      expect(source.claimed()).toBe(MIN_SETTLING_ROOM);
       expect(writes.maxRunning()).toBeLessThanOrEqual(settings.concurrency);
 
       // The writes land: the slots fill again, up to the bound again.
       writes.settleAll();
-      expect(await quiet(writes.unsettled)).toBe(MAX_OUTCOME_BATCH);
-      expect(source.claimed()).toBe(2 * MAX_OUTCOME_BATCH);
+      expect(await quiet(writes.unsettled)).toBe(MIN_SETTLING_ROOM);
+      expect(source.claimed()).toBe(2 * MIN_SETTLING_ROOM);
       expect(writes.maxRunning()).toBeLessThanOrEqual(settings.concurrency);
     } finally {
       await poller.stop();
