@@ -77,11 +77,11 @@ const BUFFER_BURST = 64;
  * is many times the concurrency. Bounded by twice the concurrency alone, the slots of such a queue
  * sat idle while each write was in flight, and the claim-ahead sizer, which sizes the buffer by the
  * throughput it measures, then sized it small for a throughput this bound had held down (measured:
- * a 20,000-job drain at concurrency 10, about an eighth faster with the floor of 128 in alternating
- * pairs). A larger floor (256, or one full outcome write of 1,000) measured no faster, and let a
- * draining queue hold so many outcomes back that the pickup latency of another queue in the same
- * process doubled and the peak memory of a 100,000-job drain rose by about a third
- * (docs/performance.md).
+ * a 20,000-job drain at concurrency 10, 7 % and 20 % faster with the floor of 128 in two series of
+ * 10 alternating rounds). A larger floor (256, or one full outcome write of 1,000) measured no
+ * faster, and let a draining queue hold so many outcomes back that the pickup latency of another
+ * queue in the same process rose by two thirds and the peak memory of a 100,000-job drain by a
+ * third to a half (docs/performance.md).
  */
 const settlingRoom = (concurrency: number): number => Math.max(2 * concurrency, MIN_SETTLING_ROOM);
 
