@@ -3,7 +3,7 @@ import type { DeclarationOutcome, QueueRegistryRepository } from '../../database
 import type { RegisteredQueue } from '../../discovery/handler.registry';
 import type { QueueLimits } from '../../interfaces/processor-options.interface';
 import { DEFAULT_CONCURRENCY } from '../../queue.constants';
-import { LIMIT_NAMES, canonicalJson, describeLimits, pickLimits } from '../../limits/queue-limits';
+import { LIMIT_NAMES, canonicalJson, describeLimits, effectiveLimits, pickLimits } from '../../limits/queue-limits';
 import { PeriodicTask } from './periodic-task';
 
 /**
@@ -41,10 +41,17 @@ export class LimitsDeclarer extends PeriodicTask {
     this.limits = new Map(queues.map((q) => [q.queue, pickLimits(q.options)]));
   }
 
-  /** The first declaration, at boot: throws if it cannot be written (the boot fails, as registering does). */
-  async declareAtBoot(): Promise<void> {
+  /**
+   * The first declaration, at boot: throws if it cannot be written (the boot fails, as registering
+   * does). Resolves to the queues that have a limit in effect once it is written (declared in code
+   * by the newest live declaration, or set at runtime), as the registry said in that same exchange.
+   */
+  async declareAtBoot(): Promise<ReadonlySet<string>> {
     this.warnOfLocalConcurrencyAboveGlobal();
-    this.report(await this.registry.declare(this.workerId, this.limits, this.leaseMs), 'boot');
+    const outcomes = await this.registry.declare(this.workerId, this.limits, this.leaseMs);
+    this.report(outcomes, 'boot');
+    const limited = outcomes.filter((o) => Object.values(effectiveLimits(o.after, o.overrides)).some((limit) => limit.value !== null));
+    return new Set(limited.map((o) => o.queue));
   }
 
   override async stop(): Promise<void> {
