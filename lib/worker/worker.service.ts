@@ -157,7 +157,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     // NOTE: what must hold before the first claim, as lanes side by side rather than one step after
     // the other (in sequence they took 25-50 ms of every boot, measured in the drain bench): the
     // worker pool's two connections, then who listens to global events (so their events are sent
-    // from the first claim on); on the app's pool, the schedules and the queues' registry rows,
+    // from the first claim on) and the worker registry's first beat; on the app's pool, the schedules and the queues' registry rows,
     // then, once the worker pool is warm, the limits declared in code (in the registry before the
     // first claim); and the LISTEN connection on its own (so pause and cancel notices are heard
     // from the first claim on). The two worker-pool statements wait for its warm-up, so they take
@@ -171,6 +171,15 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
         await warm;
         this.stoppables.push(this.eventDemand);
         await this.eventDemand.startWatching();
+        // NOTE: the worker registry and rollups need nothing of the pollers; listed before the
+        // first claim, so claims still begin only at the very end of bootstrap.
+        this.stoppables.push(
+          ...(await startObservabilityTasks(repository, this.options, settings, this.tally, {
+            id: this.workerId,
+            queues: Object.fromEntries(queues.map((q) => [q.queue, q.options.concurrency ?? DEFAULT_CONCURRENCY])),
+            running: () => this.running.all().length,
+          })),
+        );
       })(),
       (async () => {
         await startScheduler();
@@ -249,16 +258,6 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.stoppables.push(janitor);
     for (const poller of this.pollers.values()) poller.start();
     probe.start();
-    // NOTE: the worker registry and rollups need not be there before the first claim (nothing
-    // claims by them): written while the first jobs run. Bootstrap still resolves once this worker
-    // is listed.
-    this.stoppables.push(
-      ...(await startObservabilityTasks(repository, this.options, settings, this.tally, {
-        id: this.workerId,
-        queues: Object.fromEntries(queues.map((q) => [q.queue, q.options.concurrency ?? DEFAULT_CONCURRENCY])),
-        running: () => this.running.all().length,
-      })),
-    );
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);
   }
 
