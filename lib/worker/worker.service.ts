@@ -155,14 +155,16 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.unsubscribePauses = this.wakeups.subscribePauses((queue) => this.pollers.get(queue)?.handBackBuffered());
     const listener = settings.listen ? this.createListener(repository) : undefined;
     // NOTE: what must hold before the first claim, as lanes side by side rather than one step after
-    // the other (in sequence they took 25-50 ms of every boot, measured in the drain bench): the
-    // worker pool's two connections, then who listens to global events (so their events are sent
-    // from the first claim on) and the worker registry's first beat; on the app's pool, the schedules and the queues' registry rows,
-    // then, once the worker pool is warm, the limits declared in code (in the registry before the
-    // first claim); and the LISTEN connection on its own (so pause and cancel notices are heard
-    // from the first claim on). The two worker-pool statements wait for its warm-up, so they take
-    // its two connections instead of opening more. Every lane is awaited, settled or not, before a
-    // failure is thrown, so whatever started is in `stoppables` for the shutdown that follows.
+    // the other (in sequence they took 25-50 ms of every boot, measured in the drain bench):
+    // - the worker pool's warm-up, then who listens to global events (so their events are sent from
+    //   the first claim on), then the worker registry's first beat;
+    // - on the app's pool, the schedules and the queues' registry rows, then (once the worker pool
+    //   is warm) the limits declared in code, in the registry before the first claim;
+    // - the LISTEN connection on its own (pause and cancel notices heard from the first claim on).
+    // The worker-pool statements wait for the warm-up, so they find its connections made rather
+    // than each opening one while it connects (the lanes can still overlap: a third connection at
+    // most, within poolSize). Every lane is awaited, settled or not, before a failure is thrown,
+    // so whatever started is in `stoppables` for the shutdown that follows.
     let limitedAtBoot: ReadonlySet<string> | undefined;
     // NOTE: a claim and an outcome write run at once from the first batch on.
     const warm = repository.warmWorkerPool(Math.min(2, settings.poolSize));
