@@ -77,7 +77,8 @@ export class QueueRegistryRepository {
   /**
    * Worker `workerId` declares each queue's limits in code (`limits`, by queue) for `leaseMs`; the
    * newest declaration among the live workers' becomes the queue's `declared` (see
-   * lib/limits/declarations.ts). A queue without a row gets one. Renew before `leaseMs` passes.
+   * lib/limits/declarations.ts). A queue without a row gets one (so the registry lists every queue
+   * a worker runs, before its first claim). Renew before `leaseMs` passes.
    */
   declare(workerId: string, limits: Map<string, QueueLimits>, leaseMs: number): Promise<DeclarationOutcome[]> {
     return this.rewriteDeclarations([...limits.keys()], (queue, state, now) => declare(state, workerId, limits.get(queue)!, now, leaseMs), true);
@@ -120,14 +121,15 @@ export class QueueRegistryRepository {
       }
       // NOTE: on the worker's own pool, like its other statements: they never wait behind the
       // app's queries, and a shutdown on a silent network closes that pool's connections by force.
-      const rows = await this.jobs.runStatement<RawDeclarationRow>('declareLimits', this.statements.readDeclarations, [todo], 'worker');
+      // NOTE: with `createRows`, a queue without a row gets one in the same statement (at boot, and
+      // for a row deleted while the worker runs, by hand say): every queue of the worker is listed.
+      const read = createRows ? this.statements.registerAndReadDeclarations : this.statements.readDeclarations;
+      const rows = await this.jobs.runStatement<RawDeclarationRow>('declareLimits', read, [todo], 'worker');
       const missed: string[] = [];
       if (createRows && rows.length < todo.length) {
-        // NOTE: a row deleted while the worker runs (by hand, say) is made again, not left without its declaration.
+        // NOTE: inserted by another transaction after this statement's snapshot: read again.
         const found = new Set(rows.map((r) => r.name));
-        const absent = todo.filter((q) => !found.has(q));
-        await this.jobs.runStatement('declareLimits', this.statements.register, [absent], 'worker');
-        missed.push(...absent);
+        missed.push(...todo.filter((q) => !found.has(q)));
       }
       for (const row of rows) {
         const previous = row.declarations ?? {};

@@ -17,8 +17,9 @@ export interface WorkerSelf {
 
 /**
  * Starts the worker's observability units: its row in the worker registry and, unless `stats` is
- * off, the rollup writer and their pruner. Resolves once the worker is listed (or its first beat
- * failed: it beats again); returns them for the worker to stop at shutdown.
+ * off, the rollup writer and their pruner (whose first run `deferFirstRun` places). Resolves once
+ * the worker is listed (or its first beat failed: it beats again); returns them for the worker to
+ * stop at shutdown.
  */
 export async function startObservabilityTasks(
   repository: JobRepository,
@@ -26,6 +27,8 @@ export async function startObservabilityTasks(
   settings: ResolvedWorkerOptions,
   tally: OutcomeTally,
   self: WorkerSelf,
+  /** Where the pruner's first run goes: the worker runs it after its first claims. */
+  deferFirstRun: (run: () => Promise<void>) => void = (run) => void run(),
 ): Promise<{ stop(): Promise<void> }[]> {
   const units: { stop(): Promise<void> }[] = [];
   if (options.stats) {
@@ -34,7 +37,7 @@ export async function startObservabilityTasks(
     const pruner = new StatsPruner(stats, options.stats.retentionMs);
     recorder.start();
     pruner.start();
-    void pruner.runOnce();
+    deferFirstRun(() => pruner.runOnce());
     units.push(recorder, pruner);
   }
   const host = hostname();

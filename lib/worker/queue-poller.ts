@@ -156,6 +156,12 @@ export class QueuePoller {
    * so writing first and claiming after would take two round trips per batch.
    */
   private completions: PendingCompletion[] = [];
+  private settleFirstClaim!: () => void;
+  /**
+   * Settles once this poller's first claim has returned or failed, or once it stopped before one
+   * (the worker starts its maintenance's first runs after it: see `QueueWorker`).
+   */
+  readonly firstClaim = new Promise<void>((resolve) => (this.settleFirstClaim = resolve));
 
   constructor(
     private readonly settings: QueuePollerSettings,
@@ -209,6 +215,7 @@ export class QueuePoller {
    */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.settleFirstClaim();
     clearTimeout(this.dueTimer);
     if (this.slotWake) clearImmediate(this.slotWake);
     if (this.burstEnd) clearImmediate(this.burstEnd);
@@ -352,8 +359,10 @@ export class QueuePoller {
         // retries them while the database is away); the claim backs off.
         for (const c of completions) void this.runner.writeOutcome(c.outcome).then(c.resolve);
         this.onClaimError(error);
+        this.settleFirstClaim();
         return;
       }
+      this.settleFirstClaim();
       this.sizer.claimed(performance.now() - sentAt);
       if (this.failures > 0) this.logger.log(`Queue "${this.queue}": claiming again after ${this.failures} failed attempt(s)`);
       this.failures = 0;

@@ -46,6 +46,11 @@ export const FINAL_WRITE_GRACE_MS = 3000;
  * before it lapses, and a killed worker's declaration stops counting after three lock durations.
  */
 export const DECLARATION_LEASE_FACTOR = 3;
+/** The maintenance whose first run waits for the first claims, in the order they then run. */
+const FIRST_RUN_ORDER = ['rescue', 'retention', 'stats', 'schedules'] as const;
+type FirstRuns = Map<(typeof FIRST_RUN_ORDER)[number], () => Promise<void> | void>;
+/** The longest the maintenance's first runs wait for the pollers' first claims (see `runAfterFirstClaims`). */
+export const FIRST_CLAIMS_WAIT_MS = 1000;
 
 /**
  * The worker of this process: one poller per queue that has a processor here, the executor that
@@ -123,11 +128,15 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     // NOTE: before any worker statement, so none of them waits behind the app's queries; none at
     // all in a process with nothing to run (pg-pool connects on demand).
     repository.openWorkerPool(settings.poolSize);
+    // NOTE: the first runs of the maintenance that need not come before the first claims (retention,
+    // the rollups' pruning, the rescue, the schedules' first look), run once the pollers' first
+    // claims are back (see `runAfterFirstClaims`); at once in a worker with no processor.
+    const firstRuns: FirstRuns = new Map();
     const startCleaner = (): void => {
       if (this.options.retentionMs === undefined) return;
       const cleaner = new RetentionCleaner(repository, this.options.retentionMs);
       cleaner.start();
-      void cleaner.runOnce();
+      firstRuns.set('retention', () => cleaner.runOnce());
       this.stoppables.push(cleaner);
     };
     // NOTE: cron schedules: this process's declarations reconciled first (for the queues it has a
@@ -135,13 +144,15 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     const schedules = new ScheduleRepository(repository);
     const startScheduler = async (): Promise<void> => {
       await reconcileSchedules(schedules, this.declaredSchedules.getAll(), queues.map((q) => q.queue), this.logger);
-      this.scheduler = new ScheduleEnqueuer(schedules);
-      this.scheduler.start();
-      this.stoppables.push(this.scheduler);
+      const scheduler = new ScheduleEnqueuer(schedules);
+      this.scheduler = scheduler;
+      firstRuns.set('schedules', () => scheduler.start());
+      this.stoppables.push(scheduler);
     };
     if (queues.length === 0) {
       startCleaner();
       await startScheduler();
+      for (const run of firstRuns.values()) void run();
       // NOTE: most often a processor left out of every module's `providers`: its jobs would stay
       // pending forever without a word.
       this.logger.warn(
@@ -158,13 +169,14 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     // the other (in sequence they took 25-50 ms of every boot, measured in the drain bench):
     // - the worker pool's warm-up, then who listens to global events (so their events are sent from
     //   the first claim on), then the worker registry's first beat;
-    // - on the app's pool, the schedules and the queues' registry rows, then (once the worker pool
-    //   is warm) the limits declared in code, in the registry before the first claim;
+    // - the warm-up, then the limits declared in code, in the registry before the first claim (the
+    //   same statement gives every queue of this worker its registry row);
+    // - on the app's pool, this process's cron schedules;
     // - the LISTEN connection on its own (pause and cancel notices heard from the first claim on).
-    // The worker-pool statements wait for the warm-up, so they find its connections made rather
-    // than each opening one while it connects (the lanes can still overlap: a third connection at
-    // most, within poolSize). Every lane is awaited, settled or not, before a failure is thrown,
-    // so whatever started is in `stoppables` for the shutdown that follows.
+    // Both worker-pool lanes wait for the warm-up and run one statement at a time, so they find its
+    // two connections made rather than each opening one while it connects, and nothing else uses
+    // that pool until the first claims (see `firstRuns`). Every lane is awaited, settled or not,
+    // before a failure is thrown, so whatever started is in `stoppables` for the shutdown that follows.
     let limitedAtBoot: ReadonlySet<string> | undefined;
     // NOTE: a claim and an outcome write run at once from the first batch on.
     const warm = repository.warmWorkerPool(Math.min(2, settings.poolSize));
@@ -180,14 +192,11 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
             id: this.workerId,
             queues: Object.fromEntries(queues.map((q) => [q.queue, q.options.concurrency ?? DEFAULT_CONCURRENCY])),
             running: () => this.running.all().length,
-          })),
+          }, (run) => firstRuns.set('stats', run))),
         );
       })(),
       (async () => {
-        await startScheduler();
-        // NOTE: the registry lists every queue with a processor somewhere, even before its first job.
         const queueRegistry = await this.database.getRegistry();
-        await queueRegistry.register(queues.map((q) => q.queue));
         await warm;
         // NOTE: renewed like a lease (every rescue interval), withdrawn at shutdown.
         const declarer = new LimitsDeclarer(queueRegistry, this.workerId, queues, settings.lockDurationMs * DECLARATION_LEASE_FACTOR, settings.rescueIntervalMs);
@@ -195,6 +204,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
         declarer.start();
         this.stoppables.push(declarer);
       })(),
+      startScheduler(),
       listener?.start(),
     ]);
     startCleaner();
@@ -252,7 +262,7 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.keeper = keeper;
     keeper.start();
     rescuer.start();
-    void rescuer.runOnce();
+    firstRuns.set('rescue', () => rescuer.runOnce());
     this.stoppables.push(keeper, rescuer, probe);
     // Limits: forgets group rate-limit rows that no longer matter.
     const janitor = new GroupJanitor(repository);
@@ -260,7 +270,28 @@ export class QueueWorker implements OnApplicationBootstrap, BeforeApplicationShu
     this.stoppables.push(janitor);
     for (const poller of this.pollers.values()) poller.start();
     probe.start();
+    void this.runAfterFirstClaims(firstRuns);
     this.logger.log(`Worker ${this.workerId} processing ${[...this.pollers.keys()].map((q) => `"${q}"`).join(', ')}`);
+  }
+
+  /**
+   * Runs the maintenance's first runs once every poller's first claim is back (or after
+   * FIRST_CLAIMS_WAIT_MS), unless the worker is stopping by then.
+   *
+   * NOTE: at the same moment as the first claims, they took connections of the worker's pool that
+   * the claims and the boot's statements needed: the pool opened two more while the first claim
+   * waited behind a rescue (measured in the drain bench: the pollers started 48-50 ms into the
+   * boot, the first claim took 12 ms). None of them is urgent to the millisecond: a rescue, a
+   * retention pass, the schedules' first look (due slots are enqueued a few milliseconds later).
+   */
+  private async runAfterFirstClaims(runs: FirstRuns): Promise<void> {
+    await withTimeout(Promise.all([...this.pollers.values()].map((p) => p.firstClaim)), FIRST_CLAIMS_WAIT_MS);
+    for (const task of FIRST_RUN_ORDER) {
+      if (this.stopping !== undefined || !this.started) return;
+      // NOTE: one after the other (none rejects): one more connection at most, not one each. The
+      // schedules' enqueuer only starts (its cycles run on their own), so it comes last.
+      await runs.get(task)?.();
+    }
   }
 
   /** The LISTEN connection's listener: wake-ups, cancel and pause notices (started by `start`). */

@@ -1,6 +1,9 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { Handle, Processor, QueueService, type ProcessorOptions } from '../../lib';
 import { JobRepository } from '../../lib/database/job.repository';
+import { ScheduleRepository } from '../../lib/database/schedule.repository';
+import { StatsRepository } from '../../lib/database/stats.repository';
+import { QueueWorker } from '../../lib/worker/worker.service';
 import { createTestApp } from './helpers/app';
 import { dropSchema, sql, uniqueSchema } from './helpers/database';
 import { setLimits } from './helpers/limits';
@@ -41,8 +44,8 @@ describe('worker boot', () => {
   const apps: INestApplicationContext[] = [];
   let queue: QueueService;
 
-  const bootWorker = async (providers: Function[]) => {
-    const app = await createTestApp({ schema, providers: providers as never, queue: { worker: { pollIntervalMs: POLL_MS } } });
+  const bootWorker = async (providers: Function[], retentionMs?: number) => {
+    const app = await createTestApp({ schema, providers: providers as never, queue: { retentionMs, worker: { pollIntervalMs: POLL_MS } } });
     apps.push(app);
     return app;
   };
@@ -94,6 +97,76 @@ describe('worker boot', () => {
     await completed('unlimited', 50);
     expect(plain).toHaveBeenCalled();
     expect(limited).not.toHaveBeenCalled();
+  });
+
+  it('runs the maintenance of the boot (rescue, retention, rollup pruning, schedules) after the first claim is back, one at a time', async () => {
+    await queue.addBulk(Array.from({ length: 20 }, (_, i) => ({ queue: 'maintained', name: 'job', data: { i } })));
+    const calls: { what: string; start: number; end?: number }[] = [];
+    const timed = <T extends object>(proto: T, method: keyof T & string, what: string) => {
+      const original = proto[method] as unknown as (...args: unknown[]) => Promise<unknown>;
+      jest.spyOn(proto, method as never).mockImplementation(async function (this: unknown, ...args: unknown[]) {
+        const call: { what: string; start: number; end?: number } = { what, start: performance.now() };
+        calls.push(call);
+        try {
+          return await original.apply(this, args);
+        } finally {
+          call.end = performance.now();
+        }
+      } as never);
+    };
+    timed(JobRepository.prototype, 'claim', 'claim');
+    timed(JobRepository.prototype, 'rescueExpired', 'rescue');
+    timed(JobRepository.prototype, 'deleteFinished', 'retention');
+    timed(StatsRepository.prototype, 'prune', 'stats');
+    timed(ScheduleRepository.prototype, 'nextDueInMs', 'schedules');
+    await bootWorker([processorOf('maintained', { concurrency: 5 }, () => undefined)], 60 * 60 * 1000);
+    await completed('maintained', 20);
+    const first = (what: string) => calls.find((c) => c.what === what);
+    await waitFor('the schedules\' first look', async () => first('schedules')?.end !== undefined || undefined, 10_000);
+    const order = ['claim', 'rescue', 'retention', 'stats', 'schedules'].map((what) => ({ what, call: first(what)! }));
+    for (let i = 1; i < order.length; i++) {
+      // Each starts once the one before it is done (the first claim first).
+      expect({ [order[i].what]: order[i].call.start >= order[i - 1].call.end! }).toEqual({ [order[i].what]: true });
+    }
+  });
+
+  it('runs none of the maintenance of the boot when it stops before its first claim is back', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const claimed = jest.fn();
+    jest.spyOn(JobRepository.prototype, 'claim').mockImplementation(async () => {
+      claimed();
+      await held;
+      return [];
+    });
+    const rescue = jest.spyOn(JobRepository.prototype, 'rescueExpired');
+    const schedules = jest.spyOn(ScheduleRepository.prototype, 'nextDueInMs');
+    const app = await bootWorker([processorOf('stopped-early', { concurrency: 1 }, () => undefined)]);
+    try {
+      await waitFor('the first claim sent', async () => claimed.mock.calls.length > 0 || undefined, 10_000);
+      // NOTE: the worker's own stop (as the app's shutdown calls it), so the claim comes back while it stops.
+      const stopping = app.get(QueueWorker).stop();
+      release();
+      await stopping;
+    } finally {
+      release();
+    }
+    expect(rescue).not.toHaveBeenCalled();
+    expect(schedules).not.toHaveBeenCalled();
+  });
+
+  it('gives every queue of the worker its registry row before the first claim, limits declared or not', async () => {
+    const original = JobRepository.prototype.claim;
+    let seen: string[] | undefined;
+    jest.spyOn(JobRepository.prototype, 'claim').mockImplementation(async function (this: JobRepository, ...args: Parameters<JobRepository['claim']>) {
+      seen ??= (await sql<{ name: string }>(`SELECT name FROM "${schema}".queue_jobs_queues WHERE name = ANY($1::text[]) ORDER BY name`, [['no-limits-a', 'no-limits-b']])).map((r) => r.name);
+      return original.apply(this, args);
+    });
+    await bootWorker([processorOf('no-limits-a', { concurrency: 1 }, () => undefined), processorOf('no-limits-b', { concurrency: 1 }, () => undefined)]);
+    await waitFor('a first claim', async () => seen !== undefined || undefined, 10_000);
+    expect(seen).toEqual(['no-limits-a', 'no-limits-b']);
+    const infos = (await queue.getQueues()).filter((q) => q.name.startsWith('no-limits-'));
+    expect(infos.map((q) => [q.name, q.declared])).toEqual([['no-limits-a', {}], ['no-limits-b', {}]]);
   });
 
   it('is listed, listening and has declared its limits once the app has booted', async () => {

@@ -61,6 +61,21 @@ export function buildQueueStatements(n: TableNaming) {
     readDeclarations: `SELECT name, declared, declarations, overrides, ${ms('now()', 'now')} FROM ${R} WHERE name = ANY($1::text[])`,
 
     /**
+     * `readDeclarations`, making a row first for each of the queues $1 that has none (a worker's
+     * declaration at boot: it lists every queue it has a processor for, in one round trip).
+     * NOTE: the SELECT's snapshot does not see the CTE's new rows, so they come from its RETURNING:
+     * each queue once. A row another transaction inserts meanwhile is in neither; the caller reads again.
+     */
+    registerAndReadDeclarations: `
+      WITH registered AS (
+        INSERT INTO ${R} (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING
+        RETURNING name, declared, declarations, overrides
+      )
+      SELECT name, declared, declarations, overrides, ${ms('now()', 'now')} FROM ${R} WHERE name = ANY($1::text[])
+      UNION ALL
+      SELECT name, declared, declarations, overrides, ${ms('now()', 'now')} FROM registered`,
+
+    /**
      * Write queue $1's declared limits $2 and declarations $3, if its declarations are still $4
      * (compare and set: two workers booting at once do not lose each other's entries; the loser
      * reads again). Returns the queue's name when written.
