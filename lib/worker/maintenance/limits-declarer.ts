@@ -42,9 +42,10 @@ export class LimitsDeclarer extends PeriodicTask {
   }
 
   /**
-   * The first declaration, at boot: throws if it cannot be written (the boot fails, as registering
-   * does). Resolves to the queues that have a limit in effect once it is written (declared in code
-   * by the newest live declaration, or set at runtime), as the registry said in that same exchange.
+   * The first declaration, at boot: it also gives each queue without one its registry row, and
+   * throws if it cannot be written (the boot fails). Resolves to the queues that have a limit in
+   * effect once it is written (declared in code by the newest live declaration, or set at runtime),
+   * as the registry said in that same exchange.
    */
   async declareAtBoot(): Promise<ReadonlySet<string>> {
     this.warnOfLocalConcurrencyAboveGlobal();
